@@ -1,0 +1,103 @@
+"""A built-in procedural dataset: point clouds sampled from simple solids.
+
+It needs no download, so the demo and the tests run anywhere. Every shape is
+made from a seed alone: the same seed gives the same clouds on every machine.
+"""
+
+import numpy as np
+import trimesh
+
+CLASS_NAMES = (
+    "sphere", "box", "cylinder", "cone", "torus", "capsule", "pyramid",
+    "tetrahedron",
+)
+
+
+def _pyramid() -> trimesh.Trimesh:
+  square = [[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]]
+  return trimesh.convex.convex_hull(np.array(square + [[0, 0, 1.5]], float))
+
+
+def _tetrahedron() -> trimesh.Trimesh:
+  corners = [[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]
+  return trimesh.convex.convex_hull(np.array(corners, float))
+
+
+def _unit_mesh(name: str, rng: np.random.Generator) -> trimesh.Trimesh:
+  """The shape `name` about the origin, with its own random proportions."""
+  c = trimesh.creation
+  if name == "sphere":
+    return c.icosphere(subdivisions=3)
+  if name == "box":
+    return c.box(extents=rng.uniform(0.6, 1.6, size=3))
+  if name == "cylinder":
+    return c.cylinder(radius=rng.uniform(0.3, 0.6), height=rng.uniform(1.0, 2.0), sections=48)
+  if name == "cone":
+    return c.cone(radius=rng.uniform(0.4, 0.8), height=rng.uniform(1.0, 2.0), sections=48)
+  if name == "torus":
+    return c.torus(major_radius=1.0, minor_radius=rng.uniform(0.15, 0.4),
+                   major_sections=48, minor_sections=24)
+  if name == "capsule":
+    return c.capsule(height=rng.uniform(0.8, 1.6), radius=rng.uniform(0.25, 0.5), count=[24, 24])
+  if name == "pyramid":
+    return _pyramid()
+  if name == "tetrahedron":
+    return _tetrahedron()
+  raise ValueError(f"unknown primitive {name!r}; known: {', '.join(CLASS_NAMES)}")
+
+
+def _random_rotation(rng: np.random.Generator) -> np.ndarray:
+  q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+  q = q * np.sign(np.diag(r))
+  if np.linalg.det(q) < 0:
+    q[:, 0] = -q[:, 0]
+  return q
+
+
+def sample_surface(vertices: np.ndarray, faces: np.ndarray, num_points: int,
+                   rng: np.random.Generator) -> np.ndarray:
+  """Area-weighted uniform samples on a triangle mesh.
+
+  Args:
+    vertices: float[V, 3]; faces: int[F, 3]; num_points: N; rng: the generator.
+
+  Returns:
+    float32[N, 3] points on the surface.
+  """
+  tri = vertices[faces]
+  areas = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+  face = rng.choice(len(faces), size=num_points, p=areas / areas.sum())
+  u, v = rng.random((2, num_points))
+  flip = u + v > 1  # Fold the unit square onto the triangle: uniform on it.
+  u, v = np.where(flip, 1 - u, u), np.where(flip, 1 - v, v)
+  t = tri[face]
+  pts = t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
+  return pts.astype(np.float32)
+
+
+def make_cloud(name: str, num_points: int, rng: np.random.Generator,
+               noise: float = 0.01) -> np.ndarray:
+  """One random instance of shape `name`: float32[num_points, 3]."""
+  mesh = _unit_mesh(name, rng)
+  scale = rng.uniform(0.7, 1.3) * rng.uniform(0.85, 1.15, size=3)
+  vertices = (np.asarray(mesh.vertices) * scale) @ _random_rotation(rng).T
+  points = sample_surface(vertices, np.asarray(mesh.faces), num_points, rng)
+  points += rng.normal(scale=noise, size=points.shape).astype(np.float32)
+  return points + rng.uniform(-0.2, 0.2, size=3).astype(np.float32)
+
+
+def generate(num_per_class: int, num_points: int, seed: int):
+  """`num_per_class` clouds of every class in `CLASS_NAMES`, class-major.
+
+  Returns:
+    points: float32[M, num_points, 3] with M = num_per_class * len(CLASS_NAMES).
+    labels: int32[M], indices into `CLASS_NAMES`.
+  """
+  clouds, labels = [], []
+  for label, name in enumerate(CLASS_NAMES):
+    for i in range(num_per_class):
+      # One generator per shape, so a shape doesn't change when counts do.
+      rng = np.random.default_rng([seed, label, i])
+      clouds.append(make_cloud(name, num_points, rng))
+      labels.append(label)
+  return np.stack(clouds), np.asarray(labels, np.int32)

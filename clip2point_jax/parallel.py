@@ -1,0 +1,40 @@
+"""Device mesh and shardings for data parallelism over devices and hosts."""
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+def make_mesh(devices=None) -> Mesh:
+  """A 1-D mesh over all devices (of all hosts), named `DATA_AXIS`."""
+  devices = jax.devices() if devices is None else devices
+  return Mesh(np.asarray(devices).reshape(-1), (DATA_AXIS,))
+
+
+def data_sharding(mesh: Mesh) -> NamedSharding:
+  """Shards the leading (batch) axis over the data axis; other axes whole."""
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  """Every device holds the whole array (parameters, text features)."""
+  return NamedSharding(mesh, P())
+
+
+def global_batch(mesh: Mesh, local_batch):
+  """Builds global arrays from this host's slice of a batch.
+
+  Args:
+    mesh: the data mesh.
+    local_batch: pytree of numpy arrays whose leading axis is this host's
+      share, `global_batch_size // jax.process_count()`.
+
+  Returns:
+    The same pytree of `jax.Array`s, sharded over the data axis.
+  """
+  sharding = data_sharding(mesh)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)),
+      local_batch)
