@@ -38,3 +38,9 @@ def global_batch(mesh: Mesh, local_batch):
   return jax.tree.map(
       lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)),
       local_batch)
+
+
+def round_to_devices(batch_size: int, mesh: Mesh) -> int:
+  """The smallest multiple of the mesh's device count that is >= batch_size."""
+  n = mesh.devices.size
+  return max(n, -(-batch_size // n) * n)

@@ -1,0 +1,71 @@
+"""PNG figures for results: confusion matrices, depth-map grids, learning curves."""
+
+import matplotlib
+
+matplotlib.use("Agg")  # Files only; no display on servers and CI.
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def save_confusion_matrix(matrix: np.ndarray, class_names, path: str, title: str = "") -> None:
+  """Row-normalised confusion matrix (true class per row) with counts."""
+  matrix = np.asarray(matrix)
+  rates = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+  n = len(class_names)
+  size = max(4.0, 0.28 * n + 2.0)
+  fig, ax = plt.subplots(figsize=(size + 1, size))
+  im = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
+  ax.set_xticks(range(n), class_names, rotation=90, fontsize=7 if n > 20 else 9)
+  ax.set_yticks(range(n), class_names, fontsize=7 if n > 20 else 9)
+  ax.set_xlabel("predicted")
+  ax.set_ylabel("true")
+  if n <= 20:
+    for i in range(n):
+      for j in range(n):
+        if matrix[i, j]:
+          ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
+                  color="white" if rates[i, j] > 0.5 else "black")
+  fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
+  ax.set_title(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def save_depth_grid(depth: np.ndarray, path: str, row_titles=None, view_titles=None) -> None:
+  """Grid of depth maps: one row per cloud, one column per view.
+
+  Args:
+    depth: float[B, V, H, W] in [0, 1] (background 1.0).
+  """
+  depth = np.asarray(depth)
+  b, v = depth.shape[:2]
+  fig, axes = plt.subplots(b, v, figsize=(1.6 * v, 1.6 * b + 0.3), squeeze=False)
+  for i in range(b):
+    for j in range(v):
+      ax = axes[i, j]
+      ax.imshow(depth[i, j], cmap="gray", vmin=0.0, vmax=1.0)
+      ax.set_xticks([])
+      ax.set_yticks([])
+      if i == 0 and view_titles is not None:
+        ax.set_title(view_titles[j], fontsize=7)
+      if j == 0 and row_titles is not None:
+        ax.set_ylabel(row_titles[i], fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def save_curves(curves: dict, path: str, xlabel: str = "step") -> None:
+  """One panel per named series; each value is a list of (x, y) pairs."""
+  names = list(curves)
+  fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3), squeeze=False)
+  for ax, name in zip(axes[0], names):
+    xs, ys = zip(*curves[name]) if curves[name] else ((), ())
+    ax.plot(xs, ys)
+    ax.set_title(name)
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
