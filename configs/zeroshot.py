@@ -1,10 +1,14 @@
 """Zero-shot classification with CLIP on projected depth maps.
 
-  python -m clip2point_jax.main --config configs/zeroshot.py:dataset=primitives \
-      --config.clip.name=/path/to/clip --workdir runs/zeroshot
+  python -m clip2point_jax.main --config configs/zeroshot.py:dataset=modelnet40 \
+      --workdir runs/zeroshot_modelnet40
 
-Arguments after the colon: `dataset=<name>` (primitives, files) and `tiny`
-(the small settings tests and CI use).
+Arguments after the colon: `dataset=<name>`, one of modelnet40, modelnet10,
+modelnet40_aligned, modelnet40_h5, scanobjectnn_objbg, scanobjectnn_objonly,
+scanobjectnn_pb_t50_rs, shapenet55, primitives (prepared once with
+configs/prepare.py; see the README's Datasets section) or `files` (a glob of
+your own files in one folder per class); and `tiny` for the small settings
+that tests and CI use.
 """
 
 import ml_collections
@@ -14,7 +18,7 @@ from clip2point_jax.config_args import parse_arg
 
 
 def get_config(arg=None):
-  a = parse_arg(arg, dataset="primitives", tiny=False)
+  a = parse_arg(arg, dataset="modelnet40", tiny=False)
   c = ml_collections.ConfigDict()
   c.task = "zeroshot"
   c.seed = 0
@@ -22,13 +26,16 @@ def get_config(arg=None):
   c.data = ml_collections.ConfigDict()
   c.data.name = a["dataset"]
   c.data.split = "test"
+  c.data.data_dir = "~/tensorflow_datasets"  # empty: <workdir>/tensorflow_datasets
   c.data.num_points = 1024
+  c.data.sampling = "first"  # Builders store points so the first N are the subset to use.
   # ModelNet is z-up; CLIP2Point turns it y-up before rendering.
   c.data.align_modelnet = a["dataset"].startswith("modelnet")
-  c.data.seed = 0
-  c.data.num_per_class = 16  # primitives only
+  c.data.seed = 0  # files: surface sampling of meshes.
   c.data.files = ""  # files only: a glob; each file's folder names its class.
   c.data.classes = ""  # files only: comma-separated names (default: the folders).
+  # primitives only: options to prepare it with on first use (empty: defaults).
+  c.data.primitives = ml_collections.ConfigDict()
 
   c.clip = ml_collections.ConfigDict()
   c.clip.name = "openai/clip-vit-base-patch32"  # Hub id or local HF directory.
@@ -47,7 +54,9 @@ def get_config(arg=None):
   c.num_grid_clouds = 4
 
   if a["tiny"]:
-    c.data.num_per_class = 2
     c.data.num_points = 256
     c.batch_size = 8
+    c.data.primitives = ml_collections.ConfigDict(dict(
+        num_per_class_train=2, num_per_class_test=2, num_points_stored=512))
   return c
+

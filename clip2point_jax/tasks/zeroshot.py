@@ -17,7 +17,7 @@ from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from clip2point_jax import metrics, parallel, projection
-from clip2point_jax.data import eval_data
+from clip2point_jax.data import pipeline, splits
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import hf_clip, zeroshot
 from clip2point_jax.utils import plots
@@ -25,86 +25,106 @@ from clip2point_jax.utils import plots
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-def _compute_dtype(name: str):
-  if name not in DTYPES:
-    raise UserError(f"config.clip.dtype={name!r}; use one of {', '.join(DTYPES)}")
-  return DTYPES[name]
+def load_classifier(config, class_names, mesh):
+  """The frozen CLIP as a jitted points -> logits function.
 
-
-def run(config, workdir: str) -> dict:
-  """Evaluates zero-shot accuracy; returns the metrics dict it writes."""
-  # 1. Mesh.
-  mesh = parallel.make_mesh()
-  batch_size = parallel.round_to_devices(config.batch_size, mesh)
-
-  # 2. Data.
-  split = eval_data.load_eval_split(config.data)
-  logging.info("%s/%s: %d clouds, %d classes", config.data.name, config.data.split,
-               len(split.source), len(split.class_names))
-
-  # 3. Model: the frozen CLIP, and the text features computed once.
-  loaded = hf_clip.load_clip(config.clip.name, dtype=_compute_dtype(config.clip.dtype))
-  if loaded.config.vision.image_size != config.render.image_size:
-    raise UserError(
-        f"config.render.image_size={config.render.image_size} but the CLIP at "
-        f"{config.clip.name} takes {loaded.config.vision.image_size}x{loaded.config.vision.image_size} images")
-  text_features = zeroshot.class_text_features(loaded, split.class_names, tuple(config.prompts))
-  replicated = parallel.replicated(mesh)
-  params = jax.device_put(loaded.params, replicated)
-  text_features = jax.device_put(text_features, replicated)
-
-  # 4. Step function: points -> logits, one jit.
+  Returns:
+    classify: `(params, text_features, points float32[B, N, 3]) -> float32[B, C]`.
+    params, text_features: replicated over the mesh; the text features are
+      computed once here.
+  """
+  if config.clip.dtype not in DTYPES:
+    raise UserError(f"config.clip.dtype={config.clip.dtype!r}; use one of {', '.join(DTYPES)}")
+  loaded = hf_clip.load_clip(config.clip.name, dtype=DTYPES[config.clip.dtype])
+  size = loaded.config.vision.image_size
+  if size != config.render.image_size:
+    raise UserError(f"config.render.image_size={config.render.image_size} but the CLIP at "
+                    f"{config.clip.name} takes {size}x{size} images")
+  text_features = zeroshot.class_text_features(loaded, class_names, tuple(config.prompts))
   classify = zeroshot.make_classifier(
       zeroshot.clip_image_encoder(loaded), views=config.views, view_weights=config.view_weights,
       image_size=config.render.image_size, radius=config.render.radius,
       distance=config.render.distance, align_modelnet=config.data.align_modelnet)
+  replicated = parallel.replicated(mesh)
+  return classify, jax.device_put(loaded.params, replicated), jax.device_put(text_features, replicated)
+
+
+def predict(classify, params, text_features, source, config, mesh, desc="zero-shot"):
+  """Logits and labels of every example of `source`, in order, on every host.
+
+  Returns:
+    logits float32[M, C], labels int32[M] (numpy), and the seconds it took.
+  """
+  batch_size = parallel.round_to_devices(config.batch_size, mesh)
+  # The classifier normalises on the device; the pipeline need not.
+  batches = pipeline.prefetch(pipeline.batches(
+      source, global_batch_size=batch_size, num_points=config.data.num_points, training=False,
+      sampling=config.data.sampling, normalize_points=False))
+  all_logits, all_labels = [], []
+  start = time.time()
+  for local in tqdm(batches, total=pipeline.num_batches(len(source), batch_size, training=False),
+                    desc=desc, unit="batch", disable=jax.process_index() != 0):
+    batch = parallel.global_batch(mesh, local)
+    logits = classify(params, text_features, batch["points"])
+    gather = lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    keep = gather(batch["mask"])
+    all_logits.append(gather(logits)[keep])
+    all_labels.append(gather(batch["label"])[keep])
+  return np.concatenate(all_logits), np.concatenate(all_labels), time.time() - start
+
+
+def save_depth_grid(config, source, row_titles, indices, path):
+  """The depth maps of `source[indices]`, as the classifier renders them."""
+  points = np.stack([source[int(i)]["points"][:config.data.num_points] for i in indices])
+  prepared = zeroshot.prepare_points(jnp.asarray(points), jnp.ones(points.shape[:2], bool),
+                                     config.data.align_modelnet)
+  depth = projection.render_depth(prepared, config.views, image_size=config.render.image_size,
+                                  radius=config.render.radius, distance=config.render.distance)
+  plots.save_depth_grid(np.asarray(depth), path, row_titles=row_titles,
+                        view_titles=[f"elev {e} azim {a}" for e, a in config.views])
+
+
+def run(config, workdir: str) -> dict:
+  """Evaluates zero-shot accuracy; returns the metrics dict it writes."""
+  os.makedirs(workdir, exist_ok=True)
+  # 1. Mesh.
+  mesh = parallel.make_mesh()
+
+  # 2. Data.
+  source, class_names = splits.load(config.data, config.data.split, workdir)
+  logging.info("%s/%s: %d clouds, %d classes", config.data.name, config.data.split,
+               len(source), len(class_names))
+
+  # 3. Model: the frozen CLIP; 4. step: points -> logits in one jit.
+  classify, params, text_features = load_classifier(config, class_names, mesh)
 
   # 5. Checkpoint restore: nothing trained to restore; the weights are CLIP's.
 
-  # 6. Evals: the loop over the whole split.
-  all_logits, all_labels = [], []
-  start = time.time()
-  batches = eval_data.eval_batches(split.source, batch_size, seed=config.seed)
-  for local in tqdm(batches, total=eval_data.num_batches(split.source, batch_size),
-                    desc="zero-shot", unit="batch", disable=jax.process_index() != 0):
-    batch = parallel.global_batch(mesh, local)
-    logits = classify(params, text_features, batch["points"])
-    keep = np.asarray(multihost_utils.process_allgather(batch["mask"], tiled=True))
-    all_logits.append(np.asarray(multihost_utils.process_allgather(logits, tiled=True))[keep])
-    all_labels.append(np.asarray(multihost_utils.process_allgather(batch["label"], tiled=True))[keep])
-  seconds = time.time() - start
-
-  # 7. Results.
-  logits, labels = np.concatenate(all_logits), np.concatenate(all_labels)
-  result = metrics.classification_metrics(logits, labels, split.class_names)
+  # 6. Evals, 7. loop: one pass over the split.
+  logits, labels, seconds = predict(classify, params, text_features, source, config, mesh)
+  result = metrics.classification_metrics(logits, labels, class_names)
   result.update(dataset=config.data.name, split=config.data.split, clip=config.clip.name,
                 views=[list(v) for v in config.views], prompts=list(config.prompts),
                 seconds=seconds, clouds_per_second=len(labels) / max(seconds, 1e-9))
   if jax.process_index() == 0:
-    _write_outputs(config, workdir, split, result)
+    _write_outputs(config, workdir, source, class_names, result)
   return result
 
 
-def _write_outputs(config, workdir, split, result):
+def _write_outputs(config, workdir, source, class_names, result):
   with open(os.path.join(workdir, "metrics.json"), "w") as f:
     json.dump(result, f, indent=2)
   plots.save_confusion_matrix(
-      np.asarray(result["confusion_matrix"]), split.class_names,
+      np.asarray(result["confusion_matrix"]), class_names,
       os.path.join(workdir, "confusion_matrix.png"),
       title=f"zero-shot {config.data.name}: top-1 {100 * result['top1_accuracy']:.1f}%")
-  count = min(config.num_grid_clouds, len(split.source))
+  count = min(config.num_grid_clouds, len(source))
   if count:
-    picks = np.linspace(0, len(split.source) - 1, count).astype(int)
-    points = np.stack([split.source[int(i)]["points"] for i in picks])
-    labels = [split.class_names[int(split.source[int(i)]["label"])] for i in picks]
-    prepared = zeroshot.prepare_points(jnp.asarray(points), jnp.ones(points.shape[:2], bool),
-                                       config.data.align_modelnet)
-    depth = projection.render_depth(prepared, config.views, image_size=config.render.image_size,
-                                    radius=config.render.radius, distance=config.render.distance)
-    plots.save_depth_grid(np.asarray(depth), os.path.join(workdir, "depth_maps.png"),
-                          row_titles=labels, view_titles=[f"e{e} a{a}" for e, a in config.views])
+    picks = np.linspace(0, len(source) - 1, count).astype(int)
+    titles = [class_names[int(source[int(i)]["label"])] for i in picks]
+    save_depth_grid(config, source, titles, picks, os.path.join(workdir, "depth_maps.png"))
   print(f"\nzero-shot {config.data.name}/{config.data.split}: {result['num_examples']} clouds, "
-        f"{len(split.class_names)} classes")
+        f"{len(class_names)} classes")
   print(f"  top-1 {100 * result['top1_accuracy']:.2f}%   top-5 {100 * result['top5_accuracy']:.2f}%   "
         f"mean class {100 * result['mean_class_accuracy']:.2f}%   "
         f"(chance {100 * result['chance_accuracy']:.2f}%)")

@@ -1,0 +1,71 @@
+"""A task's data config -> a labelled split (random-access source, class names).
+
+`config.data.name` is a prepared dataset (see `registry.DATASETS`) or `files`:
+the files matching `config.data.files`, labelled by their folder's name.
+"""
+
+import glob
+import os
+
+import numpy as np
+
+from clip2point_jax.data import point_files, registry
+from clip2point_jax.errors import UserError
+
+
+class ArraySource:
+  """Random access over stacked arrays, like a TFDS data source."""
+
+  def __init__(self, points: np.ndarray, labels: np.ndarray, ids=None):
+    self.points, self.labels = points, labels
+    self.ids = ids if ids is not None else [str(i) for i in range(len(labels))]
+
+  def __len__(self):
+    return len(self.labels)
+
+  def __getitem__(self, i):
+    return {"points": self.points[i], "label": self.labels[i], "id": self.ids[i]}
+
+
+def expand_files(pattern: str) -> list[str]:
+  """Sorted files matching a glob (`**` recurses); a clear error if none."""
+  paths = sorted(p for p in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p))
+  if not paths:
+    raise UserError(f"{pattern!r} matches no files")
+  return paths
+
+
+def read_files(paths, num_points: int, seed: int = 0) -> np.ndarray:
+  """float32[len(paths), num_points, 3]; each file read as `read_points` does."""
+  return np.stack([point_files.read_points(p, num_points, seed=seed) for p in paths])
+
+
+def files_split(data):
+  """The files matching `data.files`; each one's folder names its class."""
+  paths = expand_files(data.files)
+  folders = [os.path.basename(os.path.dirname(p)) for p in paths]
+  class_names = [c.strip() for c in data.classes.split(",") if c.strip()] or sorted(set(folders))
+  unknown = sorted(set(folders) - set(class_names))
+  if unknown:
+    raise UserError(f"files in folders {unknown} are not among config.data.classes={class_names}")
+  labels = np.asarray([class_names.index(f) for f in folders], np.int32)
+  return ArraySource(read_files(paths, data.num_points, data.seed), labels, paths), tuple(class_names)
+
+
+def data_dir(data, workdir: str) -> str:
+  """`data.data_dir`, or `<workdir>/tensorflow_datasets` when it is empty."""
+  return os.path.expanduser(data.data_dir) if data.data_dir else os.path.join(workdir, "tensorflow_datasets")
+
+
+def load(data, split: str, workdir: str):
+  """(source, class_names) for `split` of the dataset `data` configures.
+
+  For `primitives`, `data.primitives` (if non-empty) holds the options to
+  prepare it with on first use, e.g. fewer clouds for a quick demo.
+  """
+  if data.name == "files":
+    return files_split(data)
+  root = data_dir(data, workdir)
+  if data.name == "primitives" and data.get("primitives"):
+    registry.prepare("primitives", root, **dict(data.primitives))
+  return registry.load_split(data.name, split, root)

@@ -1,0 +1,61 @@
+"""Classify your own point-cloud or mesh files with your own class names.
+
+Prints a table of the top predictions per file and writes `predictions.json`
+and `depth_maps.png` (the views of the first few files) to the workdir.
+"""
+
+import json
+import os
+
+import jax
+import numpy as np
+
+from clip2point_jax import parallel
+from clip2point_jax.data import splits
+from clip2point_jax.errors import UserError
+from clip2point_jax.models import zeroshot
+from clip2point_jax.tasks import zeroshot as zeroshot_task
+
+
+def run(config, workdir: str) -> list:
+  """Returns one {"file", "predictions": [(class, probability), ...]} per file."""
+  os.makedirs(workdir, exist_ok=True)
+  # 1. Mesh.
+  mesh = parallel.make_mesh()
+
+  # 2. Data: every file matching any of the comma-separated globs.
+  class_names = tuple(c.strip() for c in config.classes.split(",") if c.strip())
+  if len(class_names) < 2:
+    raise UserError(f"config.classes={config.classes!r}: give at least two comma-separated class names")
+  paths = sorted({p for pattern in config.inputs.split(",") if pattern.strip()
+                  for p in splits.expand_files(pattern.strip())})
+  if not paths:
+    raise UserError("config.inputs is empty; give a glob such as 'clouds/*.ply'")
+  points = splits.read_files(paths, config.data.num_points, config.data.seed)
+  source = splits.ArraySource(points, np.zeros(len(paths), np.int32), paths)
+
+  # 3. Model and 4. step function.
+  classify, params, text_features = zeroshot_task.load_classifier(config, class_names, mesh)
+
+  # 5. Checkpoint restore: none. 6./7. One pass over the files.
+  logits, _, _ = zeroshot_task.predict(classify, params, text_features, source, config, mesh,
+                                       desc="classify")
+  top = zeroshot.top_predictions(logits, class_names, k=min(config.top_k, len(class_names)))
+  results = [{"file": p, "predictions": [[name, prob] for name, prob in t]} for p, t in zip(paths, top)]
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "predictions.json"), "w") as f:
+      json.dump({"classes": list(class_names), "clip": config.clip.name, "results": results}, f, indent=2)
+    count = min(config.num_grid_clouds, len(paths))
+    zeroshot_task.save_depth_grid(config, source, [os.path.basename(p) for p in paths[:count]],
+                                  range(count), os.path.join(workdir, "depth_maps.png"))
+    _print_table(results)
+    print(f"wrote predictions.json and depth_maps.png to {workdir}")
+  return results
+
+
+def _print_table(results):
+  width = min(max(len(r["file"]) for r in results), 60)
+  for r in results:
+    name = r["file"] if len(r["file"]) <= width else "..." + r["file"][-(width - 3):]
+    guesses = "  ".join(f"{c} {100 * p:5.1f}%" for c, p in r["predictions"])
+    print(f"{name:<{width}}  {guesses}")

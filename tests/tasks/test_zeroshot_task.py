@@ -1,0 +1,121 @@
+"""The zero-shot task and the demo, end to end, and the CLI's error handling."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from clip2point_jax.config_args import load_sibling
+from clip2point_jax.tasks import demo, zeroshot
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIGS = os.path.join(REPO, "configs")
+
+
+def _config(name, arg):
+  return load_sibling(os.path.join(CONFIGS, "x.py"), name).get_config(arg)
+
+
+def test_demo_writes_metrics_and_pictures(tmp_path):
+  config = _config("demo", "tiny")
+  result = demo.run(config, str(tmp_path))
+  for name in ("metrics.json", "confusion_matrix.png", "depth_maps.png", "tiny_clip/model.safetensors"):
+    assert (tmp_path / name).stat().st_size > 0, name
+  written = json.loads((tmp_path / "metrics.json").read_text())
+  assert written["num_examples"] == 16 == result["num_examples"]  # 2 per class, 8 classes
+  assert np.asarray(written["confusion_matrix"]).sum() == 16
+  assert 0.0 <= written["top1_accuracy"] <= written["top5_accuracy"] <= 1.0
+  with open(tmp_path / "depth_maps.png", "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_zeroshot_on_a_folder_of_files(tmp_path, tiny_clip_dir):
+  rng = np.random.default_rng(0)
+  for cls in ("chair", "lamp"):
+    os.makedirs(tmp_path / "clouds" / cls)
+    for i in range(3):
+      np.save(tmp_path / "clouds" / cls / f"{cls}_{i}.npy", rng.normal(size=(200 + i, 3)).astype(np.float32))
+  np.savetxt(tmp_path / "clouds" / "lamp" / "extra.xyz", rng.normal(size=(150, 3)))
+  config = _config("zeroshot", "dataset=files,tiny")
+  with config.unlocked():
+    config.data.files = str(tmp_path / "clouds" / "*" / "*")
+    config.clip.name = tiny_clip_dir
+    config.batch_size = 4  # 7 files: the last batch is padded.
+  result = zeroshot.run(config, str(tmp_path / "out"))
+  assert result["num_examples"] == 7
+  assert result["class_names"] == ["chair", "lamp"]
+  assert np.asarray(result["confusion_matrix"]).sum(1).tolist() == [3, 4]
+
+
+def _cli(*args, timeout=300):
+  return subprocess.run([sys.executable, "-m", "clip2point_jax.main", *args], cwd=REPO,
+                        capture_output=True, text=True, timeout=timeout,
+                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--config", "configs/zeroshot.py:tiny", "--config.data.num_pointz=5"],
+     "the config has no field 'num_pointz'; did you mean 'num_points'?"),
+    (["--config", "configs/zeroshot.py:tiny,datset=x"], "unknown config argument 'datset'"),
+    (["--config", "configs/nope.py"], "cannot load config file configs/nope.py"),
+    (["--config", "configs/zeroshot.py:dataset=primitives,tiny", "--config.clip.name=/no/such/clip"],
+     "/no/such/clip"),
+    (["--config", "configs/zeroshot.py:dataset=modelnet40,tiny"],
+     "configs/prepare.py:dataset=modelnet40"),
+])
+def test_cli_mistakes_end_in_one_clear_line(tmp_path, args, message):
+  proc = _cli(*args, "--workdir", str(tmp_path), f"--config.data.data_dir={tmp_path}/tfds")
+  assert proc.returncode != 0
+  assert "Traceback" not in proc.stderr
+  assert proc.stderr.count("error: ") == 1, proc.stderr
+  assert message in proc.stderr[proc.stderr.index("error: "):], proc.stderr
+
+
+def test_cli_runs_the_demo(tmp_path):
+  proc = _cli("--config", "configs/demo.py:tiny", "--workdir", str(tmp_path))
+  assert proc.returncode == 0, proc.stderr
+  assert "RANDOM weights" in proc.stdout and "top-1" in proc.stdout
+  assert (tmp_path / "metrics.json").exists()
+
+
+def test_classify_own_files_prints_a_table_and_writes_json(tmp_path, tiny_clip_dir, capsys):
+  from clip2point_jax.tasks import classify
+  import trimesh
+  rng = np.random.default_rng(1)
+  np.save(tmp_path / "a.npy", rng.normal(size=(300, 3)).astype(np.float32))
+  np.savetxt(tmp_path / "b.xyz", rng.normal(size=(120, 3)))
+  trimesh.creation.box(extents=(1.0, 0.5, 2.0)).export(tmp_path / "c.ply")
+  config = _config("classify", "tiny")
+  with config.unlocked():
+    config.inputs = f"{tmp_path}/*.npy,{tmp_path}/*.xyz,{tmp_path}/*.ply"
+    config.classes = "chair, table ,lamp"
+    config.clip.name = tiny_clip_dir
+  results = classify.run(config, str(tmp_path / "out"))
+  assert [os.path.basename(r["file"]) for r in results] == ["a.npy", "b.xyz", "c.ply"]
+  for r in results:
+    probs = [p for _, p in r["predictions"]]
+    assert sorted(probs, reverse=True) == probs and 0.99 < sum(probs) <= 1.0 + 1e-6
+    assert {c for c, _ in r["predictions"]} == {"chair", "table", "lamp"}
+  written = json.loads((tmp_path / "out" / "predictions.json").read_text())
+  assert written["classes"] == ["chair", "table", "lamp"] and len(written["results"]) == 3
+  assert "c.ply" in capsys.readouterr().out
+
+
+def test_classify_rejects_bad_input_naming_it(tmp_path, tiny_clip_dir):
+  from clip2point_jax.errors import UserError
+  from clip2point_jax.tasks import classify
+  (tmp_path / "broken.npy").write_bytes(b"not a numpy file")
+  config = _config("classify", "tiny")
+  with config.unlocked():
+    config.inputs = str(tmp_path / "*.npy")
+    config.classes = "chair,lamp"
+    config.clip.name = tiny_clip_dir
+  with pytest.raises(UserError, match="broken.npy"):
+    classify.run(config, str(tmp_path / "out"))
+  with config.unlocked():
+    config.classes = "chair"
+  with pytest.raises(UserError, match="at least two"):
+    classify.run(config, str(tmp_path / "out"))
