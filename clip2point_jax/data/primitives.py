@@ -7,6 +7,8 @@ made from a seed alone: the same seed gives the same clouds on every machine.
 import numpy as np
 import trimesh
 
+from clip2point_jax.data import mesh as mesh_lib
+
 CLASS_NAMES = (
     "sphere", "box", "cylinder", "cone", "torus", "capsule", "pyramid",
     "tetrahedron",
@@ -54,34 +56,13 @@ def _random_rotation(rng: np.random.Generator) -> np.ndarray:
   return q
 
 
-def sample_surface(vertices: np.ndarray, faces: np.ndarray, num_points: int,
-                   rng: np.random.Generator) -> np.ndarray:
-  """Area-weighted uniform samples on a triangle mesh.
-
-  Args:
-    vertices: float[V, 3]; faces: int[F, 3]; num_points: N; rng: the generator.
-
-  Returns:
-    float32[N, 3] points on the surface.
-  """
-  tri = vertices[faces]
-  areas = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-  face = rng.choice(len(faces), size=num_points, p=areas / areas.sum())
-  u, v = rng.random((2, num_points))
-  flip = u + v > 1  # Fold the unit square onto the triangle: uniform on it.
-  u, v = np.where(flip, 1 - u, u), np.where(flip, 1 - v, v)
-  t = tri[face]
-  pts = t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
-  return pts.astype(np.float32)
-
-
 def make_cloud(name: str, num_points: int, rng: np.random.Generator,
                noise: float = 0.01) -> np.ndarray:
   """One random instance of shape `name`: float32[num_points, 3]."""
   mesh = _unit_mesh(name, rng)
   scale = rng.uniform(0.7, 1.3) * rng.uniform(0.85, 1.15, size=3)
   vertices = (np.asarray(mesh.vertices) * scale) @ _random_rotation(rng).T
-  points = sample_surface(vertices, np.asarray(mesh.faces), num_points, rng)
+  points = mesh_lib.sample_surface(vertices, np.asarray(mesh.faces), num_points, rng, name)
   points += rng.normal(scale=noise, size=points.shape).astype(np.float32)
   return points + rng.uniform(-0.2, 0.2, size=3).astype(np.float32)
 
