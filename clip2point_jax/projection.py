@@ -32,6 +32,12 @@ POINT_RADIUS = 0.02
 # CLIP2Point maps foreground depth into [0, 200/255]; background is white.
 FOREGROUND_SCALE = 200.0 / 255.0
 BACKGROUND = 1.0
+# Soft mode: half-width of the disc's smoothed edge (NDC) and the depth
+# temperature of the soft z-buffer (depth units). About a pixel at 224 and a
+# tenth of a typical front-to-back gap, so images stay close to the hard ones.
+SOFT_SIGMA = 0.01
+SOFT_GAMMA = 0.01
+RENDER_MODES = ("hard", "soft")
 
 
 def normalize_points(points: jax.Array, mask: jax.Array | None = None) -> jax.Array:
@@ -53,7 +59,11 @@ def normalize_points(points: jax.Array, mask: jax.Array | None = None) -> jax.Ar
   centred = points - jnp.sum(jnp.where(mask[..., None], points, 0.0), -2, keepdims=True) / count
   norms = jnp.where(mask, jnp.linalg.norm(jnp.where(mask[..., None], centred, 0.0), axis=-1), 0.0)
   scale = jnp.max(norms, axis=-1, initial=0.0)[..., None, None]
-  return centred / jnp.where(scale > 0, scale, 1.0)
+  # A cloud whose points coincide (up to the rounding of its mean) has no
+  # extent to scale by: it collapses to the origin instead of to noise.
+  magnitude = jnp.max(jnp.where(mask[..., None], jnp.abs(points), 0.0), axis=(-2, -1), initial=0.0)
+  degenerate = scale <= 1e-6 * (1.0 + magnitude[..., None, None])
+  return jnp.where(degenerate, 0.0, centred / jnp.where(degenerate, 1.0, scale))
 
 
 def align_modelnet(points: jax.Array) -> jax.Array:
@@ -76,27 +86,29 @@ def _normalize(v: jax.Array, eps: float = 1e-5) -> jax.Array:
 
 
 def camera_axes(elevation: jax.Array, azimuth: jax.Array,
-                distance: jax.Array | float = 1.0) -> jax.Array:
+                distance: jax.Array | float = 1.0, *,
+                dtype: jnp.dtype = jnp.float32) -> jax.Array:
   """Camera axes of PyTorch3D's `look_at_view_transform` (at origin, up +y).
 
   Args:
     elevation, azimuth: float32[...] in degrees (broadcastable).
     distance: the camera's distance from the origin (broadcastable).
+    dtype: compute dtype; the soft renderer passes float64 for gradient checks.
 
   Returns:
-    float32[..., 3, 3] whose rows are the camera's x, y and z axes in world
-    coordinates. Near the poles, where up x z vanishes, PyTorch3D's fallback
+    float32[..., 3, 3] (or `dtype`) whose rows are the camera's x, y and z axes
+    in world coordinates. Near the poles, where up x z vanishes, PyTorch3D's fallback
     x = y x z is used, so every view gets a proper rotation.
   """
-  deg = jnp.float32(math.pi / 180.0)
-  elev = deg * jnp.asarray(elevation, jnp.float32)
-  azim = deg * jnp.asarray(azimuth, jnp.float32)
-  dist = jnp.asarray(distance, jnp.float32)
+  deg = jnp.asarray(math.pi / 180.0, dtype)
+  elev = deg * jnp.asarray(elevation, dtype)
+  azim = deg * jnp.asarray(azimuth, dtype)
+  dist = jnp.asarray(distance, dtype)
   position = jnp.stack(jnp.broadcast_arrays(
       dist * jnp.cos(elev) * jnp.sin(azim),
       dist * jnp.sin(elev),
       dist * jnp.cos(elev) * jnp.cos(azim)), axis=-1)
-  up = jnp.array([0.0, 1.0, 0.0], jnp.float32)
+  up = jnp.array([0.0, 1.0, 0.0], dtype)
   z_axis = _normalize(-position)
   x_axis = _normalize(jnp.cross(jnp.broadcast_to(up, z_axis.shape), z_axis))
   y_axis = _normalize(jnp.cross(z_axis, x_axis))
@@ -106,24 +118,27 @@ def camera_axes(elevation: jax.Array, azimuth: jax.Array,
 
 
 def project_points(points: jax.Array, views: jax.Array,
-                   distance: jax.Array | float = 1.0) -> jax.Array:
+                   distance: jax.Array | float = 1.0, *,
+                   dtype: jnp.dtype = jnp.float32) -> jax.Array:
   """Points in each view's NDC, with depth along the view direction.
 
   Args:
     points: float32[B, N, 3].
     views: float32[V, 2] or float32[B, V, 2], (elevation, azimuth) in degrees.
     distance: scalar, float32[V] or float32[B, V].
+    dtype: compute dtype (float32 unless a float64 gradient check asks).
 
   Returns:
-    float32[B, V, N, 3]: NDC x, NDC y and depth z. As in CLIP2Point the cloud
-    is scaled by 1/distance first, and z = p . z_axis + distance.
+    float32[B, V, N, 3] (or `dtype`): NDC x, NDC y and depth z. As in
+    CLIP2Point the cloud is scaled by 1/distance first, and
+    z = p . z_axis + distance.
   """
-  points = jnp.asarray(points, jnp.float32)
-  views = jnp.asarray(views, jnp.float32)
+  points = jnp.asarray(points, dtype)
+  views = jnp.asarray(views, dtype)
   batch = points.shape[0]
   views = jnp.broadcast_to(views, (batch,) + views.shape[-2:])
-  dist = jnp.broadcast_to(jnp.asarray(distance, jnp.float32), views.shape[:-1])
-  axes = camera_axes(views[..., 0], views[..., 1], dist)  # [B, V, 3, 3]
+  dist = jnp.broadcast_to(jnp.asarray(distance, dtype), views.shape[:-1])
+  axes = camera_axes(views[..., 0], views[..., 1], dist, dtype=dtype)  # [B, V, 3, 3]
   scaled = points[:, None] / dist[..., None, None]  # [B, V, N, 3]
   view = jnp.einsum("bvnc,bvkc->bvnk", scaled, axes, precision="highest")
   return view.at[..., 2].add(dist[..., None])
@@ -211,11 +226,18 @@ def normalize_depth(zbuf: jax.Array) -> jax.Array:
 
 def render_depth(points: jax.Array, views, *, image_size: int = IMAGE_SIZE,
                  radius: float = POINT_RADIUS, distance: jax.Array | float = 1.0,
-                 mask: jax.Array | None = None) -> jax.Array:
+                 mask: jax.Array | None = None, mode: str = "hard",
+                 sigma: float = SOFT_SIGMA, gamma: float = SOFT_GAMMA) -> jax.Array:
   """Multi-view depth maps of point clouds, as CLIP2Point renders them.
 
   Jit-able and batched: no Python loop runs over points or views. Points are
   used as given (call `normalize_points` / `align_modelnet` first).
+
+  mode="hard" is CLIP2Point's z-buffer; gradients reach only the depth of each
+  pixel's winning point. mode="soft" is the differentiable renderer of
+  `soft_projection.render_soft_depth`: smooth discs and a soft z-buffer, so
+  points, views and distance all get gradients; it tends to the hard images as
+  sigma and gamma go to 0, and computes in the points' dtype (float64 allowed).
 
   Args:
     points: float32[B, N, 3]. Non-finite points are skipped, like masked ones;
@@ -226,10 +248,22 @@ def render_depth(points: jax.Array, views, *, image_size: int = IMAGE_SIZE,
     distance: camera distance: scalar, float32[V] or float32[B, V] (the
       pre-training jitter varies it per cloud and view).
     mask: optional bool[B, N]; False marks padding.
+    mode: "hard" or "soft".
+    sigma: soft mode only: half-width in NDC of the discs' smoothed edge; a
+      static Python float (it sizes the footprint).
+    gamma: soft mode only: depth temperature of the soft z-buffer.
 
   Returns:
     float32[B, V, image_size, image_size] in [0, 1]; background is 1.0.
   """
+  if mode not in RENDER_MODES:
+    raise UserError(f"render mode must be one of {RENDER_MODES}, got {mode!r}")
+  if mode == "soft":
+    # Imported here: soft_projection builds on this module.
+    from clip2point_jax import soft_projection  # pylint: disable=g-import-not-at-top
+    return soft_projection.render_soft_depth(
+        points, views, image_size=image_size, radius=radius, sigma=sigma,
+        gamma=gamma, distance=distance, mask=mask)
   points = jnp.asarray(points, jnp.float32)
   if points.ndim != 3 or points.shape[-1] != 3:
     raise UserError(f"points must have shape [B, N, 3], got {points.shape}")

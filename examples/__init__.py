@@ -1,0 +1,1 @@
+"""Small runnable demonstrations: `python -m examples.<name>` from the repo root."""
