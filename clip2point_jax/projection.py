@@ -11,8 +11,9 @@ points left and +Y up; pixel (row i, column j) of an HxW image has its centre at
 NDC (1 - (2j+1)/W, 1 - (2i+1)/H).
 """
 
+import functools
 import math
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -154,10 +155,46 @@ def footprint_size(image_size: int, radius: float) -> int:
   return int(math.floor(radius * image_size)) + 2
 
 
-def _pixel_ndc(index: jax.Array, size: int) -> jax.Array:
-  # PyTorch3D's PixToNonSquareNdc on the flipped index, in float32.
-  flipped = (size - 1 - index).astype(jnp.float32)
-  return -1.0 + (2.0 * flipped + 1.0) / jnp.float32(size)
+def _pixel_ndc(index: jax.Array, size: int, dtype) -> jax.Array:
+  # PyTorch3D's PixToNonSquareNdc on the flipped index.
+  flipped = (size - 1 - index).astype(dtype)
+  return -1.0 + (2.0 * flipped + 1.0) / jnp.asarray(size, dtype)
+
+
+class Footprints(NamedTuple):
+  """Each point's square of K x K candidate pixels, for every view."""
+  dist2: jax.Array  # float[B, V, N, K, K]: squared NDC distance point -> pixel centre
+  inside: jax.Array  # bool[B, V, N, K, K]: the pixel lies in the image
+  flat: jax.Array  # int32[B, V, N, K, K]: index into the B*V*H*W pixels
+
+
+def point_footprints(ndc: jax.Array, *, image_size: int, reach: float) -> Footprints:
+  """The candidate pixels of every point, for splatting with a scatter.
+
+  Args:
+    ndc: float[B, V, N, 3] from `project_points`; the distances are computed
+      in its dtype.
+    image_size: H = W.
+    reach: the largest NDC distance at which a point still touches a pixel.
+  """
+  b, v, _, _ = ndc.shape
+  size = image_size
+  k = footprint_size(size, reach)
+  x, y = ndc[..., 0], ndc[..., 1]
+  # Continuous column/row of the point's centre: inverse of the pixel-centre map.
+  col = ((1.0 - x) * size - 1.0) / 2.0
+  row = ((1.0 - y) * size - 1.0) / 2.0
+  reach_px = reach * size / 2.0
+  offsets = jnp.arange(k, dtype=jnp.int32)
+  cols = jnp.floor(col - reach_px).astype(jnp.int32)[..., None] + offsets  # [B,V,N,K]
+  rows = jnp.floor(row - reach_px).astype(jnp.int32)[..., None] + offsets
+  dx = _pixel_ndc(cols, size, ndc.dtype) - x[..., None]
+  dy = _pixel_ndc(rows, size, ndc.dtype) - y[..., None]
+  dist2 = dy[..., :, None] * dy[..., :, None] + dx[..., None, :] * dx[..., None, :]
+  inside = ((rows >= 0) & (rows < size))[..., :, None] & ((cols >= 0) & (cols < size))[..., None, :]
+  image = (jnp.arange(b * v, dtype=jnp.int32) * (size * size)).reshape(b, v, 1, 1, 1)
+  flat = image + rows[..., :, None] * size + cols[..., None, :]
+  return Footprints(dist2, inside, flat)
 
 
 def rasterize_zbuffer(ndc: jax.Array, mask: jax.Array, *, image_size: int,
@@ -174,31 +211,17 @@ def rasterize_zbuffer(ndc: jax.Array, mask: jax.Array, *, image_size: int,
     float32[B, V, H, W] depth of the nearest covering point; +inf where no
     point covers the pixel. Points behind the camera (z < 0) are skipped.
   """
-  b, v, n, _ = ndc.shape
-  size = image_size
-  k = footprint_size(size, radius)
-  x, y, z = ndc[..., 0], ndc[..., 1], ndc[..., 2]
-  # Continuous column/row of the point's centre: inverse of the pixel-centre map.
-  col = ((1.0 - x) * size - 1.0) / 2.0
-  row = ((1.0 - y) * size - 1.0) / 2.0
-  reach = radius * size / 2.0
-  offsets = jnp.arange(k, dtype=jnp.int32)
-  cols = jnp.floor(col - reach).astype(jnp.int32)[..., None] + offsets  # [B,V,N,K]
-  rows = jnp.floor(row - reach).astype(jnp.int32)[..., None] + offsets
-  dx = _pixel_ndc(cols, size) - x[..., None]
-  dy = _pixel_ndc(rows, size) - y[..., None]
-  dist2 = dy[..., :, None] * dy[..., :, None] + dx[..., None, :] * dx[..., None, :]
-  inside = ((rows >= 0) & (rows < size))[..., :, None] & ((cols >= 0) & (cols < size))[..., None, :]
+  b, v = ndc.shape[:2]
+  pixels = b * v * image_size * image_size
+  z = ndc[..., 2]
+  fp = point_footprints(ndc, image_size=image_size, reach=radius)
   valid = jnp.isfinite(ndc).all(-1) & (z >= 0) & mask[:, None, :]
-  covered = inside & (dist2 < jnp.float32(radius) * jnp.float32(radius)) & valid[..., None, None]
-
-  image = (jnp.arange(b * v, dtype=jnp.int32) * (size * size)).reshape(b, v, 1, 1, 1)
-  flat = image + rows[..., :, None] * size + cols[..., None, :]  # [B,V,N,K,K]
-  flat = jnp.where(covered, flat, b * v * size * size)  # Out of range: dropped.
+  covered = fp.inside & (fp.dist2 < jnp.float32(radius) * jnp.float32(radius)) & valid[..., None, None]
+  flat = jnp.where(covered, fp.flat, pixels)  # Out of range: dropped.
   depth = jnp.broadcast_to(z[..., None, None], flat.shape)
-  zbuf = jnp.full((b * v * size * size,), jnp.inf, jnp.float32)
+  zbuf = jnp.full((pixels,), jnp.inf, jnp.float32)
   zbuf = zbuf.at[flat.reshape(-1)].min(depth.reshape(-1), mode="drop")
-  return zbuf.reshape(b, v, size, size)
+  return zbuf.reshape(b, v, image_size, image_size)
 
 
 def normalize_depth(zbuf: jax.Array) -> jax.Array:
@@ -269,6 +292,13 @@ def render_depth(points: jax.Array, views, *, image_size: int = IMAGE_SIZE,
     raise UserError(f"points must have shape [B, N, 3], got {points.shape}")
   if mask is None:
     mask = jnp.ones(points.shape[:2], bool)
+  return _render_hard(points, jnp.asarray(views, jnp.float32), distance, mask,
+                      image_size=image_size, radius=radius)
+
+
+# Jitted as a whole, so eager calls compile once instead of op by op.
+@functools.partial(jax.jit, static_argnames=("image_size", "radius"))
+def _render_hard(points, views, distance, mask, *, image_size, radius):
   ndc = project_points(points, views, distance)
   zbuf = rasterize_zbuffer(ndc, mask, image_size=image_size, radius=radius)
   return normalize_depth(zbuf)

@@ -32,6 +32,8 @@ Cost: one scatter-max, one gather and three scatter-adds over B*V*N*K^2
 candidates (K from r + s), against the hard mode's single scatter-min.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -42,12 +44,6 @@ from clip2point_jax.errors import UserError
 def _smootherstep(t: jax.Array) -> jax.Array:
   t = jnp.clip(t, 0.0, 1.0)
   return t * t * t * (t * (6.0 * t - 15.0) + 10.0)
-
-
-def _pixel_ndc(index: jax.Array, size: int, dtype) -> jax.Array:
-  # The hard mode's pixel-centre map, in the compute dtype.
-  flipped = (size - 1 - index).astype(dtype)
-  return -1.0 + (2.0 * flipped + 1.0) / size
 
 
 def rasterize_soft(ndc: jax.Array, mask: jax.Array, *, image_size: int,
@@ -67,33 +63,19 @@ def rasterize_soft(ndc: jax.Array, mask: jax.Array, *, image_size: int,
     depth D (0 where nothing covers the pixel) and the silhouette in [0, 1].
     Points behind the camera (z < 0) and non-finite points are skipped.
   """
-  b, v, n, _ = ndc.shape
+  b, v = ndc.shape[:2]
   dtype = ndc.dtype
-  size = image_size
   outer = radius + sigma
   inner = max(radius - sigma, 0.0)
-  k = projection.footprint_size(size, outer)
   valid = jnp.isfinite(ndc).all(-1) & (ndc[..., 2] >= 0) & mask[:, None, :]
   # Zeroed so a skipped point's NaN can't leak into anyone's gradient.
   ndc = jnp.where(valid[..., None], ndc, 0.0)
-  x, y, z = ndc[..., 0], ndc[..., 1], ndc[..., 2]
-  col = ((1.0 - x) * size - 1.0) / 2.0
-  row = ((1.0 - y) * size - 1.0) / 2.0
-  reach = outer * size / 2.0
-  offsets = jnp.arange(k, dtype=jnp.int32)
-  cols = jnp.floor(col - reach).astype(jnp.int32)[..., None] + offsets  # [B,V,N,K]
-  rows = jnp.floor(row - reach).astype(jnp.int32)[..., None] + offsets
-  dx = _pixel_ndc(cols, size, dtype) - x[..., None]
-  dy = _pixel_ndc(rows, size, dtype) - y[..., None]
-  dist2 = dy[..., :, None] ** 2 + dx[..., None, :] ** 2  # [B,V,N,K,K]
-  cover = _smootherstep((outer * outer - dist2) / (outer * outer - inner * inner))
-  inside = ((rows >= 0) & (rows < size))[..., :, None] & ((cols >= 0) & (cols < size))[..., None, :]
-  covered = inside & (cover > 0) & valid[..., None, None]
-
-  pixels = b * v * size * size
-  image = (jnp.arange(b * v, dtype=jnp.int32) * (size * size)).reshape(b, v, 1, 1, 1)
-  flat = image + rows[..., :, None] * size + cols[..., None, :]
-  flat = jnp.where(covered, flat, pixels).reshape(-1)  # Out of range: dropped.
+  z = ndc[..., 2]
+  fp = projection.point_footprints(ndc, image_size=image_size, reach=outer)
+  cover = _smootherstep((outer * outer - fp.dist2) / (outer * outer - inner * inner))
+  covered = fp.inside & (cover > 0) & valid[..., None, None]
+  pixels = b * v * image_size * image_size
+  flat = jnp.where(covered, fp.flat, pixels).reshape(-1)  # Out of range: dropped.
 
   # Log-weights, with the double `where` keeping log(0) out of the gradient.
   log_cover = jnp.where(covered, jnp.log(jnp.where(covered, cover, 1.0)), -jnp.inf)
@@ -115,7 +97,7 @@ def rasterize_soft(ndc: jax.Array, mask: jax.Array, *, image_size: int,
   # w_sum >= 1 wherever something covers the pixel (its top weight is 1).
   depth = jnp.where(w_sum > 0, wz_sum / jnp.where(w_sum > 0, w_sum, 1.0), 0.0)
   alpha = -jnp.expm1(log_miss)
-  shape = (b, v, size, size)
+  shape = (b, v, image_size, image_size)
   return depth.reshape(shape), alpha.reshape(shape)
 
 
@@ -176,7 +158,14 @@ def render_soft_depth(points: jax.Array, views, *,
   dtype = points.dtype if points.dtype == jnp.float64 else jnp.float32
   if mask is None:
     mask = jnp.ones(points.shape[:2], bool)
-  ndc = projection.project_points(points, views, distance, dtype=dtype)
+  return _render_soft(points.astype(dtype), jnp.asarray(views, dtype), distance, mask, gamma,
+                      image_size=image_size, radius=radius, sigma=sigma)
+
+
+# Jitted as a whole, so eager calls compile once instead of op by op.
+@functools.partial(jax.jit, static_argnames=("image_size", "radius", "sigma"))
+def _render_soft(points, views, distance, mask, gamma, *, image_size, radius, sigma):
+  ndc = projection.project_points(points, views, distance, dtype=points.dtype)
   depth, alpha = rasterize_soft(ndc, mask, image_size=image_size, radius=radius,
                                 sigma=sigma, gamma=gamma)
   return normalize_soft_depth(depth, alpha)
