@@ -1,0 +1,77 @@
+"""Agreement of the accelerator with the CPU on the numeric pieces.
+
+  python bench/check_device.py
+
+Runs the hard and soft projectors, the CLIP image tower (ViT-B/32 shape, random
+weights) and the zero-shot logits on the default device and on the CPU, on
+fresh random inputs, and prints how far apart they are. A GPU computes float32
+matmuls in TF32 unless asked for full precision, so the encoder rows show
+both.
+"""
+
+import contextlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from clip2point_jax import projection
+from clip2point_jax.data import primitives
+from clip2point_jax.models import clip as clip_lib
+from clip2point_jax.models import zeroshot
+
+
+def main():
+  acc, cpu = jax.devices()[0], jax.devices("cpu")[0]
+  rng = np.random.default_rng(0)
+  points, _ = primitives.generate(num_per_class=2, num_points=1024, seed=int(rng.integers(1 << 30)))
+  points = np.asarray(projection.normalize_points(points))
+  rows = []
+
+  def both(fn, *args):
+    out_acc = np.asarray(jax.jit(fn)(*jax.device_put(args, acc)))
+    out_cpu = np.asarray(jax.jit(fn)(*jax.device_put(args, cpu)))
+    return out_acc, out_cpu
+
+  views = jnp.asarray(projection.VIEWS_PRETRAIN, jnp.float32)
+  hard = lambda p, v: projection.render_depth(p, v)
+  a, c = both(hard, points, views)
+  assert np.isfinite(a).all()
+  rows.append(("hard depth: pixels equal", f"{np.mean(a == c):.6f}", f"max |diff| {np.abs(a - c).max():.2e}"))
+  soft = lambda p, v: projection.render_depth(p, v, mode="soft")
+  a, c = both(soft, points, views)
+  rows.append(("soft depth: max |diff|", f"{np.abs(a - c).max():.2e}", f"mean {np.abs(a - c).mean():.2e}"))
+
+  config = clip_lib.CLIPConfig()
+  images = rng.normal(size=(16, 224, 224, 3)).astype(np.float32)
+  model32 = clip_lib.CLIPVisionEncoder(config, dtype=jnp.float32)
+  with jax.default_device(cpu):
+    params = jax.jit(model32.init)(jax.random.key(int(rng.integers(1 << 30))), images[:1])["params"]
+  reference = None
+  for name, dtype, precision in (("float32, highest", jnp.float32, "highest"),
+                                 ("float32, default", jnp.float32, None),
+                                 ("bfloat16", jnp.bfloat16, None)):
+    model = clip_lib.CLIPVisionEncoder(config, dtype=dtype)
+    with jax.default_matmul_precision(precision) if precision else contextlib.nullcontext():
+      a, c = both(lambda p, x: model.apply({"params": p}, x), params, images)
+    if reference is None:
+      reference = c  # The CPU at full float32 precision.
+    rel = np.linalg.norm(a - reference) / np.linalg.norm(reference)
+    rows.append((f"encoder {name}: rel. error vs CPU f32", f"{rel:.2e}", ""))
+
+  encode = lambda p, x: model32.apply({"params": p}, x)
+  text = rng.normal(size=(40, config.projection_dim)).astype(np.float32)
+  text /= np.linalg.norm(text, axis=-1, keepdims=True)
+  classify = zeroshot.make_classifier(encode, views=projection.VIEWS_ZERO_SHOT)
+  a, c = both(lambda p, t, x: classify(p, t, x), params, text, points)
+  rows.append(("zero-shot: argmax agrees", f"{np.mean(a.argmax(-1) == c.argmax(-1)):.3f}",
+               f"max |logit diff| {np.abs(a - c).max():.2e}"))
+
+  print(f"\ndevice check | {acc.platform} {acc.device_kind} vs cpu | jax {jax.__version__}")
+  for name, value, extra in rows:
+    print(f"  {name:<42} {value:>10}  {extra}")
+
+
+
+if __name__ == "__main__":
+  main()
