@@ -9,6 +9,7 @@ matmuls in TF32 unless asked for full precision, so the encoder rows show
 both.
 """
 
+import argparse
 import contextlib
 
 import jax
@@ -22,6 +23,10 @@ from clip2point_jax.models import zeroshot
 
 
 def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--parts", nargs="+", default=["projector", "encoder"],
+                      help="projector and/or encoder (with the zero-shot logits)")
+  parts = parser.parse_args().parts
   acc, cpu = jax.devices()[0], jax.devices("cpu")[0]
   rng = np.random.default_rng(0)
   points, _ = primitives.generate(num_per_class=2, num_points=1024, seed=int(rng.integers(1 << 30)))
@@ -34,14 +39,34 @@ def main():
     return out_acc, out_cpu
 
   views = jnp.asarray(projection.VIEWS_PRETRAIN, jnp.float32)
+  if "projector" in parts:
+    _check_projectors(rows, both, points, views)
+  if "encoder" in parts:
+    _check_encoder(rows, both, points, rng, cpu)
+  print(f"\ndevice check | {acc.platform} {acc.device_kind} vs cpu | jax {jax.__version__}")
+  for name, value, extra in rows:
+    print(f"  {name:<44} {value:>10}  {extra}")
+
+
+def _check_projectors(rows, both, points, views):
   hard = lambda p, v: projection.render_depth(p, v)
   a, c = both(hard, points, views)
   assert np.isfinite(a).all()
-  rows.append(("hard depth: pixels equal", f"{np.mean(a == c):.6f}", f"max |diff| {np.abs(a - c).max():.2e}"))
+  # A point exactly on a disc's rim may cover a pixel on one device and not
+  # on the other (FMA rounding): that pixel's winner, or coverage, differs.
+  # Elsewhere the two should agree to float32 rounding.
+  diff = np.abs(a - c)
+  rim = diff > 1e-4
+  rows.append(("hard depth: pixels differing by > 1e-4", f"{int(rim.sum())}",
+               f"of {a.size} ({int(((a < 1) != (c < 1)).sum())} change coverage)"))
+  rows.append(("hard depth: max |diff| on the other pixels", f"{diff[~rim].max():.2e}",
+               f"{np.mean(diff == 0):.4f} bit-equal"))
   soft = lambda p, v: projection.render_depth(p, v, mode="soft")
   a, c = both(soft, points, views)
   rows.append(("soft depth: max |diff|", f"{np.abs(a - c).max():.2e}", f"mean {np.abs(a - c).mean():.2e}"))
 
+
+def _check_encoder(rows, both, points, rng, cpu):
   config = clip_lib.CLIPConfig()
   images = rng.normal(size=(16, 224, 224, 3)).astype(np.float32)
   model32 = clip_lib.CLIPVisionEncoder(config, dtype=jnp.float32)
@@ -66,11 +91,6 @@ def main():
   a, c = both(lambda p, t, x: classify(p, t, x), params, text, points)
   rows.append(("zero-shot: argmax agrees", f"{np.mean(a.argmax(-1) == c.argmax(-1)):.3f}",
                f"max |logit diff| {np.abs(a - c).max():.2e}"))
-
-  print(f"\ndevice check | {acc.platform} {acc.device_kind} vs cpu | jax {jax.__version__}")
-  for name, value, extra in rows:
-    print(f"  {name:<42} {value:>10}  {extra}")
-
 
 
 if __name__ == "__main__":

@@ -119,3 +119,53 @@ def test_classify_rejects_bad_input_naming_it(tmp_path, tiny_clip_dir):
     config.classes = "chair"
   with pytest.raises(UserError, match="at least two"):
     classify.run(config, str(tmp_path / "out"))
+
+
+def test_zeroshot_on_a_prepared_modelnet40(tmp_path, tiny_clip_dir):
+  from tests.data import data_fixtures as fx
+  from clip2point_jax import classnames
+  from clip2point_jax.data import registry
+  from clip2point_jax.data.builders import modelnet
+  folders = [modelnet.class_folder(c) for c in classnames.MODELNET40]
+  fx.write_modelnet_tree(str(tmp_path / "manual" / "ModelNet40"), folders, {"train": 1, "test": 1},
+                         np.random.default_rng(0))
+  registry.prepare("modelnet40", str(tmp_path / "tfds"), str(tmp_path / "manual"), num_points_stored=512)
+  config = _config("zeroshot", "dataset=modelnet40,tiny")
+  with config.unlocked():
+    config.data.data_dir = str(tmp_path / "tfds")
+    config.clip.name = tiny_clip_dir
+    config.batch_size = 16  # 40 test shapes: the last batch is padded.
+  result = zeroshot.run(config, str(tmp_path / "out"))
+  assert config.data.align_modelnet
+  assert result["num_examples"] == 40 and result["class_names"] == list(classnames.MODELNET40)
+  assert np.asarray(result["confusion_matrix"]).sum(1).tolist() == [1] * 40
+  written = json.loads((tmp_path / "out" / "metrics.json").read_text())
+  assert set(written["per_class_accuracy"]) == set(classnames.MODELNET40)
+  for key in ("top1_accuracy", "top5_accuracy", "mean_class_accuracy"):
+    assert 0.0 <= written[key] <= 1.0
+  assert (tmp_path / "out" / "confusion_matrix.png").exists() and (tmp_path / "out" / "depth_maps.png").exists()
+
+
+def test_zeroshot_shards_over_8_devices(tmp_path, tiny_clip_dir):
+  from tests.conftest import run_with_fake_devices
+  single = zeroshot.run(_tiny_primitives(tiny_clip_dir, tmp_path / "one"), str(tmp_path / "one"))
+  proc = run_with_fake_devices(f"""
+    import json, jax
+    from tests.tasks.test_zeroshot_task import _tiny_primitives
+    from clip2point_jax.tasks import zeroshot
+    assert jax.device_count() == 8
+    result = zeroshot.run(_tiny_primitives({tiny_clip_dir!r}, {str(tmp_path / 'eight')!r}),
+                          {str(tmp_path / 'eight')!r})
+    print("RESULT", json.dumps(result["confusion_matrix"]))
+  """)
+  eight = json.loads(proc.stdout.split("RESULT", 1)[1])
+  assert eight == single["confusion_matrix"]
+
+
+def _tiny_primitives(clip_dir, workdir):
+  config = _config("zeroshot", "dataset=primitives,tiny")
+  with config.unlocked():
+    config.data.data_dir = str(workdir) + "/tfds"
+    config.clip.name = clip_dir
+    config.batch_size = 6  # Rounded up to 8 on 8 devices.
+  return config
