@@ -65,6 +65,9 @@ def parse_flags(argv):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not flags.FLAGS["verbosity"].present:
+    # Progress bars and results are printed; library INFO logs only with -v 0.
+    logging.set_verbosity(logging.WARNING)
   try:
     config = _CONFIG.value
     task_name = config.task  # A config that failed to load raises here.
