@@ -175,7 +175,7 @@ def load_split(name: str, split: str, data_dir: str = DEFAULT_DATA_DIR,
       raise UserError(
           f"dataset {name!r} is not prepared in {data_dir}. Prepare it once "
           f"with:\n  {prepare_command(name, data_dir, manual_dir)}\n"
-          "(docs/datasets.md says what to download).")
+          "(the README's Datasets section says what to download).")
     try:
       # Other hosts may be doing the same: leave their temporary folders be,
       # and accept their copy if it lands first.
