@@ -60,17 +60,16 @@ def predict(classify, params, text_features, source, config, mesh, desc="zero-sh
   batches = pipeline.prefetch(pipeline.batches(
       source, global_batch_size=batch_size, num_points=config.data.num_points, training=False,
       sampling=config.data.sampling, normalize_points=False))
-  all_logits, all_labels = [], []
+  outputs = []
   start = time.time()
   for local in tqdm(batches, total=pipeline.num_batches(len(source), batch_size, training=False),
                     desc=desc, unit="batch", disable=jax.process_index() != 0):
     batch = parallel.global_batch(mesh, local)
-    logits = classify(params, text_features, batch["points"])
-    gather = lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True))
-    keep = gather(batch["mask"])
-    all_logits.append(gather(logits)[keep])
-    all_labels.append(gather(batch["label"])[keep])
-  return np.concatenate(all_logits), np.concatenate(all_labels), time.time() - start
+    # Kept on the device: fetching each batch would stall the dispatch queue.
+    outputs.append((classify(params, text_features, batch["points"]), batch["label"], batch["mask"]))
+  gather = lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True))
+  logits, labels, keep = (np.concatenate([gather(o[i]) for o in outputs]) for i in range(3))
+  return logits[keep], labels[keep], time.time() - start
 
 
 def save_depth_grid(config, source, row_titles, indices, path):
