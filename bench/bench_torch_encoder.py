@@ -52,6 +52,7 @@ def torch_rows(batch, repeats, device):
         torch.cuda.synchronize()
       return out
     rows.append((f"torch {name}", batch, _median(step, repeats)))
+    print(*rows[-1], flush=True)
   return rows
 
 
@@ -64,6 +65,7 @@ def jax_rows(batch, repeats):
     params = jax.jit(model.init)(jax.random.key(0), images[:1])["params"]
     encode = jax.jit(lambda p, x: model.apply({"params": p}, x))
     rows.append((name, batch, _median(lambda: encode(params, images).block_until_ready(), repeats)))
+    print(*rows[-1], flush=True)
   return rows
 
 
