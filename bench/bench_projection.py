@@ -1,8 +1,8 @@
 """Times the hard and soft depth renderers on one device.
 
-  python bench/bench_projection.py                 # B=32, N=1024, V=6, 224x224
-  python bench/bench_projection.py --tiny          # a CPU-sized setting
-  python bench/bench_projection.py --batch 8 --points 2048 --image_size 128
+  python bench/bench_projector.py                 # B=32, N=1024, V=6, 224x224
+  python bench/bench_projector.py --tiny          # a CPU-sized setting
+  python bench/bench_projector.py --batch 8 --points 2048 --image_size 128
 
 Every timed function is jitted, warmed up once and blocked on; the table shows
 the median of `--repeats` runs. "soft fwd+bwd" is the gradient of a scalar
@@ -18,7 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from clip2point_jax import projection
+from renderers import cameras
+from renderers import points as projector
 
 TINY = dict(batch=4, points=512, views=6, image_size=64)
 
@@ -27,13 +28,13 @@ def random_clouds(batch: int, num_points: int, seed: int = 0) -> jax.Array:
   """float32[B, N, 3]: anisotropic gaussian blobs, centred, in the unit ball."""
   rng = np.random.default_rng(seed)
   points = rng.normal(size=(batch, num_points, 3)) * rng.uniform(0.3, 1.0, size=(batch, 1, 3))
-  return projection.normalize_points(jnp.asarray(points, jnp.float32))
+  return projector.normalize_points(jnp.asarray(points, jnp.float32))
 
 
 def views_for(count: int) -> np.ndarray:
   """The zero-shot views, then the pre-training ones, cycled to `count`."""
-  pool = projection.VIEWS_ZERO_SHOT + projection.VIEWS_PRETRAIN
-  return projection.views_array([pool[i % len(pool)] for i in range(count)])
+  pool = cameras.VIEWS_ZERO_SHOT + cameras.VIEWS_PRETRAIN
+  return cameras.views_array([pool[i % len(pool)] for i in range(count)])
 
 
 def median_seconds(fn, *args, repeats: int) -> float:
@@ -51,8 +52,8 @@ def benchmark(batch: int, points: int, views: int, image_size: int, repeats: int
   """[(name, median seconds)] for hard fwd, soft fwd and soft fwd+bwd."""
   clouds = random_clouds(batch, points)
   view_array = views_for(views)
-  hard = jax.jit(functools.partial(projection.render_depth, image_size=image_size))
-  soft = jax.jit(functools.partial(projection.render_depth, image_size=image_size,
+  hard = jax.jit(functools.partial(projector.render_depth, image_size=image_size))
+  soft = jax.jit(functools.partial(projector.render_depth, image_size=image_size,
                                    mode="soft", sigma=sigma, gamma=gamma))
   # A loss that touches every pixel, so no part of the backward pass is dead.
   soft_grad = jax.jit(jax.grad(lambda p, v: jnp.mean(soft(p, v) ** 2)))
@@ -70,8 +71,8 @@ def main():
   parser.add_argument("--views", type=int, default=6)
   parser.add_argument("--image_size", type=int, default=224)
   parser.add_argument("--repeats", type=int, default=5)
-  parser.add_argument("--sigma", type=float, default=projection.SOFT_SIGMA)
-  parser.add_argument("--gamma", type=float, default=projection.SOFT_GAMMA)
+  parser.add_argument("--sigma", type=float, default=projector.SOFT_SIGMA)
+  parser.add_argument("--gamma", type=float, default=projector.SOFT_GAMMA)
   parser.add_argument("--tiny", action="store_true", help=f"use {TINY}")
   args = parser.parse_args()
   if args.tiny:
@@ -82,7 +83,7 @@ def main():
   device = jax.devices()[0]
   print(f"device: {device.platform} / {device.device_kind}, jax {jax.__version__}")
   print(f"B={args.batch} N={args.points} V={args.views} image={args.image_size}x"
-        f"{args.image_size} radius={projection.POINT_RADIUS} sigma={args.sigma} "
+        f"{args.image_size} radius={projector.POINT_RADIUS} sigma={args.sigma} "
         f"gamma={args.gamma}, median of {args.repeats}")
   print(f"| {'renderer':<13} | {'ms / batch':>10} | {'clouds / s':>10} |")
   print(f"|{'-' * 15}|{'-' * 12}|{'-' * 12}|")

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from clip2point_jax import projection
+from renderers import cameras
 from clip2point_jax.data import primitives
 from clip2point_jax.models import clip as clip_lib
 from clip2point_jax.models import hf_clip, zeroshot
@@ -56,8 +56,8 @@ def bench(args, dtype_name, batch):
   rng = np.random.default_rng(0)
   text = rng.normal(size=(NUM_CLASSES, config.projection_dim)).astype(np.float32)
   text = jnp.asarray(text / np.linalg.norm(text, axis=-1, keepdims=True))
-  classify = zeroshot.make_classifier(encode, views=projection.VIEWS_ZERO_SHOT[:args.views]
-                                      if args.views <= 6 else projection.VIEWS_PRETRAIN[:args.views])
+  classify = zeroshot.make_classifier(encode, views=cameras.VIEWS_ZERO_SHOT[:args.views]
+                                      if args.views <= 6 else cameras.VIEWS_PRETRAIN[:args.views])
   inputs = [_clouds(batch, args.points, seed) for seed in range(3)]  # Rotate: no cache effects.
   start = time.perf_counter()
   classify(params, text, inputs[0]).block_until_ready()

@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from clip2point_jax import projection
+from renderers import cameras
+from renderers import points as projector
 from clip2point_jax.data import primitives
 from clip2point_jax.models import clip as clip_lib
 from clip2point_jax.models import zeroshot
@@ -30,7 +31,7 @@ def main():
   acc, cpu = jax.devices()[0], jax.devices("cpu")[0]
   rng = np.random.default_rng(0)
   points, _ = primitives.generate(num_per_class=2, num_points=1024, seed=int(rng.integers(1 << 30)))
-  points = np.asarray(projection.normalize_points(points))
+  points = np.asarray(projector.normalize_points(points))
   rows = []
 
   def both(fn, *args):
@@ -38,7 +39,7 @@ def main():
     out_cpu = np.asarray(jax.jit(fn)(*jax.device_put(args, cpu)))
     return out_acc, out_cpu
 
-  views = jnp.asarray(projection.VIEWS_PRETRAIN, jnp.float32)
+  views = jnp.asarray(cameras.VIEWS_PRETRAIN, jnp.float32)
   if "projector" in parts:
     _check_projectors(rows, both, points, views)
   if "encoder" in parts:
@@ -49,7 +50,7 @@ def main():
 
 
 def _check_projectors(rows, both, points, views):
-  hard = lambda p, v: projection.render_depth(p, v)
+  hard = lambda p, v: projector.render_depth(p, v)
   a, c = both(hard, points, views)
   assert np.isfinite(a).all()
   # A point exactly on a disc's rim may cover a pixel on one device and not
@@ -61,7 +62,7 @@ def _check_projectors(rows, both, points, views):
                f"of {a.size} ({int(((a < 1) != (c < 1)).sum())} change coverage)"))
   rows.append(("hard depth: max |diff| on the other pixels", f"{diff[~rim].max():.2e}",
                f"{np.mean(diff == 0):.4f} bit-equal"))
-  soft = lambda p, v: projection.render_depth(p, v, mode="soft")
+  soft = lambda p, v: projector.render_depth(p, v, mode="soft")
   a, c = both(soft, points, views)
   rows.append(("soft depth: max |diff|", f"{np.abs(a - c).max():.2e}", f"mean {np.abs(a - c).mean():.2e}"))
 
@@ -87,7 +88,7 @@ def _check_encoder(rows, both, points, rng, cpu):
   encode = lambda p, x: model32.apply({"params": p}, x)
   text = rng.normal(size=(40, config.projection_dim)).astype(np.float32)
   text /= np.linalg.norm(text, axis=-1, keepdims=True)
-  classify = zeroshot.make_classifier(encode, views=projection.VIEWS_ZERO_SHOT)
+  classify = zeroshot.make_classifier(encode, views=cameras.VIEWS_ZERO_SHOT)
   a, c = both(lambda p, t, x: classify(p, t, x), params, text, points)
   rows.append(("zero-shot: argmax agrees", f"{np.mean(a.argmax(-1) == c.argmax(-1)):.3f}",
                f"max |logit diff| {np.abs(a - c).max():.2e}"))

@@ -14,6 +14,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from clip2point_jax.errors import UserError
+from renderers.errors import InputError
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, e.g. configs/zeroshot.py:dataset=modelnet40.", lock_config=True)
@@ -81,7 +82,7 @@ def main(argv):
     task = importlib.import_module(f"clip2point_jax.tasks.{task_name}")
     os.makedirs(workdir, exist_ok=True)
     task.run(config, workdir)
-  except UserError as e:
+  except (UserError, InputError) as e:
     _fail(str(e), 1)
   except KeyboardInterrupt:
     _fail("interrupted; rerun the same command to resume.", 130)

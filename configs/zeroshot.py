@@ -13,7 +13,8 @@ that tests and CI use.
 
 import ml_collections
 
-from clip2point_jax import projection
+from renderers import cameras
+from renderers import points as projector
 from clip2point_jax.config_args import parse_arg
 
 
@@ -42,12 +43,12 @@ def get_config(arg=None):
   c.clip.dtype = "float32"  # or bfloat16
 
   c.prompts = ("image of a {}",)
-  c.views = tuple(projection.VIEWS_ZERO_SHOT)
+  c.views = tuple(cameras.VIEWS_ZERO_SHOT)
   c.view_weights = ()  # empty: every view counts the same
 
   c.render = ml_collections.ConfigDict()
-  c.render.image_size = projection.IMAGE_SIZE
-  c.render.radius = projection.POINT_RADIUS
+  c.render.image_size = projector.IMAGE_SIZE
+  c.render.radius = projector.POINT_RADIUS
   c.render.distance = 1.0
 
   c.batch_size = 32

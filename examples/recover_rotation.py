@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from clip2point_jax import projection
+from renderers import cameras
+from renderers import points as projector
 from clip2point_jax.data import primitives
 
 
@@ -67,15 +68,15 @@ def run(shape: str = "box", angle: float = 35.0, num_points: int = 1024,
   """
   label = primitives.CLASS_NAMES.index(shape)
   clouds, _ = primitives.generate(1, num_points, seed)
-  points = projection.normalize_points(jnp.asarray(clouds[label]))[None]  # [1, N, 3]
-  views = projection.views_array(projection.VIEWS_ZERO_SHOT)
+  points = projector.normalize_points(jnp.asarray(clouds[label]))[None]  # [1, N, 3]
+  views = cameras.views_array(cameras.VIEWS_ZERO_SHOT)
   rng = np.random.default_rng(seed)
   axis = rng.normal(size=3)
   true_omega = jnp.asarray(np.radians(angle) * axis / np.linalg.norm(axis), jnp.float32)
 
   def render(omega):
     rotated = points @ rotation_matrix(omega).T
-    return projection.render_depth(rotated, views, image_size=image_size, radius=radius,
+    return projector.render_depth(rotated, views, image_size=image_size, radius=radius,
                                    mode="soft", sigma=sigma, gamma=gamma)
 
   target = render(true_omega)

@@ -17,6 +17,34 @@ def require_finite(points: np.ndarray, path: str, what: str = "coordinates"):
         f"at index {first}; the file is corrupt.")
 
 
+def check_points(points: np.ndarray, source: str = "points") -> np.ndarray:
+  """Host-side validation of clouds before they enter a jitted function.
+
+  Args:
+    points: float[..., N, 3] numpy array.
+    source: what to name in the error (a file path, "batch 3", ...).
+
+  Returns:
+    The points as float32.
+
+  Raises:
+    UserError naming `source` and the first offending cloud if the shape is
+    wrong, a cloud is empty or a coordinate is NaN/inf.
+  """
+  array = np.asarray(points)
+  if array.ndim < 2 or array.shape[-1] != 3:
+    raise UserError(f"{source}: expected points of shape [..., N, 3], got {array.shape}")
+  if array.shape[-2] == 0:
+    raise UserError(f"{source}: the point cloud is empty")
+  finite = np.isfinite(array).all(axis=-1)
+  if not finite.all():
+    bad = np.argwhere(~finite)[0]
+    where = f"cloud {tuple(int(i) for i in bad[:-1])}, " if len(bad) > 1 else ""
+    raise UserError(f"{source}: non-finite coordinate (NaN or inf) at {where}point {bad[-1]} "
+                    f"({int((~finite).sum())} bad points in all)")
+  return array.astype(np.float32)
+
+
 def shape_rng(seed: int, key: str) -> np.random.Generator:
   """A generator for one shape, from the global seed and a stable shape key.
 

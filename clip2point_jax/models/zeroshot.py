@@ -11,10 +11,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from clip2point_jax import projection
+from clip2point_jax import preprocess
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import clip as clip_lib
 from clip2point_jax.models import hf_clip
+from renderers import cameras
+from renderers import points as projector
 
 DEFAULT_TEMPLATES = ("image of a {}",)  # CLIP2Point's single prompt.
 
@@ -52,21 +54,6 @@ def depth_to_clip_images(depth: jax.Array) -> jax.Array:
   return clip_lib.normalize_images(jnp.repeat(depth[..., None], 3, axis=-1))
 
 
-def prepare_points(points: jax.Array, mask: jax.Array, align_modelnet: bool) -> jax.Array:
-  """The dataset-independent point preprocessing of every task.
-
-  Args:
-    points: float32[B, N, 3]; mask: bool[B, N].
-    align_modelnet: turn z-up ModelNet clouds y-up first.
-
-  Returns:
-    float32[B, N, 3], centred in the unit ball.
-  """
-  if align_modelnet:
-    points = projection.align_modelnet(points)
-  return projection.normalize_points(points, mask)
-
-
 def view_similarities(image_features: jax.Array, text_features: jax.Array,
                       view_weights: jax.Array | None = None) -> jax.Array:
   """Sum over views of cosine similarities to each class.
@@ -86,8 +73,8 @@ def view_similarities(image_features: jax.Array, text_features: jax.Array,
 
 
 def make_classifier(encode_image: Callable, *, views, view_weights=None,
-                    image_size: int = projection.IMAGE_SIZE,
-                    radius: float = projection.POINT_RADIUS, distance: float = 1.0,
+                    image_size: int = projector.IMAGE_SIZE,
+                    radius: float = projector.POINT_RADIUS, distance: float = 1.0,
                     align_modelnet: bool = False) -> Callable:
   """Builds the jitted points -> logits function.
 
@@ -103,7 +90,7 @@ def make_classifier(encode_image: Callable, *, views, view_weights=None,
     point_mask bool[B, N] | None) -> float32[B, C]`, jitted. A None mask
     keeps every point.
   """
-  views = jnp.asarray(projection.views_array(views))
+  views = jnp.asarray(cameras.views_array(views))
   if view_weights is not None and len(view_weights):
     view_weights = jnp.asarray(view_weights, jnp.float32)
     if view_weights.shape != (len(views),):
@@ -114,8 +101,8 @@ def make_classifier(encode_image: Callable, *, views, view_weights=None,
   @jax.jit
   def classify(params, text_features, points, point_mask=None):
     mask = jnp.ones(points.shape[:2], bool) if point_mask is None else point_mask
-    points = prepare_points(points, mask, align_modelnet)
-    depth = projection.render_depth(points, views, image_size=image_size, radius=radius,
+    points = preprocess.prepare_points(points, mask, align_modelnet)
+    depth = projector.render_depth(points, views, image_size=image_size, radius=radius,
                                     distance=distance, mask=mask)
     b, v = depth.shape[:2]
     images = depth_to_clip_images(depth.reshape((b * v,) + depth.shape[2:]))

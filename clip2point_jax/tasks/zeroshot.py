@@ -16,11 +16,13 @@ from absl import logging
 from jax.experimental import multihost_utils
 from tqdm import tqdm
 
-from clip2point_jax import metrics, parallel, projection
+from clip2point_jax import metrics, parallel
+from clip2point_jax import preprocess
 from clip2point_jax.data import pipeline, splits
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import hf_clip, zeroshot
 from clip2point_jax.utils import plots
+from renderers import points as projector
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -75,9 +77,9 @@ def predict(classify, params, text_features, source, config, mesh, desc="zero-sh
 def save_depth_grid(config, source, row_titles, indices, path):
   """The depth maps of `source[indices]`, as the classifier renders them."""
   points = np.stack([source[int(i)]["points"][:config.data.num_points] for i in indices])
-  prepared = zeroshot.prepare_points(jnp.asarray(points), jnp.ones(points.shape[:2], bool),
+  prepared = preprocess.prepare_points(jnp.asarray(points), jnp.ones(points.shape[:2], bool),
                                      config.data.align_modelnet)
-  depth = projection.render_depth(prepared, config.views, image_size=config.render.image_size,
+  depth = projector.render_depth(prepared, config.views, image_size=config.render.image_size,
                                   radius=config.render.radius, distance=config.render.distance)
   plots.save_depth_grid(np.asarray(depth), path, row_titles=row_titles,
                         view_titles=[f"elev {e} azim {a}" for e, a in config.views])

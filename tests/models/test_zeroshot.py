@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from clip2point_jax import projection
+from renderers import cameras
+from renderers import points as projector
 from clip2point_jax.data import primitives
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import hf_clip, zeroshot
@@ -53,7 +54,7 @@ def test_points_to_logits_matches_reference(loaded, torch_clip):
   points, labels = primitives.generate(num_per_class=1, num_points=512, seed=3)
   points, labels = points[:3], labels[:3]
   names = list(primitives.CLASS_NAMES)
-  views = projection.VIEWS_ZERO_SHOT
+  views = cameras.VIEWS_ZERO_SHOT
   weights = np.array([1.0, 0.5, 2.0, 1.0, 0.25, 1.5], np.float32)
   text = zeroshot.class_text_features(loaded, names)
   classify = zeroshot.make_classifier(zeroshot.clip_image_encoder(loaded), views=views,
@@ -62,7 +63,7 @@ def test_points_to_logits_matches_reference(loaded, torch_clip):
 
   # Reference: depth maps (the projector has its own tests), CLIP's
   # normalisation in numpy, the PyTorch image tower, cosine sums over views.
-  depth = np.asarray(projection.render_depth(projection.normalize_points(points), views))
+  depth = np.asarray(projector.render_depth(projector.normalize_points(points), views))
   mean = np.array([0.48145466, 0.4578275, 0.40821073])[:, None, None]
   std = np.array([0.26862954, 0.26130258, 0.27577711])[:, None, None]
   images = (np.repeat(depth.reshape(-1, 1, 224, 224), 3, axis=1) - mean) / std
@@ -80,7 +81,7 @@ def test_classifier_ignores_masked_padding(loaded):
   rng = np.random.default_rng(0)
   points = rng.normal(size=(2, 300, 3)).astype(np.float32)
   text = zeroshot.class_text_features(loaded, ["a", "b"])
-  classify = zeroshot.make_classifier(zeroshot.clip_image_encoder(loaded), views=projection.VIEWS_ZERO_SHOT)
+  classify = zeroshot.make_classifier(zeroshot.clip_image_encoder(loaded), views=cameras.VIEWS_ZERO_SHOT)
   padded = np.concatenate([points, rng.normal(9, 1, (2, 50, 3)).astype(np.float32)], 1)
   mask = np.broadcast_to(np.arange(350) < 300, (2, 350))
   np.testing.assert_allclose(np.asarray(classify(loaded.params, text, padded, mask)),
@@ -91,7 +92,7 @@ def test_bad_prompts_and_view_weights_fail_clearly(loaded):
   with pytest.raises(UserError, match="must contain"):
     zeroshot.class_text_features(loaded, ["chair"], ("a photo",))
   with pytest.raises(UserError, match="view_weights has 2 entries for 6 views"):
-    zeroshot.make_classifier(zeroshot.clip_image_encoder(loaded), views=projection.VIEWS_ZERO_SHOT,
+    zeroshot.make_classifier(zeroshot.clip_image_encoder(loaded), views=cameras.VIEWS_ZERO_SHOT,
                              view_weights=[1.0, 2.0])
 
 

@@ -8,22 +8,22 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from clip2point_jax import projection
-from clip2point_jax import soft_projection
+from renderers import cameras
+from renderers import points as projector
 from clip2point_jax.data import primitives
-from clip2point_jax.errors import UserError
+from renderers.errors import InputError
 
-VIEWS = projection.views_array(projection.VIEWS_ZERO_SHOT)
+VIEWS = cameras.views_array(cameras.VIEWS_ZERO_SHOT)
 
 
 def _render(**kwargs):
   # Jitted: eager mode compiles every op on its own, which is far slower here.
-  return jax.jit(functools.partial(projection.render_depth, **kwargs))
+  return jax.jit(functools.partial(projector.render_depth, **kwargs))
 
 
 def _clouds(count=2, num_points=512):
   points, _ = primitives.generate(1, num_points, seed=0)
-  return projection.normalize_points(jnp.asarray(points[:count]))
+  return projector.normalize_points(jnp.asarray(points[:count]))
 
 
 def _random_cloud(num_points, dtype, seed=0):
@@ -69,7 +69,7 @@ def test_masked_and_non_finite_points_are_skipped():
 
 def test_vmap_over_clouds_agrees_with_the_batch():
   points = _clouds()
-  render = lambda p: projection.render_depth(p, VIEWS, image_size=32, mode="soft")
+  render = lambda p: projector.render_depth(p, VIEWS, image_size=32, mode="soft")
   batched = jax.jit(render)(points)
   per_cloud = jax.jit(jax.vmap(lambda p: render(p[None])[0]))(points)
   np.testing.assert_allclose(per_cloud, batched, atol=1e-5)
@@ -80,7 +80,7 @@ def test_gradients_reach_every_coordinate_and_are_finite():
   weights = jax.random.uniform(jax.random.key(0), (1, 2, 16, 16))
 
   def loss(p, views, distance):
-    image = projection.render_depth(p, views, image_size=16, radius=0.15, distance=distance,
+    image = projector.render_depth(p, views, image_size=16, radius=0.15, distance=distance,
                                     mode="soft", sigma=0.08, gamma=0.05)
     return jnp.sum(image * weights)
 
@@ -100,7 +100,7 @@ def test_gradients_match_finite_differences_in_float64():
 
     @jax.jit
     def render(p, v, d):
-      return projection.render_depth(p, v, image_size=16, radius=0.15, distance=d,
+      return projector.render_depth(p, v, image_size=16, radius=0.15, distance=d,
                                      mode="soft", sigma=0.1, gamma=0.1)
 
     assert render(points, views, distance).dtype == jnp.float64
@@ -114,7 +114,7 @@ def test_soft_z_buffer_prefers_the_nearer_point():
   # and moves to it as gamma shrinks.
   ndc = jnp.asarray([[[[0.0, 0.0, 1.0], [0.0, 0.0, 1.5]]]])
   mask = jnp.ones((1, 2), bool)
-  rasterize = jax.jit(functools.partial(soft_projection.rasterize_soft, image_size=8,
+  rasterize = jax.jit(functools.partial(projector.rasterize_soft, image_size=8,
                                         radius=0.3, sigma=0.1))
   centre = []
   for gamma in (0.5, 0.05):
@@ -126,9 +126,9 @@ def test_soft_z_buffer_prefers_the_nearer_point():
 
 def test_bad_arguments_raise_user_errors():
   points = _clouds(count=1, num_points=16)
-  with pytest.raises(UserError, match="mode"):
-    projection.render_depth(points, VIEWS, mode="fuzzy")
-  with pytest.raises(UserError, match="sigma"):
-    projection.render_depth(points, VIEWS, mode="soft", sigma=0.0)
-  with pytest.raises(UserError, match="gamma"):
-    projection.render_depth(points, VIEWS, mode="soft", gamma=-1.0)
+  with pytest.raises(InputError, match="mode"):
+    projector.render_depth(points, VIEWS, mode="fuzzy")
+  with pytest.raises(InputError, match="sigma"):
+    projector.render_depth(points, VIEWS, mode="soft", sigma=0.0)
+  with pytest.raises(InputError, match="gamma"):
+    projector.render_depth(points, VIEWS, mode="soft", gamma=-1.0)

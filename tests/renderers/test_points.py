@@ -5,53 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from clip2point_jax import projection as pj
-from clip2point_jax.errors import UserError
+from renderers import cameras
+from renderers import points as pj
+from tests.renderers.hand_geometry import HAND_AXES
 
-# Camera axes (rows x, y, z) worked by hand from PyTorch3D's look_at_rotation:
-# z = -position / |position|, x = up x z, y = z x x. At the poles up x z is
-# ~0, so x = y x z; the sign then follows float32's cos(elev), which is
-# -4.4e-8 at 90 degrees and +1.2e-8 at 270 degrees.
-s = np.sqrt(0.5)
-HAND_AXES = {
-    (0, 0): [(-1, 0, 0), (0, 1, 0), (0, 0, -1)],
-    (0, 90): [(0, 0, 1), (0, 1, 0), (-1, 0, 0)],
-    (0, 180): [(1, 0, 0), (0, 1, 0), (0, 0, 1)],
-    (0, 270): [(0, 0, -1), (0, 1, 0), (1, 0, 0)],
-    (0, -90): [(0, 0, -1), (0, 1, 0), (1, 0, 0)],
-    (90, 0): [(1, 0, 0), (0, 0, 1), (0, -1, 0)],
-    (-90, 180): [(-1, 0, 0), (0, 0, 1), (0, 1, 0)],
-    (180, 0): [(1, 0, 0), (0, 1, 0), (0, 0, 1)],
-    (270, 0): [(-1, 0, 0), (0, 0, 1), (0, 1, 0)],
-    (225, -45): [(s, 0, s), (0.5, s, -0.5), (-0.5, s, 0.5)],
-    (225, 45): [(s, 0, -s), (-0.5, s, -0.5), (0.5, s, 0.5)],
-    (315, -45): [(-s, 0, -s), (-0.5, s, 0.5), (0.5, s, -0.5)],
-    (315, 45): [(-s, 0, s), (0.5, s, 0.5), (-0.5, s, -0.5)],
-}
-ALL_VIEWS = list(pj.VIEWS_ZERO_SHOT) + list(pj.VIEWS_PRETRAIN)
-
-
-def test_view_lists_are_the_papers():
-  assert len(pj.VIEWS_ZERO_SHOT) == 6 and len(pj.VIEWS_PRETRAIN) == 10
-  assert pj.VIEWS_PRETRAIN[4] == (225, -45) and pj.VIEWS_PRETRAIN[9] == (0, 90)
-  assert set(ALL_VIEWS) <= set(HAND_AXES)
-
-
-@pytest.mark.parametrize("view", sorted(HAND_AXES))
-def test_camera_axes_match_hand_worked(view):
-  axes = np.asarray(pj.camera_axes(*view))
-  np.testing.assert_allclose(axes, np.array(HAND_AXES[view], float), atol=2e-4)
-
-
-def test_camera_axes_are_rotations_looking_at_origin():
-  rng = np.random.default_rng(0)
-  elev, azim = rng.uniform(-180, 360, (2, 64)).astype(np.float32)
-  axes = np.asarray(pj.camera_axes(elev, azim), np.float64)
-  np.testing.assert_allclose(axes @ axes.transpose(0, 2, 1), np.broadcast_to(np.eye(3), axes.shape), atol=1e-5)
-  np.testing.assert_allclose(np.linalg.det(axes), 1.0, atol=1e-5)
-  e, a = np.radians(elev), np.radians(azim)
-  position = np.stack([np.cos(e) * np.sin(a), np.sin(e), np.cos(e) * np.cos(a)], -1)
-  np.testing.assert_allclose(axes[:, 2], -position, atol=1e-5)
+ALL_VIEWS = list(cameras.VIEWS_ZERO_SHOT) + list(cameras.VIEWS_PRETRAIN)
 
 
 def _hand_pixels(point, view, size=pj.IMAGE_SIZE, radius=pj.POINT_RADIUS):
@@ -103,18 +61,11 @@ def test_planes_at_known_depths_and_occlusion():
   assert depth[_pixel_at(0.9, 0.9)] == 1.0
 
 
-def test_distance_scales_cloud_and_shifts_depth():
-  plane = _plane((-0.5, 0.5), (-0.5, 0.5), 0.2).astype(np.float32)[None]
-  ndc = np.asarray(pj.project_points(plane, np.array([(0, 0)], np.float32), 2.0))
-  np.testing.assert_allclose(ndc[0, 0, :, 2], 2.0 - 0.1, atol=1e-6)
-  np.testing.assert_allclose(ndc[0, 0, :, 0], -plane[0, :, 0] / 2, atol=1e-6)
-
-
 def test_per_cloud_view_distance_matches_scalar_calls():
   rng = np.random.default_rng(1)
   clouds = rng.normal(size=(2, 300, 3)).astype(np.float32)
   clouds = np.asarray(pj.normalize_points(clouds))
-  views = pj.VIEWS_ZERO_SHOT[:3]
+  views = cameras.VIEWS_ZERO_SHOT[:3]
   dist = rng.uniform(0.9, 1.1, (2, 3)).astype(np.float32)
   together = np.asarray(pj.render_depth(clouds, views, distance=dist))
   for b in range(2):
@@ -171,10 +122,10 @@ def test_normalisation_matches_clip2point():
 
 
 def test_empty_and_fully_masked_clouds_render_white():
-  empty = np.asarray(pj.render_depth(np.zeros((2, 0, 3), np.float32), pj.VIEWS_ZERO_SHOT, image_size=32))
+  empty = np.asarray(pj.render_depth(np.zeros((2, 0, 3), np.float32), cameras.VIEWS_ZERO_SHOT, image_size=32))
   assert empty.shape == (2, 6, 32, 32) and (empty == 1.0).all()
   cloud = np.random.default_rng(3).normal(size=(1, 50, 3)).astype(np.float32)
-  masked = np.asarray(pj.render_depth(cloud, pj.VIEWS_ZERO_SHOT, mask=np.zeros((1, 50), bool)))
+  masked = np.asarray(pj.render_depth(cloud, cameras.VIEWS_ZERO_SHOT, mask=np.zeros((1, 50), bool)))
   assert (masked == 1.0).all()
 
 
@@ -182,7 +133,7 @@ def test_coincident_points_normalise_without_nan():
   cloud = np.tile(np.array([[0.3, -2.0, 5.0]], np.float32), (1, 64, 1))
   normed = np.asarray(pj.normalize_points(cloud))
   np.testing.assert_array_equal(normed, 0.0)
-  depth = np.asarray(pj.render_depth(normed, pj.VIEWS_ZERO_SHOT))
+  depth = np.asarray(pj.render_depth(normed, cameras.VIEWS_ZERO_SHOT))
   assert np.isfinite(depth).all()
   assert ((depth < 1).sum(axis=(2, 3)) > 10).all()  # One disc in each view.
 
@@ -206,11 +157,11 @@ def test_padding_with_mask_matches_unpadded_render():
   padded = np.concatenate([cloud, junk], 1)
   mask = (np.arange(256) < 200)[None]
   np.testing.assert_array_equal(
-      np.asarray(pj.render_depth(padded, pj.VIEWS_PRETRAIN, mask=mask)),
-      np.asarray(pj.render_depth(cloud, pj.VIEWS_PRETRAIN)))
+      np.asarray(pj.render_depth(padded, cameras.VIEWS_PRETRAIN, mask=mask)),
+      np.asarray(pj.render_depth(cloud, cameras.VIEWS_PRETRAIN)))
 
 
-def test_non_finite_points_are_skipped_in_jit_and_rejected_by_check():
+def test_non_finite_points_are_skipped_in_jit():
   rng = np.random.default_rng(6)
   cloud = np.asarray(pj.normalize_points(rng.normal(size=(1, 100, 3)).astype(np.float32)))
   bad = cloud.copy()
@@ -219,33 +170,17 @@ def test_non_finite_points_are_skipped_in_jit_and_rejected_by_check():
   keep = np.ones((1, 100), bool)
   keep[0, [7, 9]] = False
   np.testing.assert_array_equal(
-      np.asarray(jax.jit(pj.render_depth, static_argnames=("image_size",))(bad, np.asarray(pj.VIEWS_ZERO_SHOT), image_size=64)),
-      np.asarray(pj.render_depth(cloud, pj.VIEWS_ZERO_SHOT, image_size=64, mask=keep)))
-  with pytest.raises(UserError, match=r"chair_0001\.npy.*point 7"):
-    pj.check_points(bad[0], "chair_0001.npy")
-  with pytest.raises(UserError, match="empty"):
-    pj.check_points(np.zeros((0, 3)), "x.npy")
-  with pytest.raises(UserError, match=r"\[\.\.\., N, 3\]"):
-    pj.check_points(np.zeros((10, 2)), "x.npy")
+      np.asarray(jax.jit(pj.render_depth, static_argnames=("image_size",))(bad, np.asarray(cameras.VIEWS_ZERO_SHOT), image_size=64)),
+      np.asarray(pj.render_depth(cloud, cameras.VIEWS_ZERO_SHOT, image_size=64, mask=keep)))
 
 
 def test_batched_render_equals_per_cloud_and_is_translation_scale_invariant():
   rng = np.random.default_rng(7)
   clouds = rng.normal(size=(3, 256, 3)).astype(np.float32)
-  together = np.asarray(pj.render_depth(pj.normalize_points(clouds), pj.VIEWS_ZERO_SHOT))
+  together = np.asarray(pj.render_depth(pj.normalize_points(clouds), cameras.VIEWS_ZERO_SHOT))
   for b in range(3):
-    alone = np.asarray(pj.render_depth(pj.normalize_points(clouds[b:b + 1]), pj.VIEWS_ZERO_SHOT))
+    alone = np.asarray(pj.render_depth(pj.normalize_points(clouds[b:b + 1]), cameras.VIEWS_ZERO_SHOT))
     np.testing.assert_array_equal(together[b], alone[0])
-  moved = np.asarray(pj.render_depth(pj.normalize_points(clouds * 3.5 + np.float32([1, -2, 4])), pj.VIEWS_ZERO_SHOT))
+  moved = np.asarray(pj.render_depth(pj.normalize_points(clouds * 3.5 + np.float32([1, -2, 4])), cameras.VIEWS_ZERO_SHOT))
   # Rounding may flip a pixel on a disc's rim; values agree elsewhere.
   assert np.mean(np.abs(moved - together) < 1e-4) > 0.999
-
-
-def test_align_modelnet_axes():
-  np.testing.assert_allclose(np.asarray(pj.align_modelnet(jnp.array([[1.0, 2.0, 3.0]]))), [[-2.0, 3.0, -1.0]])
-
-
-def test_views_array_rejects_bad_views():
-  with pytest.raises(UserError, match="elevation, azimuth"):
-    pj.views_array([(0, 0, 1)])
-  assert pj.views_array(pj.VIEWS_ZERO_SHOT).shape == (6, 2)
