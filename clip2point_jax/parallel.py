@@ -4,6 +4,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from clip2point_jax import optim
+
 DATA_AXIS = "data"
 
 
@@ -44,3 +46,21 @@ def round_to_devices(batch_size: int, mesh: Mesh) -> int:
   """The smallest multiple of the mesh's device count that is >= batch_size."""
   n = mesh.devices.size
   return max(n, -(-batch_size // n) * n)
+
+
+def param_shardings(mesh: Mesh, params, rules=()):
+  """A `NamedSharding` per parameter from (regex, partition spec) rules.
+
+  Args:
+    mesh: the mesh.
+    params: a parameter pytree (arrays or `jax.ShapeDtypeStruct`s).
+    rules: (regex, spec) pairs, first fullmatch of the "a/b/c" path wins; a
+      spec is a tuple of mesh axis names or None per array axis, e.g.
+      `("kernel$", (None, "data"))`. Unmatched parameters are replicated.
+
+  Returns:
+    A tree of `NamedSharding` shaped like `params`.
+  """
+  specs = optim.match_rules(params, [(p, tuple(s)) for p, s in rules], (), "sharding rules")
+  return jax.tree.map(lambda spec: NamedSharding(mesh, P(*spec)), specs,
+                      is_leaf=lambda x: isinstance(x, tuple))

@@ -1,0 +1,135 @@
+"""Checkpoints of a training run, with orbax's `CheckpointManager`.
+
+Each step folder holds two items: "state", any pytree of arrays (params,
+optimiser state, step...) saved with `StandardSave` and restored into an
+abstract, sharded target (`jax.eval_shape` + shardings), so every device gets
+its own shard back; and "meta", a small JSON dict (data order, the config,
+anything needed to resume exactly).
+
+The manager keeps the latest `keep` checkpoints plus, when `best_metric` is
+set, the one with the best validation value passed to `save(metrics=...)`.
+Saving is asynchronous: the step loop goes on while files are written.
+
+    ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=2,
+                                    best_metric="val_top1")
+    if ckpt.latest_step() is not None:
+      state, meta = ckpt.restore(abstract_state)
+    ...
+    ckpt.save(step, state, meta={"epoch": epoch}, metrics={"val_top1": acc})
+    ckpt.close()
+"""
+
+import os
+from typing import Any, Optional
+
+import jax
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers
+
+from clip2point_jax.errors import UserError
+
+STATE = "state"
+META = "meta"
+
+
+def abstract_like(tree, shardings=None):
+  """`jax.ShapeDtypeStruct`s (with shardings) to restore `tree`'s layout into."""
+  if shardings is None:
+    shardings = jax.tree.map(lambda x: getattr(x, "sharding", None), tree)
+  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                      tree, shardings)
+
+
+class Checkpointer:
+  """Saves and restores (state pytree, meta dict) per step in `directory`."""
+
+  def __init__(self, directory: str, *, keep: int = 2, best_metric: Optional[str] = None,
+               best_mode: str = "max", async_save: bool = True):
+    """
+    Args:
+      directory: the checkpoint folder (created if missing).
+      keep: how many of the latest checkpoints to keep (>= 1).
+      best_metric: a key of the `metrics` passed to `save`; the best
+        checkpoint by it is kept too, whatever its age.
+      best_mode: "max" or "min": which values of `best_metric` are better.
+      async_save: write in a background thread.
+    """
+    if keep < 1:
+      raise UserError(f"checkpoints: keep={keep}; keep at least the latest one")
+    if best_mode not in ("max", "min"):
+      raise UserError(f"checkpoints: best_mode={best_mode!r}; use 'max' or 'min'")
+    self.directory = os.path.abspath(os.path.expanduser(directory))
+    self.best_metric = best_metric
+    policies = [checkpoint_managers.LatestN(keep)]
+    best_fn = None
+    if best_metric:
+      best_fn = lambda metrics: float(metrics[best_metric])
+      policies.append(checkpoint_managers.BestN(
+          get_metric_fn=best_fn, reverse=best_mode == "min", n=1,
+          keep_checkpoints_without_metrics=False))
+    options = ocp.CheckpointManagerOptions(
+        preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies),
+        # best_fn also makes the manager store each step's metrics on disk, so
+        # the best checkpoint is still known after a restart.
+        best_fn=best_fn, best_mode=best_mode,
+        enable_async_checkpointing=async_save)
+    self._manager = ocp.CheckpointManager(self.directory, options=options,
+                                          item_names=(STATE, META))
+
+  def latest_step(self) -> Optional[int]:
+    """The newest saved step, or None if there is none."""
+    return self._manager.latest_step()
+
+  def best_step(self) -> Optional[int]:
+    """The saved step with the best `best_metric`, or None."""
+    if not self.best_metric:
+      return None
+    # The manager falls back to the latest step when none has metrics.
+    if not any(self._manager.metrics(s) for s in self._manager.all_steps()):
+      return None
+    return self._manager.best_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self._manager.all_steps())
+
+  def save(self, step: int, state, *, meta: Optional[dict[str, Any]] = None,
+           metrics: Optional[dict[str, float]] = None, force: bool = True) -> bool:
+    """Starts saving `state` and `meta` as `step`; returns whether it saves."""
+    args = ocp.args.Composite(**{STATE: ocp.args.StandardSave(state),
+                                 META: ocp.args.JsonSave(dict(meta or {}))})
+    metrics = {k: float(v) for k, v in metrics.items()} if metrics else None
+    return self._manager.save(int(step), args=args, metrics=metrics, force=force)
+
+  def restore(self, abstract_state, step: Optional[int] = None):
+    """Restores (state, meta) of `step` (default: the latest).
+
+    Args:
+      abstract_state: the target layout: a pytree of `jax.ShapeDtypeStruct`
+        with shardings (see `abstract_like`), or of arrays to mimic.
+
+    Raises:
+      UserError if there is no such checkpoint or it does not fit the target.
+    """
+    step = self.latest_step() if step is None else int(step)
+    if step is None or step not in self._manager.all_steps():
+      raise UserError(f"no checkpoint{'' if step is None else f' for step {step}'} in "
+                      f"{self.directory}; it has steps {self.all_steps()}")
+    if any(isinstance(x, jax.Array) for x in jax.tree.leaves(abstract_state)):
+      abstract_state = abstract_like(abstract_state)
+    args = ocp.args.Composite(**{STATE: ocp.args.StandardRestore(abstract_state),
+                                 META: ocp.args.JsonRestore()})
+    try:
+      restored = self._manager.restore(step, args=args)
+    except (ValueError, KeyError, TypeError) as e:
+      raise UserError(f"checkpoint {self.directory}/{step} does not fit this run's model "
+                      f"or optimiser ({type(e).__name__}: {str(e)[:300]}); use a fresh workdir "
+                      "or the same config") from e
+    return restored[STATE], dict(restored[META] or {})
+
+  def wait(self):
+    """Blocks until pending asynchronous saves are on disk."""
+    self._manager.wait_until_finished()
+
+  def close(self):
+    self._manager.wait_until_finished()
+    self._manager.close()
