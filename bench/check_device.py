@@ -85,7 +85,7 @@ def _check_encoder(rows, both, points, rng, cpu):
     rel = np.linalg.norm(a - reference) / np.linalg.norm(reference)
     rows.append((f"encoder {name}: rel. error vs CPU f32", f"{rel:.2e}", ""))
 
-  encode = lambda p, x: model32.apply({"params": p}, x)
+  encode = lambda p, depth: model32.apply({"params": p}, grey=depth)
   text = rng.normal(size=(40, config.projection_dim)).astype(np.float32)
   text /= np.linalg.norm(text, axis=-1, keepdims=True)
   classify = zeroshot.make_classifier(encode, views=cameras.VIEWS_ZERO_SHOT)

@@ -40,7 +40,11 @@ def get_config(arg=None):
 
   c.clip = ml_collections.ConfigDict()
   c.clip.name = "openai/clip-vit-base-patch32"  # Hub id or local HF directory.
-  c.clip.dtype = "float32"  # or bfloat16
+  # bfloat16: bf16 matmuls, float32 parameters, layer norms, softmax and
+  # residual stream (the fast path); float32: the plain reference path.
+  c.clip.dtype = "bfloat16"
+  c.clip.attention = "auto"  # cuDNN's fused attention on NVIDIA GPUs, else XLA's
+  c.clip.residual_dtype = "float32"  # bfloat16: about 9% faster on an H200, less exact
 
   c.prompts = ("image of a {}",)
   c.views = tuple(cameras.VIEWS_ZERO_SHOT)

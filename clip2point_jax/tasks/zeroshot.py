@@ -27,6 +27,16 @@ from renderers import points as projector
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
+def load_clip(clip_config) -> hf_clip.LoadedCLIP:
+  """The CLIP that `config.clip` names, with its compute settings."""
+  for field in ("dtype", "residual_dtype"):
+    if clip_config[field] not in DTYPES:
+      raise UserError(f"config.clip.{field}={clip_config[field]!r}; use one of {', '.join(DTYPES)}")
+  return hf_clip.load_clip(clip_config.name, dtype=DTYPES[clip_config.dtype],
+                           attention=clip_config.attention,
+                           residual_dtype=DTYPES[clip_config.residual_dtype])
+
+
 def load_classifier(config, class_names, mesh):
   """The frozen CLIP as a jitted points -> logits function.
 
@@ -35,16 +45,14 @@ def load_classifier(config, class_names, mesh):
     params, text_features: replicated over the mesh; the text features are
       computed once here.
   """
-  if config.clip.dtype not in DTYPES:
-    raise UserError(f"config.clip.dtype={config.clip.dtype!r}; use one of {', '.join(DTYPES)}")
-  loaded = hf_clip.load_clip(config.clip.name, dtype=DTYPES[config.clip.dtype])
+  loaded = load_clip(config.clip)
   size = loaded.config.vision.image_size
   if size != config.render.image_size:
     raise UserError(f"config.render.image_size={config.render.image_size} but the CLIP at "
                     f"{config.clip.name} takes {size}x{size} images")
   text_features = zeroshot.class_text_features(loaded, class_names, tuple(config.prompts))
   classify = zeroshot.make_classifier(
-      zeroshot.clip_image_encoder(loaded), views=config.views, view_weights=config.view_weights,
+      zeroshot.clip_depth_encoder(loaded), views=config.views, view_weights=config.view_weights,
       image_size=config.render.image_size, radius=config.render.radius,
       distance=config.render.distance, align_modelnet=config.data.align_modelnet)
   replicated = parallel.replicated(mesh)
