@@ -107,7 +107,7 @@ def build(config, prompt_names, mesh) -> BoxClassifier:
   """The classifier `config.classifier.kind` names."""
   kind = config.classifier.kind
   if kind not in BUILDERS:
-    raise UserError(f"config.classifier.kind={kind!r}; use one of {', '.join(sorted(BUILDERS) + [ORACLE])}")
+    raise UserError(f"config.classifier.kind={kind!r}; use one of {', '.join(sorted([*BUILDERS, ORACLE]))}")
   return BUILDERS[kind](config, prompt_names, mesh)
 
 
