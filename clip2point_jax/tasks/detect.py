@@ -66,6 +66,9 @@ def _check_config(config):
     raise UserError(f"config.crop.margin={config.crop.margin} must be > -1")
   if config.batch_size < 1:
     raise UserError(f"config.batch_size={config.batch_size} must be positive")
+  if config.data.name != "synthetic" and not config.data.scans_dir:
+    raise UserError("config.data.scans_dir is empty: give the folder of the ScanNet scans "
+                    "(and boxes_dir/proposals_dir if those files are elsewhere)")
   thresholds = tuple(config.eval.iou_thresholds)
   if not thresholds or any(not 0 <= t < 1 for t in thresholds):
     raise UserError(f"config.eval.iou_thresholds={thresholds}: give thresholds in [0, 1)")
