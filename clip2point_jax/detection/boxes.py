@@ -48,14 +48,18 @@ def to_box_frame(points: np.ndarray, boxes) -> np.ndarray:
   """Points in each box's frame: centred on it, its axes as x, y, z.
 
   Args:
-    points: float[P, 3]. boxes: float[K, 6 or 7].
+    points: float[P, 3] (the same points for every box) or float[K, P, 3]
+      (each box's own points).
+    boxes: float[K, 6 or 7].
 
   Returns:
     float32[K, P, 3].
   """
   boxes = as_boxes(boxes)
   points = np.asarray(points, np.float32)
-  rel = points[None, :, :] - boxes[:, None, 0:3].astype(np.float32)
+  if points.ndim == 2:
+    points = points[None]
+  rel = points - boxes[:, None, 0:3].astype(np.float32)
   c = np.cos(boxes[:, 6]).astype(np.float32)[:, None]
   s = np.sin(boxes[:, 6]).astype(np.float32)[:, None]
   # Rotation by -heading about z.
@@ -110,16 +114,36 @@ def normalize_crops(points: np.ndarray, mask: np.ndarray) -> np.ndarray:
   return np.where(degenerate, 0.0, centred / np.where(degenerate, 1.0, scale)).astype(np.float32)
 
 
+def _inside(points, candidate, boxes, half):
+  """bool[K, W]: whether points[candidate[k, w]] lies in box k (half extents `half`).
+
+  The test of `points_in_boxes` with the same float32 arithmetic as
+  `to_box_frame`, one coordinate at a time to keep temporaries small.
+  """
+  half = half.astype(np.float32)
+  centre = boxes[:, 0:3].astype(np.float32)
+  c = np.cos(boxes[:, 6]).astype(np.float32)[:, None]
+  s = np.sin(boxes[:, 6]).astype(np.float32)[:, None]
+  dz = points[candidate, 2] - centre[:, 2:3]
+  inside = np.abs(dz) <= half[:, 2:3]
+  dx = points[candidate, 0] - centre[:, 0:1]
+  dy = points[candidate, 1] - centre[:, 1:2]
+  inside &= np.abs(c * dx + s * dy) <= half[:, 0:1]
+  inside &= np.abs(-s * dx + c * dy) <= half[:, 1:2]
+  return inside
+
+
 def crop_boxes(points: np.ndarray, boxes, *, num_points: int, margin: float = 0.0,
                min_points: int = 1, rng: np.random.Generator) -> Crops:
   """The points inside each box, as fixed-size normalised crops.
 
-  A box holding at least `num_points` points gets a stratified random sample
-  of them without repeats (its c inside points, in file order, are cut into
-  N runs [floor(j c / N), floor((j + 1) c / N)) and one point is drawn from
-  each); a box holding
-  fewer gets all of them and padding (mask False). Vectorised over boxes; the
-  loop runs over chunks of boxes only to bound memory.
+  A box holding c >= N = `num_points` points gets a stratified random sample
+  of them without repeats: its points, ordered by x (then file order), are
+  cut into N runs [floor(j c / N), floor((j + 1) c / N)) and one point is
+  drawn from each. A box holding fewer gets all of them and padding (mask
+  False). Vectorised over boxes: each box only tests the points whose x lies
+  within its reach (a window of the x-sorted cloud); boxes are processed in
+  chunks of similar window length to bound memory.
 
   Args:
     points: float[P, 3] scene points.
@@ -140,35 +164,53 @@ def crop_boxes(points: np.ndarray, boxes, *, num_points: int, margin: float = 0.
   mask = np.zeros((k, n), bool)
   counts = np.zeros((k,), np.int64)
   indices = np.zeros((k, n), np.int64)
-  chunk = max(1, _CHUNK_ELEMENTS // max(p, 1))
-  for start in range(0, k, chunk):  # Bounded memory, not a per-box loop.
-    sl = slice(start, min(start + chunk, k))
-    local = to_box_frame(points, boxes[sl])  # [k', P, 3]
-    half = (boxes[sl, 3:6] * (1.0 + margin) / 2.0).astype(np.float32)
-    inside = (np.abs(local) <= half[:, None, :]).all(-1)  # [k', P]
+  if not k or not p:
+    return Crops(out, mask, counts, counts >= max(int(min_points), 1), indices)
+  order = np.argsort(points[:, 0], kind="stable")
+  sorted_x = points[order, 0]
+  half = boxes[:, 3:6] * (1.0 + margin) / 2.0
+  # Half-width in x of the turned box, widened a little so float32 rounding
+  # in the exact test below never meets the window's edge.
+  reach = np.abs(np.cos(boxes[:, 6])) * half[:, 0] + np.abs(np.sin(boxes[:, 6])) * half[:, 1]
+  reach = reach * (1 + 1e-5) + 1e-5
+  lo = np.searchsorted(sorted_x, boxes[:, 0] - reach, side="left")
+  window = np.searchsorted(sorted_x, boxes[:, 0] + reach, side="right") - lo
+  by_window = np.argsort(window, kind="stable")
+  sorted_window = np.maximum(window[by_window], 1)
+  start = 0
+  while start < k:  # Chunks of boxes of bounded boxes x window, not a loop per box.
+    # Windows ascend, so m boxes from `start` take m x (the m-th window) elements.
+    cost = np.arange(1, k - start + 1) * sorted_window[start:]
+    size = max(1, int(np.searchsorted(cost, _CHUNK_ELEMENTS, side="right")))
+    rows = by_window[start:start + size]
+    start += size
+    width = int(sorted_window[start - 1])
+    offsets = np.arange(width)[None, :]
+    in_window = offsets < window[rows, None]
+    candidate = order[np.minimum(lo[rows, None] + offsets, p - 1)]  # [k', W] scene indices
+    inside = in_window & _inside(points, candidate, boxes[rows], half[rows])
     count = inside.sum(1)
     many = count >= n
-    u = rng.random((len(count), n))
+    u = rng.random((len(rows), n))
     j = np.arange(n)[None, :]
     # Rank (0-based, among the box's inside points) of each sampled point.
     # Runs [floor(j c / N), floor((j + 1) c / N)) are disjoint and non-empty when c >= N.
     run_start = j * count[:, None] // n
     run_length = (j + 1) * count[:, None] // n - run_start
     rank = np.where(many[:, None], run_start + np.floor(u * run_length).astype(np.int64), j)
-    valid = many[:, None] | (j < count[:, None])
+    valid = (many[:, None] | (j < count[:, None])) & (count[:, None] > 0)
     rank = np.where(valid, rank, 0)
     # The r-th inside point of row i is where the running count over the
-    # flattened [k', P] mask first reaches (points inside earlier rows) + r + 1.
+    # flattened [k', W] mask first reaches (points inside earlier rows) + r + 1.
     running = np.cumsum(inside.reshape(-1), dtype=np.int64)
     before = np.concatenate([[0], np.cumsum(count)[:-1]])
     flat = np.searchsorted(running, before[:, None] + rank + 1, side="left")
-    flat = np.minimum(flat, inside.size - 1)
-    index = np.clip(flat - np.arange(len(count))[:, None] * p, 0, max(p - 1, 0))
-    crop = np.take_along_axis(local, index[..., None], axis=1) if p else np.zeros((len(count), n, 3))
-    out[sl] = np.where(valid[..., None], crop, 0.0)
-    mask[sl] = valid & (count[:, None] > 0)
-    counts[sl] = count
-    indices[sl] = np.where(mask[sl], index, 0)
+    column = np.clip(flat - np.arange(len(rows))[:, None] * width, 0, width - 1)
+    chosen = np.where(valid, np.take_along_axis(candidate, column, axis=1), 0)
+    out[rows] = np.where(valid[..., None], to_box_frame(points[chosen], boxes[rows]), 0.0)
+    mask[rows] = valid
+    counts[rows] = count
+    indices[rows] = chosen
   kept = counts >= max(int(min_points), 1)
   return Crops(normalize_crops(out, mask), mask, counts, kept, indices)
 

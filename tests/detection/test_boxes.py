@@ -117,11 +117,14 @@ def test_crop_boxes_samples_padded_normalised_crops():
     chosen = crops.indices[k][crops.mask[k]]
     # Every crop point is one of the box's points, none twice ...
     assert set(chosen) <= set(np.nonzero(inside[k])[0]) and len(set(chosen)) == len(chosen)
-    # ... all of them when they fit, else one from each run of count/64 points in file order.
+    # ... all of them when they fit, else one from each run of count/64
+    # points in the order of x (then file order).
     if crops.counts[k] <= 64:
       assert set(chosen) == set(np.nonzero(inside[k])[0])
     else:
-      ranks = np.sort(np.searchsorted(np.nonzero(inside[k])[0], chosen))
+      by_x = np.nonzero(inside[k])[0]
+      by_x = by_x[np.argsort(scene[by_x, 0], kind="stable")]
+      ranks = np.sort([int(np.nonzero(by_x == c)[0][0]) for c in chosen])
       j, c = np.arange(64), crops.counts[k]
       assert np.all((j * c // 64 <= ranks) & (ranks < (j + 1) * c // 64))
     # ... in the box's frame, normalised as the projector normalises clouds.
