@@ -118,8 +118,10 @@ def run(config, workdir: str) -> dict:
       batcher.add(crops.points[crops.kept], crops.mask[crops.kept])
     if i < config.num_plot_scenes:
       plotted[i] = scene.scan
-  logits = (np.concatenate(oracle_logits) if oracle_logits else np.zeros((0, len(class_names)))) \
-      if oracle else batcher.finish()
+  if oracle:
+    logits = np.concatenate(oracle_logits) if oracle_logits else np.zeros((0, len(class_names)))
+  else:
+    logits = batcher.finish()
   seconds = time.time() - start
   num_kept = [len(b) for b in kept_boxes]
   per_scene_logits = np.split(logits, np.cumsum(num_kept)[:-1]) if len(files) else []
