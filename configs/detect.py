@@ -20,7 +20,9 @@ import ml_collections
 
 from renderers import cameras
 from renderers import points as projector
-from clip2point_jax.config_args import parse_arg
+from clip2point_jax.config_args import load_sibling, parse_arg
+
+zeroshot = load_sibling(__file__, "zeroshot")
 
 DATASETS = ("scannet", "synthetic")
 
@@ -59,9 +61,8 @@ def get_config(arg=None):
   c.classifier = ml_collections.ConfigDict()
   c.classifier.kind = "zeroshot"  # or "oracle" (ground-truth labels: the proposals' upper bound)
 
-  c.clip = ml_collections.ConfigDict()
-  c.clip.name = "" if synthetic else "openai/clip-vit-base-patch32"  # empty: tiny random CLIP
-  c.clip.dtype = "float32"
+  # Empty name: a tiny random CLIP made in the workdir.
+  c.clip = zeroshot.clip_config("" if synthetic else "openai/clip-vit-base-patch32")
   c.prompts = ("image of a {}",)
   c.views = tuple(cameras.VIEWS_ZERO_SHOT)
   c.view_weights = ()

@@ -18,6 +18,18 @@ from renderers import points as projector
 from clip2point_jax.config_args import parse_arg
 
 
+def clip_config(name: str = "openai/clip-vit-base-patch32") -> ml_collections.ConfigDict:
+  """The `clip` block every task shares: which CLIP, and how it computes."""
+  c = ml_collections.ConfigDict()
+  c.name = name  # Hub id or local HF directory.
+  # bfloat16: bf16 matmuls, float32 parameters, layer norms, softmax and
+  # residual stream (the fast path); float32: the plain reference path.
+  c.dtype = "bfloat16"
+  c.attention = "auto"  # cuDNN's fused attention on NVIDIA GPUs, else XLA's
+  c.residual_dtype = "float32"  # bfloat16: about 9% faster on an H200, less exact
+  return c
+
+
 def get_config(arg=None):
   a = parse_arg(arg, dataset="modelnet40", tiny=False)
   c = ml_collections.ConfigDict()
@@ -38,13 +50,7 @@ def get_config(arg=None):
   # primitives only: options to prepare it with on first use (empty: defaults).
   c.data.primitives = ml_collections.ConfigDict()
 
-  c.clip = ml_collections.ConfigDict()
-  c.clip.name = "openai/clip-vit-base-patch32"  # Hub id or local HF directory.
-  # bfloat16: bf16 matmuls, float32 parameters, layer norms, softmax and
-  # residual stream (the fast path); float32: the plain reference path.
-  c.clip.dtype = "bfloat16"
-  c.clip.attention = "auto"  # cuDNN's fused attention on NVIDIA GPUs, else XLA's
-  c.clip.residual_dtype = "float32"  # bfloat16: about 9% faster on an H200, less exact
+  c.clip = clip_config()
 
   c.prompts = ("image of a {}",)
   c.views = tuple(cameras.VIEWS_ZERO_SHOT)

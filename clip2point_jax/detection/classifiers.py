@@ -34,7 +34,6 @@ from clip2point_jax.models import hf_clip, zeroshot
 
 BoxClassifier = Callable[[jax.Array, jax.Array], jax.Array]
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 # CLIP clips its learned temperature at 100.
 MAX_LOGIT_SCALE = 100.0
 
@@ -61,7 +60,7 @@ def zeroshot_classifier(loaded: hf_clip.LoadedCLIP, prompt_names: Sequence[str],
   mesh = mesh or parallel.make_mesh()
   text = zeroshot.class_text_features(loaded, list(prompt_names), tuple(templates))
   points_to_logits = zeroshot.make_classifier(
-      zeroshot.clip_image_encoder(loaded), views=views, view_weights=view_weights,
+      zeroshot.clip_depth_encoder(loaded), views=views, view_weights=view_weights,
       image_size=image_size, radius=radius, distance=distance, align_modelnet=z_up)
   weights = np.asarray(view_weights, np.float64) if view_weights is not None and len(view_weights) else None
   total_weight = float(weights.sum()) if weights is not None else float(len(views))
@@ -82,9 +81,7 @@ def zeroshot_classifier(loaded: hf_clip.LoadedCLIP, prompt_names: Sequence[str],
 
 def build_zeroshot(config, prompt_names, mesh) -> BoxClassifier:
   """The zero-shot classifier from a detect config (`config.clip`, views, render)."""
-  if config.clip.dtype not in DTYPES:
-    raise UserError(f"config.clip.dtype={config.clip.dtype!r}; use one of {', '.join(DTYPES)}")
-  loaded = hf_clip.load_clip(config.clip.name, dtype=DTYPES[config.clip.dtype])
+  loaded = hf_clip.load_configured(config.clip)
   size = loaded.config.vision.image_size
   if size != config.render.image_size:
     raise UserError(f"config.render.image_size={config.render.image_size} but the CLIP at "

@@ -308,3 +308,21 @@ def load_clip(name_or_path: str = "openai/clip-vit-base-patch32",
   tokenizer = load_tokenizer(ckpt_dir)
   model = clip.CLIP(config, dtype=dtype, attention=attention, residual_dtype=residual_dtype)
   return LoadedCLIP(model, params, tokenizer, config)
+
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def load_configured(clip_config) -> LoadedCLIP:
+  """The CLIP a task config's `clip` block names, with its compute settings.
+
+  Args:
+    clip_config: has `name`, `dtype` and `residual_dtype` ("float32" or
+      "bfloat16") and `attention` ("auto", "xla" or "cudnn").
+  """
+  for field in ("dtype", "residual_dtype"):
+    if clip_config[field] not in DTYPES:
+      raise UserError(f"config.clip.{field}={clip_config[field]!r}; use one of {', '.join(DTYPES)}")
+  return load_clip(clip_config.name, dtype=DTYPES[clip_config.dtype],
+                   attention=clip_config.attention,
+                   residual_dtype=DTYPES[clip_config.residual_dtype])

@@ -24,19 +24,6 @@ from clip2point_jax.models import hf_clip, zeroshot
 from clip2point_jax.utils import plots
 from renderers import points as projector
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-
-
-def load_clip(clip_config) -> hf_clip.LoadedCLIP:
-  """The CLIP that `config.clip` names, with its compute settings."""
-  for field in ("dtype", "residual_dtype"):
-    if clip_config[field] not in DTYPES:
-      raise UserError(f"config.clip.{field}={clip_config[field]!r}; use one of {', '.join(DTYPES)}")
-  return hf_clip.load_clip(clip_config.name, dtype=DTYPES[clip_config.dtype],
-                           attention=clip_config.attention,
-                           residual_dtype=DTYPES[clip_config.residual_dtype])
-
-
 def load_classifier(config, class_names, mesh):
   """The frozen CLIP as a jitted points -> logits function.
 
@@ -45,7 +32,7 @@ def load_classifier(config, class_names, mesh):
     params, text_features: replicated over the mesh; the text features are
       computed once here.
   """
-  loaded = load_clip(config.clip)
+  loaded = hf_clip.load_configured(config.clip)
   size = loaded.config.vision.image_size
   if size != config.render.image_size:
     raise UserError(f"config.render.image_size={config.render.image_size} but the CLIP at "

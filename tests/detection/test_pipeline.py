@@ -114,7 +114,7 @@ def test_zeroshot_seam_returns_clip_scaled_mean_similarities(tiny_clip_dir):
   # The reference: per-view cosine similarities of the zero-shot module (tested
   # against transformers' CLIP), averaged with the weights and scaled by CLIP's temperature.
   z_up_to_y_up = np.stack([-points[..., 1], points[..., 2], -points[..., 0]], -1)
-  sums = zeroshot.make_classifier(zeroshot.clip_image_encoder(loaded), views=views, view_weights=weights)(
+  sums = zeroshot.make_classifier(zeroshot.clip_depth_encoder(loaded), views=views, view_weights=weights)(
       loaded.params, zeroshot.class_text_features(loaded, names), jnp.asarray(z_up_to_y_up), jnp.asarray(mask))
   scale = math.exp(float(loaded.params["logit_scale"]))
   np.testing.assert_allclose(got, scale * np.asarray(sums) / weights.sum(), rtol=1e-4, atol=1e-4)
