@@ -15,7 +15,7 @@ import ml_collections
 
 from renderers import cameras
 from renderers import points as projector
-from clip2point_jax.config_args import parse_arg
+from clip2point_jax.config_args import default_data_dir, parse_arg
 
 
 def clip_config(name: str = "openai/clip-vit-base-patch32") -> ml_collections.ConfigDict:
@@ -39,7 +39,8 @@ def get_config(arg=None):
   c.data = ml_collections.ConfigDict()
   c.data.name = a["dataset"]
   c.data.split = "test"
-  c.data.data_dir = "~/tensorflow_datasets"  # empty: <workdir>/tensorflow_datasets
+  # $TFDS_DATA_DIR, else ~/tensorflow_datasets; empty: <workdir>/tensorflow_datasets.
+  c.data.data_dir = default_data_dir()
   c.data.num_points = 1024
   c.data.sampling = "first"  # Builders store points so the first N are the subset to use.
   # ModelNet is z-up; CLIP2Point turns it y-up before rendering.
