@@ -6,12 +6,14 @@ benchmark. The state is a dict pytree holding only what trains:
     {"step": int32[], "seed": int32[], "params": trainable GDPA params,
      "batch_stats": BatchNorm statistics, "opt_state": the optimiser's state}
 
-(+ "best" when a validation split tracks the best epoch). GDPA parameters
-frozen by `config.optim.trainable` travel apart ("frozen_gdpa") and get no
-optimiser state; the encoders are never part of it.
+GDPA parameters frozen by `config.optim.trainable` travel apart
+("frozen_gdpa") and get no optimiser state; the encoders are never part of
+it. A validation split's best epoch is tracked apart too ("best"), so the
+step compiles once with or without one.
 """
 
 import functools
+import json
 
 import jax
 import jax.numpy as jnp
@@ -35,10 +37,28 @@ def make_optimizer(config, trainable_params) -> optax.GradientTransformation:
 def build(config, feature_dim: int):
   """The GDPA, its optimiser and the shapes of its trainable parameters, from a config.
 
+  The same settings give the same objects, so the jitted functions built on
+  them (`init_state`, `make_steps`) compile once per process.
+
   Returns:
     (model, tx, trainable_shapes): `trainable_shapes` is the subtree of
     `jax.ShapeDtypeStruct`s that `config.optim.trainable` selects.
   """
+  key = json.dumps([config.model.to_dict(), config.optim.to_dict(), len(config.views), feature_dim],
+                   sort_keys=True, default=str)
+  return _build(key, config, feature_dim)
+
+
+_BUILT = {}
+
+
+def _build(key, config, feature_dim):
+  if key not in _BUILT:
+    _BUILT[key] = _build_new(config, feature_dim)
+  return _BUILT[key]
+
+
+def _build_new(config, feature_dim: int):
   num_views = len(config.views)
   model = gdpa.from_config(config.model, num_views)
   shapes = jax.eval_shape(lambda: gdpa.init_variables(model, jax.random.key(0), num_views, feature_dim))
@@ -46,16 +66,19 @@ def build(config, feature_dim: int):
   return model, make_optimizer(config, trainable_shapes), trainable_shapes
 
 
-def with_best(state, frozen_gdpa):
-  """Adds the best-validation slot: a copy of the current variables, val top-1 -1."""
-  # Copies: the state is donated, and must not alias the live params or frozen_gdpa.
-  return dict(state, best={"variables": jax.tree.map(jnp.copy, variables_of(state, frozen_gdpa)),
-                           "val_top1": jnp.asarray(-1.0, jnp.float32), "epoch": jnp.asarray(0, jnp.int32)})
+def best_slot(state, frozen_gdpa, val_top1: float = -1.0, epoch: int = 0):
+  """The best-validation record: a copy of the current variables, its val top-1 and epoch."""
+  # Copies: the state is donated, and must not alias the record.
+  return {"variables": jax.tree.map(jnp.copy, variables_of(state, frozen_gdpa)),
+          "val_top1": jnp.asarray(val_top1, jnp.float32), "epoch": jnp.asarray(epoch, jnp.int32)}
 
 
-def checkpoint_tree(state, frozen_gdpa):
-  """What a checkpoint holds: the train state and the frozen GDPA params."""
-  return {"train": state, "frozen": frozen_gdpa}
+def checkpoint_tree(state, frozen_gdpa, best=None):
+  """What a checkpoint holds: the train state, the frozen GDPA params and the best record."""
+  tree = {"train": state, "frozen": frozen_gdpa}
+  if best is not None:
+    tree["best"] = best
+  return tree
 
 
 def init_state(model: gdpa.GDPA, tx, mesh, *, seed: int, num_views: int, features: int,
@@ -75,7 +98,8 @@ def _initializer(model, tx, mesh, num_views, features, trainable_patterns):
   """One jitted initialisation per model: eager `init` would compile op by op."""
 
   def init(seed):
-    variables = gdpa.init_variables(model, jax.random.key(seed), num_views, features)
+    # "rbg" keys compile far faster than threefry on CPU; the streams need not match PyTorch's.
+    variables = gdpa.init_variables(model, jax.random.key(seed, impl="rbg"), num_views, features)
     trainable, frozen = optim.split(variables["params"], trainable_patterns)
     state = {"step": jnp.zeros((), jnp.int32), "seed": seed, "params": trainable,
              "batch_stats": variables["batch_stats"], "opt_state": tx.init(trainable)}
@@ -90,20 +114,23 @@ def variables_of(state, frozen_gdpa):
   return {"params": optim.merge(state["params"], frozen_gdpa), "batch_stats": state["batch_stats"]}
 
 
+@functools.lru_cache(maxsize=8)
 def make_steps(model: gdpa.GDPA, tx, mesh, encode=None):
   """The jitted training and evaluation functions.
 
   Returns a dict of:
-    cached(state, frozen_gdpa, text, data, order) -> (state, metrics): one
+    cached(state, frozen_gdpa, text, data, indices) -> (state, metrics): one
       step on cached features; `data` holds {"depth", "clip": float32[M, V, D],
-      "label": int32[M]} on the devices, `order` int32[epochs, steps, B] the
-      example of every step, picked by `state["step"]`.
+      "label": int32[M]} on the devices and `indices` int32[B] (on the
+      device too, a row of `epoch_orders`) picks the batch there.
     live(state, frozen_gdpa, text, encoders, points, labels) -> (state,
       metrics): one step that renders and encodes `points` float32[B, N, 3]
       first (needs `encode`).
     predict(variables, text, data, indices int32[M']) -> float32[M', C]
       logits in evaluation mode.
-  The state is donated; dropout keys are fold_in(key(seed), step).
+  The state is donated; dropout keys are fold_in(key(seed), step). Cached
+  per (model, tx, mesh, encode), so every seed and run of a process shares
+  the compiled steps.
   """
   sharded = parallel.data_sharding(mesh)
   constrain = lambda x: jax.lax.with_sharding_constraint(x, sharded)
@@ -116,7 +143,7 @@ def make_steps(model: gdpa.GDPA, tx, mesh, encode=None):
     return loss, (mutated["batch_stats"], logits)
 
   def update(state, frozen_gdpa, text, features, labels):
-    rng = jax.random.fold_in(jax.random.key(state["seed"]), state["step"])
+    rng = jax.random.fold_in(jax.random.key(state["seed"], impl="rbg"), state["step"])
     (loss, (batch_stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state["params"], frozen_gdpa, state["batch_stats"], text, features, labels, rng)
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
@@ -128,9 +155,7 @@ def make_steps(model: gdpa.GDPA, tx, mesh, encode=None):
     return {k: constrain(data[k][indices]) for k in FEATURE_KEYS}, constrain(data["label"][indices])
 
   @functools.partial(jax.jit, donate_argnums=0)
-  def cached(state, frozen_gdpa, text, data, order):
-    per_epoch = order.shape[1]
-    indices = order[state["step"] // per_epoch, state["step"] % per_epoch]
+  def cached(state, frozen_gdpa, text, data, indices):
     features, labels = gather(data, indices)
     return update(state, frozen_gdpa, text, features, labels)
 

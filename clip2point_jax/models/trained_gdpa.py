@@ -85,11 +85,10 @@ def load(path: str, mesh):
   state, frozen = jax.eval_shape(lambda: training.init_state(
       model, tx, mesh, seed=0, num_views=len(config.views), features=description["feature_dim"],
       trainable_patterns=config.optim.trainable))
-  if description.get("has_best"):
-    state = jax.eval_shape(training.with_best, state, frozen)
+  best = jax.eval_shape(training.best_slot, state, frozen) if description.get("has_best") else None
   replicated = parallel.replicated(mesh)
   target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
-                        training.checkpoint_tree(state, frozen))
+                        training.checkpoint_tree(state, frozen, best))
   ckpt = checkpoints.Checkpointer(os.path.join(directory, "checkpoints"))
   restored, _ = ckpt.restore(target)
   ckpt.close()

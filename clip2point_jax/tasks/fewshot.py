@@ -25,7 +25,6 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
@@ -155,8 +154,7 @@ def train_one_seed(config, seed, workdir, *, mesh, model, tx, steps, text, paths
       model, tx, mesh, seed=seed, num_views=len(config.views), features=paths.feature_dim,
       trainable_patterns=config.optim.trainable)
   has_val = len(val) > 0
-  if has_val:
-    state = training.with_best(state, frozen_gdpa)
+  best = training.best_slot(state, frozen_gdpa) if has_val else None
   key = run_key(config, seed, len(subset), paths.fingerprints)
   description = model_description(config, paths, class_names, key, has_val)
 
@@ -165,15 +163,16 @@ def train_one_seed(config, seed, workdir, *, mesh, model, tx, steps, text, paths
   ckpt = checkpoints.Checkpointer(os.path.join(seed_dir, "checkpoints"), keep=1)
   curves = {"loss": [], "train_top1": [], "val_top1": []}
   if ckpt.latest_step() is not None:
-    restored, meta = ckpt.restore(checkpoints.abstract_like(training.checkpoint_tree(state, frozen_gdpa)))
+    restored, meta = ckpt.restore(checkpoints.abstract_like(training.checkpoint_tree(state, frozen_gdpa, best)))
     if meta.get("run") != key:
       raise UserError(f"{ckpt.directory} holds a run with other settings ({_diff(meta.get('run'), key)}); "
                       "use a fresh workdir or the same config")
-    state, frozen_gdpa, curves = restored["train"], restored["frozen"], meta["curves"]
+    state, frozen_gdpa, best = restored["train"], restored["frozen"], restored.get("best")
+    curves = meta["curves"]
   start_epoch = int(state["step"]) // per_epoch
 
   def save(epoch):
-    ckpt.save(int(state["step"]), training.checkpoint_tree(state, frozen_gdpa),
+    ckpt.save(int(state["step"]), training.checkpoint_tree(state, frozen_gdpa, best),
               meta={"run": key, "epoch": epoch, "curves": curves})
     if jax.process_index() == 0:
       with open(os.path.join(seed_dir, trained_gdpa.MODEL_FILE), "w") as f:
@@ -200,8 +199,8 @@ def train_one_seed(config, seed, workdir, *, mesh, model, tx, steps, text, paths
         state, m = steps["live"](state, frozen_gdpa, text, encoders, batch["points"], batch["label"])
         step_metrics.append(m)
     else:
-      for _ in range(per_epoch):
-        state, m = steps["cached"](state, frozen_gdpa, text, train_data, orders)
+      for i in range(per_epoch):
+        state, m = steps["cached"](state, frozen_gdpa, text, train_data, orders[epoch, i])
         step_metrics.append(m)
     fetched = jax.device_get(step_metrics)  # One transfer per epoch.
     loss = float(np.mean([m["loss"] for m in fetched]))
@@ -213,10 +212,8 @@ def train_one_seed(config, seed, workdir, *, mesh, model, tx, steps, text, paths
       top1 = val_top1(state)
       curves["val_top1"].append([epoch + 1, top1])
       postfix["val"] = f"{100 * top1:.1f}%"
-      if top1 > float(state["best"]["val_top1"]):
-        state["best"] = {"variables": jax.tree.map(jnp.copy, training.variables_of(state, frozen_gdpa)),
-                         "val_top1": jnp.asarray(top1, jnp.float32),
-                         "epoch": jnp.asarray(epoch + 1, jnp.int32)}
+      if top1 > float(best["val_top1"]):
+        best = training.best_slot(state, frozen_gdpa, top1, epoch + 1)
     bar.set_postfix(postfix)
     every = config.checkpoint_every_epochs
     if every and (epoch + 1) % every == 0 and epoch + 1 < config.epochs:
@@ -233,7 +230,6 @@ def train_one_seed(config, seed, workdir, *, mesh, model, tx, steps, text, paths
   result.update(seed=seed, num_train=int(len(subset)), num_val=int(len(val)), batch_size=batch_size,
                 steps=int(state["step"]), train_seconds=seconds, selected="final epoch", curves=curves)
   if has_val:
-    best = state["best"]
     best_logits = training.evaluate(steps["predict"], best["variables"], text, test_data, everything,
                                     eval_chunk)
     result["best_val_epoch"] = {
