@@ -117,10 +117,14 @@ class _Shapes:
 
 
 def zero_shot_row(config, s: _Shapes) -> dict:
-  """Render 6 views, encode them, compare with the class texts."""
-  classify = zeroshot.make_classifier(s.encode_image, views=config.views_zero_shot, **s.render)
-  cost = analyse(lambda p, t, x: classify(p, t, x), s.vision, s.text, s.points, batch=s.batch,
-                  analysis=s.analysis)
+  """Render the zero-shot views, encode them, compare with the class texts."""
+  encode = dual_path.make_view_encoder(s.encode_image, views=config.views_zero_shot, **s.render, shared=True)
+
+  def forward(params, text, points):
+    features = encode({"clip_encoder": params}, points)["clip"]
+    return zeroshot.view_similarities(features, text)
+
+  cost = analyse(forward, s.vision, s.text, s.points, batch=s.batch, analysis=s.analysis)
   return dict(method=f"zero-shot ({len(config.views_zero_shot)} views)", what="evaluation forward",
               trainable_params=0, frozen_params=s.vision_count, **cost)
 

@@ -16,6 +16,7 @@ from clip2point_jax.data import primitives, shots, splits
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import dual_path, gdpa, trained_gdpa
 from clip2point_jax.tasks import fewshot
+from clip2point_jax.tasks import zeroshot as zeroshot_task
 from renderers import cameras
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -79,12 +80,13 @@ def test_the_checkpoint_gives_the_reported_accuracy_and_live_logits_match_cached
            for p in glob.glob(os.path.join(workdir, "feature_cache", "primitives-test-*", "*.npy"))}
   assert set(cache) == {"clip", "label"}  # shared weights: one set of features for both paths
 
-  classifier_config = _config("zeroshot", "dataset=primitives")
+  # What `configs/zeroshot.py --config.gdpa=...` and `configs/classify.py` load.
+  classifier_config = _config("classify", "")
   with classifier_config.unlocked():
     classifier_config.gdpa = workdir
-  trained_gdpa.adopt_settings(classifier_config)
+  classify, params, text = zeroshot_task.load_classifier(classifier_config, primitives.CLASS_NAMES, mesh)
   assert len(classifier_config.views) == 10 and classifier_config.render.radius == config.render.radius
-  classify, params, text = trained_gdpa.load_classifier(classifier_config, primitives.CLASS_NAMES, mesh)
+  assert classifier_config.clip.name == config.clip.name
   cached_logits = jax.jit(model.apply)(variables, cache["clip"], cache["clip"], text)
   accuracy = np.mean(np.asarray(cached_logits).argmax(-1) == cache["label"])
   assert accuracy == result["per_seed"]["0"]["top1_accuracy"]
@@ -95,24 +97,48 @@ def test_the_checkpoint_gives_the_reported_accuracy_and_live_logits_match_cached
   np.testing.assert_allclose(np.asarray(live_logits), np.asarray(cached_logits[:4]), atol=2e-5)
 
 
-def test_validation_split_and_refusal_to_resume_other_settings(trained, tmp_path, capsys):
+class _Interrupt(Exception):
+  pass
+
+
+def test_validation_split_exact_resume_and_refusal_of_other_settings(trained, tmp_path, capsys, monkeypatch):
   config, workdir, _ = trained
   # The trained run's features (same identity): no caching pass, and the same compiled steps.
   small = _tiny(config.clip.name, config.data.data_dir, cache_dir=os.path.join(workdir, "feature_cache"),
-                shots=2, epochs=2, val_fraction=0.25)
-  result = fewshot.run(small, str(tmp_path / "small"))
+                shots=2, epochs=3, val_fraction=0.25, checkpoint_every_epochs=1)
+  result = fewshot.run(small, str(tmp_path / "whole"))
   assert capsys.readouterr().out.count("using cached") == 2
   seed = result["per_seed"]["0"]
-  assert seed["num_train"] == 16 and seed["num_val"] == 32 and seed["steps"] == 2 * 2
+  assert seed["num_train"] == 16 and seed["num_val"] == 32 and seed["steps"] == 3 * 2
   best = seed["best_val_epoch"]
-  assert best["epoch"] in (1, 2) and 0.0 <= best["test_top1_accuracy"] <= 1.0
-  assert "validation" in best["note"] and len(seed["curves"]["val_top1"]) == 2
+  assert best["epoch"] in (1, 2, 3) and 0.0 <= best["test_top1_accuracy"] <= 1.0
+  assert "validation" in best["note"] and len(seed["curves"]["val_top1"]) == 3
   assert "test_top1_at_best_val_epoch" in result["aggregate"]
-  # The workdir's checkpoint is restored, then refused: it was trained with other settings.
+
+  # Interrupted during epoch 3, resumed from epoch 2's checkpoint: the same run exactly.
+  real_tqdm = fewshot.tqdm
+
+  class Interrupting(real_tqdm):
+    def __iter__(self):
+      for epoch in super().__iter__():
+        if epoch == 2:
+          raise _Interrupt
+        yield epoch
+
+  monkeypatch.setattr(fewshot, "tqdm", Interrupting)
+  with pytest.raises(_Interrupt):
+    fewshot.run(small, str(tmp_path / "resumed"))
+  monkeypatch.setattr(fewshot, "tqdm", real_tqdm)
+  resumed = fewshot.run(small, str(tmp_path / "resumed"))["per_seed"]["0"]
+  for key in ("confusion_matrix", "best_val_epoch", "steps"):
+    assert resumed[key] == seed[key], key
+  np.testing.assert_allclose(np.asarray(resumed["curves"]["loss"]), np.asarray(seed["curves"]["loss"]), rtol=1e-6)
+
+  # The same workdir with other settings: the checkpoint is restored, then refused.
   with small.unlocked():
     small.epochs = 7
-  with pytest.raises(UserError, match="epochs: 2 there, 7 now"):
-    fewshot.run(small, str(tmp_path / "small"))
+  with pytest.raises(UserError, match="epochs: 3 there, 7 now"):
+    fewshot.run(small, str(tmp_path / "whole"))
 
 
 def test_depth_encoder_seam_and_configs():
