@@ -48,6 +48,13 @@ def load_depth_encoder(source: str, loaded: hf_clip.LoadedCLIP):
       "empty to let CLIP's own image tower fill path P.")
 
 
+def put_encoders(paths: "FrozenPaths", sharding) -> dict[str, Any]:
+  """Both paths' params on the devices; shared weights are put there once."""
+  clip = jax.device_put(paths.params["clip_encoder"], sharding)
+  depth = clip if paths.shared else jax.device_put(paths.params["depth_encoder"], sharding)
+  return {"depth_encoder": depth, "clip_encoder": clip}
+
+
 @dataclasses.dataclass
 class FrozenPaths:
   """The loaded CLIP, both paths' vision params and their fingerprints."""

@@ -120,5 +120,5 @@ def load_classifier(config, class_names, mesh):
 
   text = zeroshot.class_text_features(paths.loaded, list(class_names), tuple(trained["prompts"]))
   replicated = parallel.replicated(mesh)
-  params = {"encoders": jax.device_put(paths.params, replicated), "gdpa": variables}
+  params = {"encoders": dual_path.put_encoders(paths, replicated), "gdpa": variables}
   return classify, params, jax.device_put(np.asarray(text), replicated)

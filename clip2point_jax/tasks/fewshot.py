@@ -84,7 +84,7 @@ def run(config, workdir: str) -> dict:
       dual_path.vision_encoder(paths.loaded.config, dual_path.DTYPES[config.clip.dtype]),
       views=config.views, image_size=config.render.image_size, radius=config.render.radius,
       distance=config.render.distance, align_modelnet=config.data.align_modelnet, shared=paths.shared)
-  encoders = jax.device_put(paths.params, parallel.replicated(mesh))
+  encoders = dual_path.put_encoders(paths, parallel.replicated(mesh))
   encode_jit = jax.jit(encode)
   cache_root = config.cache_dir or os.path.join(workdir, "feature_cache")
   data_root = splits.data_dir(config.data, workdir)

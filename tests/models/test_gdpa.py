@@ -16,9 +16,10 @@ def _shapes(model, views=10, features=512):
   return jax.eval_shape(lambda: gdpa.init_variables(model, jax.random.key(0), views, features))
 
 
-# Jitted: eager flax init/apply would compile op by op.
-def _init(model, key, views, features):
-  return jax.jit(lambda k: gdpa.init_variables(model, k, views, features))(key)
+# Jitted (eager flax init/apply would compile op by op), with "rbg" keys, which compile
+# far faster than threefry on CPU.
+def _init(model, seed, views, features):
+  return jax.jit(lambda s: gdpa.init_variables(model, jax.random.key(s, impl="rbg"), views, features))(seed)
 
 
 def _apply(model, variables, *args, **kwargs):
@@ -69,7 +70,7 @@ def test_adapter_matches_pytorch_layers_in_training_and_evaluation():
   rng = np.random.default_rng(0)
   adapter = gdpa.ViewAdapter(num_views=views, dropout=0.0)
   x = rng.normal(1.0, 2.0, size=(batch, views, features)).astype(np.float32)
-  variables = jax.jit(lambda k: adapter.init(k, jnp.asarray(x), train=False))(jax.random.key(1))
+  variables = jax.jit(lambda: adapter.init(jax.random.key(1, impl="rbg"), jnp.asarray(x), train=False))()
   # Non-trivial view weights and BatchNorm affine parameters.
   params = jax.tree.map(lambda a: a + jnp.asarray(rng.normal(0, 0.3, a.shape), jnp.float32),
                         variables["params"])
@@ -109,7 +110,7 @@ def test_gated_and_mean_fusion_follow_their_formulas():
   text = jnp.asarray(text / np.linalg.norm(text, axis=-1, keepdims=True), jnp.float32)
 
   gated = gdpa.GDPA(num_views=views, fusion="gate")
-  variables = _init(gated, jax.random.key(3), views, features)
+  variables = _init(gated, 3, views, features)
   a_p, a_c = _adapted(gated, variables, depth, clip)
   gate = variables["params"]["gate"]
   scores = np.concatenate([a_p, a_c], -1) @ np.asarray(gate["kernel"], np.float64) + np.asarray(gate["bias"])
@@ -140,7 +141,7 @@ def test_init_logit_scale_and_dropout():
   x = jnp.asarray(rng.normal(size=(6, 10, 16)), jnp.float32)
   text = jnp.asarray(np.eye(4, 16), jnp.float32)
   plain = gdpa.GDPA(num_views=10)
-  variables = _init(plain, jax.random.key(0), 10, 16)
+  variables = _init(plain, 0, 10, 16)
   # PyTorch nn.Linear's init: U(+-1/sqrt(fan_in)) for weights and biases; view weights 0.5.
   fc1 = variables["params"]["adapter_clip"]["fc1"]
   bound = 1.0 / np.sqrt(160)
@@ -149,16 +150,15 @@ def test_init_logit_scale_and_dropout():
   np.testing.assert_array_equal(variables["params"]["adapter_clip"]["view_weights"], np.full(10, 0.5))
   base = np.asarray(_apply(plain, variables, x, x, text))
   assert np.abs(base).max() <= 1.0 + 1e-6  # unit features . unit texts, no scale
-  fixed = gdpa.GDPA(num_views=10, logit_scale=20.0)
-  np.testing.assert_allclose(np.asarray(_apply(fixed, variables, x, x, text)), 20.0 * base, rtol=1e-5)
   learned = gdpa.GDPA(num_views=10, logit_scale=20.0, learn_logit_scale=True)
-  learned_vars = _init(learned, jax.random.key(0), 10, 16)
+  learned_vars = _init(learned, 0, 10, 16)
   assert float(learned_vars["params"]["logit_scale"]) == pytest.approx(np.log(20.0))
   np.testing.assert_allclose(np.asarray(_apply(learned, learned_vars, x, x, text)), 20.0 * base, rtol=1e-5)
+  assert float(gdpa.GDPA(num_views=10, logit_scale=20.0).scale()) == 20.0  # fixed: a constant
 
-  train = jax.jit(lambda key: plain.apply(variables, x, x, text, train=True, rngs={"dropout": key},
-                                          mutable=["batch_stats"])[0])
-  run = lambda seed: train(jax.random.key(seed))
+  train = jax.jit(lambda seed: plain.apply(variables, x, x, text, train=True, mutable=["batch_stats"],
+                                           rngs={"dropout": jax.random.key(seed, impl="rbg")})[0])
+  run = lambda seed: train(seed)
   assert not np.allclose(run(0), run(1))
   np.testing.assert_array_equal(run(0), run(0))
 
