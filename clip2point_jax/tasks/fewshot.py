@@ -68,6 +68,11 @@ def run(config, workdir: str) -> dict:
   if config.data.name == "files":
     raise UserError("config.data.name='files' has no train/test splits; GDPA training needs a "
                     "prepared dataset (see the README's Datasets section)")
+  if not config.seeds:
+    raise UserError("config.seeds is empty; give at least one, e.g. --config.seeds='(0,)'")
+  if config.shots < 0 or config.epochs < 1:
+    raise UserError(f"config.shots={config.shots} and config.epochs={config.epochs}: shots must be "
+                    ">= 0 (0 = every training cloud) and epochs >= 1")
   # 1. Mesh.
   mesh = parallel.make_mesh()
 

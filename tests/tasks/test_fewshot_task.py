@@ -141,9 +141,13 @@ def test_validation_split_exact_resume_and_refusal_of_other_settings(trained, tm
     fewshot.run(small, str(tmp_path / "whole"))
 
 
-def test_depth_encoder_seam_and_configs():
+def test_depth_encoder_seam_bad_settings_and_configs(tmp_path):
   with pytest.raises(UserError, match="config.depth_encoder='runs/pretrain'.*not\\s+available yet"):
     dual_path.load_depth_encoder("runs/pretrain", None)
+  for overrides, message in (({"shots": -1}, "shots must be >= 0"), ({"seeds": ()}, "config.seeds is empty"),
+                             ({"data.name": "files"}, "no train/test splits")):
+    with pytest.raises(UserError, match=message):
+      fewshot.run(_tiny("/no/clip", str(tmp_path), **overrides), str(tmp_path / "run"))
   few = _config("fewshot", "dataset=modelnet40,shots=16")
   assert few.shots == 16 and len(few.views) == 10 and few.data.align_modelnet and len(few.seeds) > 1
   assert (few.optim.learning_rate, few.optim.weight_decay, few.batch_size, few.epochs) == (1e-3, 1e-4, 32, 100)
