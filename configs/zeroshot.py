@@ -53,6 +53,9 @@ def get_config(arg=None):
 
   c.clip = clip_config()
 
+  # A trained GDPA (a few-shot / fine-tuning workdir or its seed_<s> folder)
+  # instead of zero-shot CLIP; its CLIP, views, render settings and prompts win.
+  c.gdpa = ""
   c.prompts = ("image of a {}",)
   c.views = tuple(cameras.VIEWS_ZERO_SHOT)
   c.view_weights = ()  # empty: every view counts the same

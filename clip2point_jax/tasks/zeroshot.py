@@ -20,18 +20,24 @@ from clip2point_jax import metrics, parallel
 from clip2point_jax import preprocess
 from clip2point_jax.data import pipeline, splits
 from clip2point_jax.errors import UserError
-from clip2point_jax.models import hf_clip, zeroshot
+from clip2point_jax.models import hf_clip, trained_gdpa, zeroshot
 from clip2point_jax.utils import plots
 from renderers import points as projector
 
 def load_classifier(config, class_names, mesh):
   """The frozen CLIP as a jitted points -> logits function.
 
+  With `config.gdpa` set, a trained GDPA instead; its checkpoint's CLIP,
+  views, render settings and prompts then replace those of `config`.
+
   Returns:
     classify: `(params, text_features, points float32[B, N, 3]) -> float32[B, C]`.
     params, text_features: replicated over the mesh; the text features are
       computed once here.
   """
+  if config.get("gdpa"):
+    trained_gdpa.adopt_settings(config)
+    return trained_gdpa.load_classifier(config, class_names, mesh)
   loaded = hf_clip.load_configured(config.clip)
   size = loaded.config.vision.image_size
   if size != config.render.image_size:
@@ -100,6 +106,7 @@ def run(config, workdir: str) -> dict:
   logits, labels, seconds = predict(classify, params, text_features, source, config, mesh)
   result = metrics.classification_metrics(logits, labels, class_names)
   result.update(dataset=config.data.name, split=config.data.split, clip=config.clip.name,
+                gdpa=config.get("gdpa", ""),
                 views=[list(v) for v in config.views], prompts=list(config.prompts),
                 seconds=seconds, clouds_per_second=len(labels) / max(seconds, 1e-9))
   if jax.process_index() == 0:
@@ -113,13 +120,14 @@ def _write_outputs(config, workdir, source, class_names, result):
   plots.save_confusion_matrix(
       np.asarray(result["confusion_matrix"]), class_names,
       os.path.join(workdir, "confusion_matrix.png"),
-      title=f"zero-shot {config.data.name}: top-1 {100 * result['top1_accuracy']:.1f}%")
+      title=f"{'GDPA' if config.get('gdpa') else 'zero-shot'} {config.data.name}: top-1 {100 * result['top1_accuracy']:.1f}%")
   count = min(config.num_grid_clouds, len(source))
   if count:
     picks = np.linspace(0, len(source) - 1, count).astype(int)
     titles = [class_names[int(source[int(i)]["label"])] for i in picks]
     save_depth_grid(config, source, titles, picks, os.path.join(workdir, "depth_maps.png"))
-  print(f"\nzero-shot {config.data.name}/{config.data.split}: {result['num_examples']} clouds, "
+  what = f"GDPA {config.gdpa}" if config.get("gdpa") else "zero-shot"
+  print(f"\n{what} {config.data.name}/{config.data.split}: {result['num_examples']} clouds, "
         f"{len(class_names)} classes")
   print(f"  top-1 {100 * result['top1_accuracy']:.2f}%   top-5 {100 * result['top5_accuracy']:.2f}%   "
         f"mean class {100 * result['mean_class_accuracy']:.2f}%   "

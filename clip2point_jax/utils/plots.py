@@ -69,3 +69,27 @@ def save_curves(curves: dict, path: str, xlabel: str = "step") -> None:
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+def save_curve_panels(panels: dict, path: str, xlabel: str = "step") -> None:
+  """Several labelled lines per panel, e.g. one line per seed or per split.
+
+  Args:
+    panels: {panel title: {line label: [(x, y), ...]}}; empty lines are skipped.
+    path: the PNG to write.
+  """
+  names = list(panels)
+  fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.2), squeeze=False)
+  for ax, name in zip(axes[0], names):
+    for label, points in panels[name].items():
+      if points:
+        xs, ys = zip(*points)
+        ax.plot(xs, ys, label=label, linewidth=1.2)
+    ax.set_title(name, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3)
+    if 1 < len(panels[name]) <= 10:
+      ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

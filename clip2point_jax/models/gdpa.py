@@ -1,0 +1,188 @@
+"""The Gated Dual-Path Adapter (GDPA): CLIP2Point's downstream learner.
+
+Two frozen encoders see the same V rendered views of a cloud: path P, the
+CLIP2Point pre-trained depth encoder, and path C, CLIP's own image tower.
+Each path's per-view features go through its own `ViewAdapter` (the released
+code's `SimplifiedAdapter`):
+
+    x * view_weights (V scalars, init 0.5) -> BatchNorm over the D channels,
+    shared by the views -> dropout -> flatten to V*D -> Linear(V*D -> D)
+    -> BatchNorm -> ReLU -> dropout -> Linear(D -> D)
+
+and a gate fuses the two adapted features a_P, a_C:
+
+    g = softmax(Linear(2D -> 2)([a_P; a_C])),  f = g_P a_P + g_C a_C
+
+(`fusion="mean"` is the released code's fixed f = (a_P + a_C) / 2). f is
+L2-normalised and the logits are f . t^T against unit text features t of the
+class prompts, with no logit scale unless one is configured.
+
+With V = 10 and D = 512 the trainable parameters number 5,775,382 with the
+gate and 5,773,332 without it (supplementary Table 1: 5.78M).
+
+Layers follow PyTorch's semantics, since the reference results come from it:
+`BatchNorm` is `nn.BatchNorm1d` (momentum 0.1, eps 1e-5, running variance
+updated with the unbiased batch variance) and `TorchDense` initialises like
+`nn.Linear` (uniform in +-1/sqrt(fan_in), bias too). BatchNorm statistics
+live in the flax collection "batch_stats"; dropout draws from the "dropout"
+rng stream.
+"""
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from clip2point_jax.errors import UserError
+
+FUSIONS = ("gate", "mean")
+
+
+def torch_uniform_init(fan_in: int):
+  """`nn.Linear`'s default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), weight and bias alike."""
+  bound = 1.0 / math.sqrt(fan_in)
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+class TorchDense(nn.Module):
+  """A dense layer initialised like PyTorch's `nn.Linear`; params `kernel` [in, out], `bias`."""
+  features: int
+
+  @nn.compact
+  def __call__(self, x):
+    init = torch_uniform_init(x.shape[-1])
+    kernel = self.param("kernel", init, (x.shape[-1], self.features), jnp.float32)
+    bias = self.param("bias", init, (self.features,), jnp.float32)
+    return x @ kernel + bias
+
+
+class BatchNorm(nn.Module):
+  """PyTorch `BatchNorm1d` over the last axis, statistics over all others.
+
+  Training normalises with the biased batch variance and moves the running
+  variance towards the unbiased one, as PyTorch does; evaluation uses the
+  running statistics.
+  """
+  momentum: float = 0.1
+  epsilon: float = 1e-5
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    """x: float32[..., D] -> float32[..., D]."""
+    features = x.shape[-1]
+    scale = self.param("scale", nn.initializers.ones, (features,), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
+    running_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
+    running_var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
+    if train:
+      axes = tuple(range(x.ndim - 1))
+      mean = x.mean(axes)
+      var = jnp.square(x - mean).mean(axes)
+      if not self.is_initializing():
+        count = x.size // features
+        unbiased = var * (count / max(count - 1, 1))
+        running_mean.value = (1 - self.momentum) * running_mean.value + self.momentum * mean
+        running_var.value = (1 - self.momentum) * running_var.value + self.momentum * unbiased
+    else:
+      mean, var = running_mean.value, running_var.value
+    return (x - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
+
+
+class ViewAdapter(nn.Module):
+  """One path's adapter: V per-view D-d features -> one D-d feature."""
+  num_views: int
+  dropout: float = 0.075
+  view_init: float = 0.5
+
+  @nn.compact
+  def __call__(self, features, train: bool):
+    """features: float32[B, V, D], not normalised -> float32[B, D]."""
+    b, v, d = features.shape
+    if v != self.num_views:
+      raise ValueError(f"the adapter was built for {self.num_views} views, got {v}")
+    weights = self.param("view_weights", nn.initializers.constant(self.view_init), (v,), jnp.float32)
+    x = features.astype(jnp.float32) * weights[:, None]
+    x = BatchNorm(name="norm_views")(x, train)  # shared by the views: stats over B*V
+    x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    x = TorchDense(d, name="fc1")(x.reshape(b, v * d))
+    x = BatchNorm(name="norm_hidden")(x, train)
+    x = nn.Dropout(self.dropout, deterministic=not train)(nn.relu(x))
+    return TorchDense(d, name="fc2")(x)
+
+
+def l2_normalize(x, axis: int = -1):
+  return x / jnp.maximum(jnp.linalg.norm(x, axis=axis, keepdims=True), 1e-12)
+
+
+class GDPA(nn.Module):
+  """Both adapters, the fusion and the logits against fixed text features.
+
+  Parameters: `adapter_depth/...` (path P), `adapter_clip/...` (path C),
+  `gate/{kernel, bias}` (fusion "gate" only) and `logit_scale` (only
+  when learned; stored as its log, like CLIP's).
+  """
+  num_views: int
+  dropout: float = 0.075
+  view_init: float = 0.5
+  fusion: str = "gate"
+  logit_scale: float = 1.0  # 1.0: none, as released.
+  learn_logit_scale: bool = False
+
+  def setup(self):
+    if self.fusion not in FUSIONS:
+      raise UserError(f"config.model.fusion={self.fusion!r}; use one of {', '.join(FUSIONS)}")
+    if not self.logit_scale > 0:
+      raise UserError(f"config.model.logit_scale={self.logit_scale!r} must be > 0 (1.0 means none)")
+    adapter = lambda name: ViewAdapter(self.num_views, self.dropout, self.view_init, name=name)
+    self.adapter_depth = adapter("adapter_depth")
+    self.adapter_clip = adapter("adapter_clip")
+    if self.fusion == "gate":
+      self.gate = TorchDense(2)
+    if self.learn_logit_scale:
+      self.log_logit_scale = self.param(
+          "logit_scale", nn.initializers.constant(math.log(self.logit_scale)), (), jnp.float32)
+
+  def embed(self, depth_features, clip_features, train: bool = False):
+    """float32[B, V, D] per path -> float32[B, D], unit rows."""
+    a_depth = self.adapter_depth(depth_features, train)
+    a_clip = self.adapter_clip(clip_features, train)
+    if self.fusion == "gate":
+      g = jax.nn.softmax(self.gate(jnp.concatenate([a_depth, a_clip], axis=-1)), axis=-1)
+      fused = g[:, :1] * a_depth + g[:, 1:] * a_clip
+    else:
+      fused = 0.5 * (a_depth + a_clip)
+    return l2_normalize(fused)
+
+  def scale(self):
+    return jnp.exp(self.log_logit_scale) if self.learn_logit_scale else jnp.float32(self.logit_scale)
+
+  def __call__(self, depth_features, clip_features, text_features, train: bool = False):
+    """Logits float32[B, C] for unit text features float32[C, D]."""
+    fused = self.embed(depth_features, clip_features, train)
+    return self.scale() * fused @ text_features.T
+
+
+def from_config(model_config, num_views: int) -> GDPA:
+  """The GDPA a config's `model` block describes."""
+  return GDPA(num_views=num_views, dropout=float(model_config.dropout),
+              view_init=float(model_config.view_init), fusion=model_config.fusion,
+              logit_scale=float(model_config.logit_scale),
+              learn_logit_scale=bool(model_config.learn_logit_scale))
+
+
+def init_variables(model: GDPA, key, num_views: int, features: int, num_classes: int = 2) -> dict[str, Any]:
+  """{"params": ..., "batch_stats": ...} for features of width `features`."""
+  dummy = jnp.zeros((2, num_views, features), jnp.float32)
+  text = jnp.zeros((num_classes, features), jnp.float32)
+  return dict(model.init({"params": key}, dummy, dummy, text, train=False))
+
+
+def count_params(tree) -> int:
+  """The number of scalars in a parameter pytree (arrays or ShapeDtypeStructs)."""
+  return int(sum(math.prod(x.shape) for x in jax.tree.leaves(tree)))

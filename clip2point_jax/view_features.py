@@ -1,0 +1,104 @@
+"""Per-view features of every cloud of a split, computed once with frozen encoders.
+
+The caching pass renders each cloud's views and runs both GDPA encoders in
+one jitted, sharded function per batch (`dual_path.make_view_encoder`), keeps
+the outputs on the devices until the pass ends, then stores them with
+`feature_cache` under an identity that names everything they depend on: both
+encoders' fingerprints, the dataset and its preparation, the split, the
+views, the render and point settings and the compute dtype.
+
+    features = view_features.load_or_compute(cache_root, identity, encode, frozen, source, ...)
+    features["depth"], features["clip"]   # float32[M, V, D]
+    features["label"]                     # int32[M]
+"""
+
+import hashlib
+import json
+import os
+import time
+from typing import Any, Callable
+
+import jax
+import numpy as np
+from absl import logging
+from jax.experimental import multihost_utils
+from tqdm import tqdm
+
+from clip2point_jax import feature_cache, parallel
+from clip2point_jax.data import pipeline, registry
+
+CACHE_VERSION = 1
+
+
+def data_identity(data, source, root: str) -> dict[str, Any]:
+  """What the split's clouds depend on: the prepared dataset's options and size."""
+  identity = {"name": data.name, "examples": len(source)}
+  if data.name in registry.DATASETS:
+    identity["prepared"] = registry.metadata(data.name, root).get("options")
+  return identity
+
+
+def cache_dir(root: str, identity: dict[str, Any]) -> str:
+  """`<root>/<dataset>-<split>-<hash of the identity>`: a new identity gets a new folder."""
+  digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
+  return os.path.join(os.path.expanduser(root), f"{identity['data']['name']}-{identity['split']}-{digest}")
+
+
+def compute(encode: Callable, frozen, source, *, mesh, batch_size: int, num_points: int,
+            sampling: str = "first", shared: bool = False, desc: str = "caching features") -> dict:
+  """Both paths' per-view features of every example of `source`, in order.
+
+  Args:
+    encode: jitted `(frozen, points, mask) -> {"depth", "clip"}` features.
+    frozen: the encoders' params, replicated over `mesh`.
+    source: random access to {"points", "label"} examples.
+    batch_size: clouds per global batch (rounded up to the device count).
+    shared: the paths share weights; only "clip" is kept.
+
+  Returns:
+    {"clip": float32[M, V, D], "depth": (unless shared), "label": int32[M]} as
+    numpy arrays on every host.
+  """
+  batch_size = parallel.round_to_devices(batch_size, mesh)
+  batches = pipeline.prefetch(pipeline.batches(
+      source, global_batch_size=batch_size, num_points=num_points, training=False,
+      sampling=sampling, normalize_points=False))
+  keys = ("clip",) if shared else ("clip", "depth")
+  outputs = []
+  start = time.time()
+  for local in tqdm(batches, total=pipeline.num_batches(len(source), batch_size, training=False),
+                    desc=desc, unit="batch", disable=jax.process_index() != 0):
+    batch = parallel.global_batch(mesh, local)
+    features = encode(frozen, batch["points"], None)
+    # Kept on the device until the end: fetching per batch would stall dispatch.
+    outputs.append(([features[k] for k in keys], batch["label"], batch["mask"]))
+  gather = lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True))
+  keep = np.concatenate([gather(o[2]) for o in outputs])
+  result = {k: np.concatenate([gather(o[0][i]) for o in outputs])[keep] for i, k in enumerate(keys)}
+  result["label"] = np.concatenate([gather(o[1]) for o in outputs])[keep].astype(np.int32)
+  seconds = time.time() - start
+  logging.info("%s: %d clouds in %.1f s (%.1f clouds/s)", desc, len(result["label"]), seconds,
+               len(result["label"]) / max(seconds, 1e-9))
+  return result
+
+
+def load_or_compute(root: str, identity: dict[str, Any], compute_fn: Callable[[], dict]) -> dict:
+  """The cached features of `identity` under `root`, computing and storing them if missing.
+
+  Returns:
+    {"depth", "clip": float32[M, V, D], "label": int32[M]}; with shared
+    weights "depth" is the same array as "clip".
+  """
+  identity = dict(identity, cache_version=CACHE_VERSION)
+  directory = cache_dir(root, identity)
+  arrays = feature_cache.load(directory, identity)
+  if arrays is None:
+    arrays = compute_fn()
+    if jax.process_index() == 0:
+      arrays = feature_cache.save(directory, arrays, identity)
+      print(f"cached {identity['split']} features of {len(arrays['label'])} clouds in {directory}")
+  else:
+    print(f"using cached {identity['split']} features in {directory}")
+  arrays = dict(arrays)
+  arrays.setdefault("depth", arrays["clip"])
+  return arrays

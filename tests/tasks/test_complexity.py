@@ -1,0 +1,35 @@
+"""The complexity report: ViT-B/32 shapes give the supplementary's Table 1 numbers for the GDPA."""
+
+import os
+
+import pytest
+
+from clip2point_jax.config_args import load_sibling
+from clip2point_jax.tasks import complexity
+
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
+
+
+def _config(arg=None):
+  return load_sibling(os.path.join(CONFIGS, "x.py"), "complexity").get_config(arg)
+
+
+def test_gdpa_on_vit_b32_shapes_matches_table_1():
+  config = _config()
+  row = complexity.gdpa_row(config, complexity._Shapes(config))  # lowered and compiled, not run
+  assert row["gmacs_per_cloud"] == pytest.approx(88.23, rel=0.03)
+  assert row["trainable_params"] / 1e6 == pytest.approx(5.78, rel=0.03)
+  assert row["trainable_params"] == 5_775_382
+  assert row["frozen_params"] == 2 * 87_849_216  # two ViT-B/32 image towers (the paper's 87.85M each)
+
+
+def test_tiny_report_has_three_consistent_rows(tmp_path, capsys):
+  result = complexity.run(_config("tiny"), str(tmp_path))
+  zero_shot, gdpa, pretrain = result["rows"]
+  # Encoders dominate: 20 encoded images cost a little over 20/6 of zero-shot's 6.
+  assert 3.0 < gdpa["gmacs_per_cloud"] / zero_shot["gmacs_per_cloud"] < 3.6
+  # Two depth maps forward and backward (about 3x forward) plus one image forward: about 7 images.
+  ratio = pretrain["gmacs_per_cloud"] / (zero_shot["gmacs_per_cloud"] / 6)
+  assert 5.5 < ratio < 8.5
+  assert gdpa["trainable_params"] == 23_062 and pretrain["trainable_params"] == zero_shot["frozen_params"] + 1
+  assert (tmp_path / "complexity.json").exists() and "| GDPA (10 views, both paths) |" in capsys.readouterr().out

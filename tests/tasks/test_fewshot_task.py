@@ -1,0 +1,164 @@
+"""GDPA few-shot / fine-tuning: training on the built-in shapes, cached == live, checkpoints."""
+
+import glob
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from clip2point_jax import gdpa_training as training, optim, parallel, view_features
+from clip2point_jax.config_args import load_sibling
+from clip2point_jax.data import primitives, shots, splits
+from clip2point_jax.errors import UserError
+from clip2point_jax.models import dual_path, gdpa, trained_gdpa
+from clip2point_jax.tasks import fewshot
+from clip2point_jax.tasks import zeroshot as zeroshot_task
+from renderers import cameras
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIGS = os.path.join(REPO, "configs")
+# The GDPA on the tiny CLIP (32-d features, 10 views): 2 x 11,466 adapter + 130 gate parameters.
+TINY_TRAINABLE = 23_062
+
+
+def _config(name, arg):
+  return load_sibling(os.path.join(CONFIGS, "x.py"), name).get_config(arg)
+
+
+def _tiny(clip_dir, data_dir, **overrides):
+  config = _config("fewshot", "dataset=primitives,tiny")
+  with config.unlocked():
+    config.clip.name = clip_dir
+    config.data.data_dir = data_dir
+    for key, value in overrides.items():
+      node = config
+      *parents, leaf = key.split(".")
+      for p in parents:
+        node = node[p]
+      node[leaf] = value
+  return config
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_clip_dir, tmp_path_factory):
+  """One 16-shot run on the built-in shapes (16 train / 8 test clouds per class).
+
+  float32, so live and cached logits can be compared to float32 rounding.
+  """
+  root = tmp_path_factory.mktemp("fewshot")
+  config = _tiny(tiny_clip_dir, str(root / "tfds"), **{"clip.dtype": "float32"})
+  workdir = str(root / "run")
+  return config, workdir, fewshot.run(config, workdir)
+
+
+def test_training_on_the_built_in_shapes_beats_chance(trained, capsys):
+  config, workdir, result = trained
+  top1 = result["aggregate"]["top1_accuracy"]["mean"]
+  print(f"GDPA 16-shot on the built-in shapes with the random tiny CLIP: test top-1 {100 * top1:.1f}% "
+        "(chance 12.5%)")
+  assert top1 >= 0.30  # 2.4x chance; 45% when written
+  run = result["per_seed"]["0"]
+  assert run["num_train"] == 128 and run["num_examples"] == 64 and run["steps"] == 100 * 16
+  assert np.asarray(run["confusion_matrix"]).sum(1).tolist() == [8] * 8
+  assert set(run["per_class_accuracy"]) == set(primitives.CLASS_NAMES)
+  assert result["trainable_params"] == TINY_TRAINABLE and result["model_selection"] == "final epoch"
+  assert len(run["curves"]["loss"]) == 100 and run["curves"]["loss"][-1][1] < run["curves"]["loss"][0][1]
+  written = json.loads(open(os.path.join(workdir, "metrics.json")).read())
+  assert written["aggregate"]["top1_accuracy"]["mean"] == top1
+  for name in ("confusion_matrix.png", "learning_curves.png", "seed_0/gdpa.json"):
+    assert os.path.getsize(os.path.join(workdir, name)) > 0, name
+  assert glob.glob(os.path.join(workdir, "seed_0", "checkpoints", "1600", "state"))
+
+
+def test_the_checkpoint_gives_the_reported_accuracy_and_live_logits_match_cached(trained):
+  config, workdir, result = trained
+  mesh = parallel.make_mesh()
+  model, variables, description, _ = trained_gdpa.load(workdir, mesh)
+  assert description["class_names"] == list(primitives.CLASS_NAMES)
+  cache = {os.path.basename(p)[:-4]: np.load(p)
+           for p in glob.glob(os.path.join(workdir, "feature_cache", "primitives-test-*", "*.npy"))}
+  assert set(cache) == {"clip", "label"}  # shared weights: one set of features for both paths
+
+  # What `configs/zeroshot.py --config.gdpa=...` and `configs/classify.py` load.
+  classifier_config = _config("classify", "")
+  with classifier_config.unlocked():
+    classifier_config.gdpa = workdir
+  classify, params, text = zeroshot_task.load_classifier(classifier_config, primitives.CLASS_NAMES, mesh)
+  assert len(classifier_config.views) == 10 and classifier_config.render.radius == config.render.radius
+  assert classifier_config.clip.name == config.clip.name
+  cached_logits = jax.jit(model.apply)(variables, cache["clip"], cache["clip"], text)
+  accuracy = np.mean(np.asarray(cached_logits).argmax(-1) == cache["label"])
+  assert accuracy == result["per_seed"]["0"]["top1_accuracy"]
+
+  source, _ = splits.load(config.data, "test", workdir)
+  points = np.stack([source[i]["points"][:config.data.num_points] for i in range(4)])
+  live_logits = classify(params, text, jnp.asarray(points))
+  np.testing.assert_allclose(np.asarray(live_logits), np.asarray(cached_logits[:4]), atol=2e-5)
+
+
+class _Interrupt(Exception):
+  pass
+
+
+def test_validation_split_exact_resume_and_refusal_of_other_settings(trained, tmp_path, capsys, monkeypatch):
+  config, workdir, _ = trained
+  # The trained run's features (same identity): no caching pass, and the same compiled steps.
+  small = _tiny(config.clip.name, config.data.data_dir, cache_dir=os.path.join(workdir, "feature_cache"),
+                shots=2, epochs=3, val_fraction=0.25, checkpoint_every_epochs=1,
+                **{"clip.dtype": config.clip.dtype})
+  result = fewshot.run(small, str(tmp_path / "whole"))
+  assert capsys.readouterr().out.count("using cached") == 2
+  seed = result["per_seed"]["0"]
+  assert seed["num_train"] == 16 and seed["num_val"] == 32 and seed["steps"] == 3 * 2
+  best = seed["best_val_epoch"]
+  assert best["epoch"] in (1, 2, 3) and 0.0 <= best["test_top1_accuracy"] <= 1.0
+  assert "validation" in best["note"] and len(seed["curves"]["val_top1"]) == 3
+  assert "test_top1_at_best_val_epoch" in result["aggregate"]
+
+  # Interrupted during epoch 3, resumed from epoch 2's checkpoint: the same run exactly.
+  real_tqdm = fewshot.tqdm
+
+  class Interrupting(real_tqdm):
+    def __iter__(self):
+      for epoch in super().__iter__():
+        if epoch == 2:
+          raise _Interrupt
+        yield epoch
+
+  monkeypatch.setattr(fewshot, "tqdm", Interrupting)
+  with pytest.raises(_Interrupt):
+    fewshot.run(small, str(tmp_path / "resumed"))
+  monkeypatch.setattr(fewshot, "tqdm", real_tqdm)
+  resumed = fewshot.run(small, str(tmp_path / "resumed"))["per_seed"]["0"]
+  for key in ("confusion_matrix", "best_val_epoch", "steps"):
+    assert resumed[key] == seed[key], key
+  np.testing.assert_allclose(np.asarray(resumed["curves"]["loss"]), np.asarray(seed["curves"]["loss"]), rtol=1e-6)
+
+  # The same workdir with other settings: the checkpoint is restored, then refused.
+  with small.unlocked():
+    small.epochs = 7
+  with pytest.raises(UserError, match="epochs: 3 there, 7 now"):
+    fewshot.run(small, str(tmp_path / "whole"))
+
+
+def test_depth_encoder_seam_bad_settings_and_configs(tmp_path):
+  with pytest.raises(UserError, match="config.depth_encoder='runs/pretrain'.*not\\s+available yet"):
+    dual_path.load_depth_encoder("runs/pretrain", None)
+  for overrides, message in (({"shots": -1}, "shots must be >= 0"), ({"seeds": ()}, "config.seeds is empty"),
+                             ({"data.name": "files"}, "no train/test splits")):
+    with pytest.raises(UserError, match=message):
+      fewshot.run(_tiny("/no/clip", str(tmp_path), **overrides), str(tmp_path / "run"))
+  few = _config("fewshot", "dataset=modelnet40,shots=16")
+  assert few.shots == 16 and len(few.views) == 10 and few.data.align_modelnet and len(few.seeds) > 1
+  assert (few.optim.learning_rate, few.optim.weight_decay, few.batch_size, few.epochs) == (1e-3, 1e-4, 32, 100)
+  assert few.model.fusion == "gate" and few.model.dropout == 0.075 and few.render.distance == 1.0
+  for name in ("modelnet40", "modelnet10", "scanobjectnn_objbg", "scanobjectnn_objonly",
+               "scanobjectnn_pb_t50_rs"):
+    fine = _config("finetune", f"dataset={name}")
+    assert fine.task == "finetune" and fine.shots == 0 and fine.data.name == name
+    assert fine.data.align_modelnet == name.startswith("modelnet")
+  assert _config("finetune", "dataset=modelnet10,tiny").data.num_points == 512

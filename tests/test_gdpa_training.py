@@ -1,0 +1,140 @@
+"""GDPA training pieces: cached == live steps, frozen parameters, sharding, batch order."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import ml_collections
+import optax
+
+from clip2point_jax import gdpa_training as training, optim, parallel, view_features
+from clip2point_jax.config_args import load_sibling
+from clip2point_jax.data import primitives, shots, splits
+from clip2point_jax.models import dual_path, gdpa
+from renderers import cameras
+from tests.conftest import REPO_ROOT, run_with_fake_devices
+
+
+def _config(**model):
+  config = load_sibling(f"{REPO_ROOT}/configs/x.py", "fewshot").get_config("dataset=primitives,tiny")
+  with config.unlocked():
+    for key, value in model.items():
+      config.model[key] = value
+  return config
+
+
+def test_resampled_batches_follow_the_cached_order_with_fresh_point_subsets():
+  rng = np.random.default_rng(0)
+  source = splits.ArraySource(rng.normal(size=(12, 64, 3)).astype(np.float32), np.arange(12, dtype=np.int32))
+  subset = np.array([1, 3, 4, 6, 8, 9, 10, 11])
+  orders = training.epoch_orders(subset, 4, seed=5, epochs=2)
+  batches = list(training.resampled_batches(shots.SubsetSource(source, subset), batch_size=4,
+                                            num_points=16, seed=5, start_step=0, num_steps=4))
+  np.testing.assert_array_equal(np.stack([b["label"] for b in batches]), orders.reshape(4, 4))
+  first = batches[0]
+  for cloud, index in zip(first["points"], first["label"]):
+    stored = {tuple(p) for p in source.points[index]}
+    assert cloud.shape == (16, 3) and all(tuple(p) in stored for p in cloud)
+  assert len({tuple(p) for p in first["points"][0]}) == 16  # without repeats
+  resumed = next(training.resampled_batches(shots.SubsetSource(source, subset), batch_size=4,
+                                            num_points=16, seed=5, start_step=2, num_steps=1))
+  np.testing.assert_array_equal(resumed["points"], batches[2]["points"])
+
+
+VIEWS = cameras.VIEWS_PRETRAIN[4:6]  # two corner views keep the live step small
+
+
+def _features_and_encoders(clip_dir, count=4):
+  """Two different frozen encoders (CLIP and a perturbed copy as path P) and `count` clouds."""
+  paths = dual_path.load_frozen_paths(ml_collections.ConfigDict(dict(
+      name=clip_dir, dtype="float32", attention="auto", residual_dtype="float32")))
+  depth = jax.tree.map(lambda x: x * 1.1 + 0.01, paths.params["clip_encoder"])
+  encoders = {"depth_encoder": depth, "clip_encoder": paths.params["clip_encoder"]}
+  encode = dual_path.make_view_encoder(dual_path.vision_encoder(paths.loaded), views=VIEWS)
+  points, labels = primitives.generate(1, 256, seed=5)
+  return paths, encoders, encode, points[:count], labels[:count]
+
+
+def test_cached_training_equals_live_training_and_frozen_parameters_stay_bit_identical(tiny_clip_dir):
+  paths, encoders, encode, points, labels = _features_and_encoders(tiny_clip_dir)
+  mesh = parallel.make_mesh()
+  encoders = jax.device_put(encoders, parallel.replicated(mesh))
+  cached = view_features.compute(jax.jit(encode), encoders, splits.ArraySource(points, labels),
+                                 mesh=mesh, batch_size=4, num_points=256)
+  assert not np.allclose(cached["depth"], cached["clip"])  # two paths, two encoders
+  data = training.to_device(cached, mesh)
+
+  config = _config(dropout=0.0)
+  with config.unlocked():
+    config.optim.trainable = ("adapter_.*",)  # the gate stays frozen
+  model = gdpa.from_config(config.model, len(VIEWS))
+  shapes = jax.eval_shape(lambda: gdpa.init_variables(model, jax.random.key(0), len(VIEWS), paths.feature_dim))
+  trainable_shapes, _ = optim.split(shapes["params"], config.optim.trainable)
+  text = jnp.asarray(np.linalg.qr(np.random.default_rng(0).normal(size=(32, 8)))[0].T, jnp.float32)
+  order = jnp.arange(len(labels), dtype=jnp.int32)
+
+  # One SGD step each way: plain gradients, so float noise cannot flip Adam's signs.
+  sgd = optax.sgd(0.5)
+  sgd_steps = training.make_steps(model, sgd, mesh, encode)
+  init = lambda tx: training.init_state(model, tx, mesh, seed=3, num_views=len(VIEWS),
+                                        features=paths.feature_dim, trainable_patterns=config.optim.trainable)
+  state_a, frozen_gdpa = init(sgd)
+  state_b, _ = init(sgd)
+  state_a, metrics_a = sgd_steps["cached"](state_a, frozen_gdpa, text, data, order)
+  state_b, metrics_b = sgd_steps["live"](state_b, frozen_gdpa, text, encoders, jnp.asarray(points),
+                                         jnp.asarray(labels))
+  np.testing.assert_allclose(metrics_a["loss"], metrics_b["loss"], rtol=1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               (state_a["params"], state_a["batch_stats"]), (state_b["params"], state_b["batch_stats"]))
+  assert "gate" not in state_a["params"] and "gate" in frozen_gdpa
+
+  # Frozen: the encoders and the GDPA's frozen gate stay bit-identical through training.
+  before = jax.device_get((encoders, frozen_gdpa, state_b["params"]))
+  for _ in range(2):
+    state_b, _ = sgd_steps["live"](state_b, frozen_gdpa, text, encoders, jnp.asarray(points),
+                                   jnp.asarray(labels))
+  after = jax.device_get((encoders, frozen_gdpa, state_b["params"]))
+  jax.tree.map(np.testing.assert_array_equal, after[:2], before[:2])
+  assert not np.array_equal(after[2]["adapter_depth"]["fc1"]["kernel"], before[2]["adapter_depth"]["fc1"]["kernel"])
+  # Frozen parameters get no optimiser state: AdamW keeps two moments per trainable scalar only.
+  tx = training.make_optimizer(config, trainable_shapes)
+  adam_state, _ = jax.eval_shape(lambda: init(tx))
+  moments = sum(x.size for x in jax.tree.leaves(adam_state["opt_state"]) if x.ndim)
+  assert moments == 2 * gdpa.count_params(trainable_shapes)
+
+
+def _synthetic_training(devices, steps: int = 2):
+  """Two cached SGD steps on synthetic features over a mesh of `devices`: (params, batch_stats)."""
+  config = _config(dropout=0.0)
+  mesh = parallel.make_mesh(devices)
+  # SGD: biases ahead of a BatchNorm have a true gradient of zero, and Adam would blow
+  # their float noise (which differs with the reduction order) up to lr-sized steps.
+  model, _, _ = training.build(config, 16)
+  tx = optax.sgd(0.1)
+  rng = np.random.default_rng(0)
+  features = {"clip": rng.normal(size=(40, 10, 16)).astype(np.float32),
+              "depth": rng.normal(size=(40, 10, 16)).astype(np.float32),
+              "label": rng.integers(0, 5, 40).astype(np.int32)}
+  data = training.to_device(features, mesh)
+  text = jnp.asarray(np.linalg.qr(rng.normal(size=(16, 5)))[0].T, jnp.float32)
+  orders = jax.device_put(training.epoch_orders(np.arange(40), 16, seed=1, epochs=1), parallel.replicated(mesh))
+  variables = gdpa.init_variables(model, jax.random.key(1), 10, 16)  # eager: no compile per mesh
+  trainable, frozen = optim.split(variables["params"], config.optim.trainable)
+  state = {"step": jnp.zeros((), jnp.int32), "seed": jnp.asarray(1, jnp.int32), "params": trainable,
+           "batch_stats": variables["batch_stats"], "opt_state": tx.init(trainable)}
+  state, frozen = jax.device_put((state, frozen), parallel.replicated(mesh))
+  step = training.make_steps(model, tx, mesh)
+  for i in range(steps):
+    state, _ = step["cached"](state, frozen, text, data, orders[0, i])
+  return jax.device_get((state["params"], state["batch_stats"]))
+
+
+def test_training_sharded_over_8_devices_matches_one_device():
+  # A batch of 16 over 8 devices: BatchNorm statistics must still be the global batch's.
+  run_with_fake_devices("""
+    import jax, numpy as np
+    from tests.test_gdpa_training import _synthetic_training
+    assert jax.device_count() == 8
+    one, eight = _synthetic_training(jax.devices()[:1]), _synthetic_training(jax.devices())
+    for a, b in zip(jax.tree.leaves(eight), jax.tree.leaves(one), strict=True):
+      np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+  """)
