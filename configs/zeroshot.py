@@ -41,6 +41,10 @@ def get_config(arg=None):
   c.clip = ml_collections.ConfigDict()
   c.clip.name = "openai/clip-vit-base-patch32"  # Hub id or local HF directory.
   c.clip.dtype = "float32"  # or bfloat16
+  # A pre-training workdir or checkpoint (configs/pretrain.py, or the authors'
+  # converted release): its depth encoder replaces CLIP's image tower.
+  # Empty: plain CLIP.
+  c.depth_encoder = ""
 
   c.prompts = ("image of a {}",)
   c.views = tuple(cameras.VIEWS_ZERO_SHOT)

@@ -20,21 +20,15 @@ from clip2point_jax import metrics, parallel
 from clip2point_jax import preprocess
 from clip2point_jax.data import pipeline, splits
 from clip2point_jax.errors import UserError
-from clip2point_jax.models import hf_clip, zeroshot
+from clip2point_jax.models import depth_encoder, hf_clip, zeroshot
 from clip2point_jax.utils import plots
 from renderers import points as projector
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-def load_classifier(config, class_names, mesh):
-  """The frozen CLIP as a jitted points -> logits function.
-
-  Returns:
-    classify: `(params, text_features, points float32[B, N, 3]) -> float32[B, C]`.
-    params, text_features: replicated over the mesh; the text features are
-      computed once here.
-  """
+def load_clip(config) -> hf_clip.LoadedCLIP:
+  """The CLIP of `config.clip`, checked against the render settings."""
   if config.clip.dtype not in DTYPES:
     raise UserError(f"config.clip.dtype={config.clip.dtype!r}; use one of {', '.join(DTYPES)}")
   loaded = hf_clip.load_clip(config.clip.name, dtype=DTYPES[config.clip.dtype])
@@ -42,13 +36,34 @@ def load_classifier(config, class_names, mesh):
   if size != config.render.image_size:
     raise UserError(f"config.render.image_size={config.render.image_size} but the CLIP at "
                     f"{config.clip.name} takes {size}x{size} images")
+  return loaded
+
+
+def load_classifier(config, class_names, mesh, loaded=None):
+  """The frozen CLIP as a jitted points -> logits function.
+
+  With `config.depth_encoder` set (a pre-training workdir or checkpoint), its
+  trained depth encoder replaces CLIP's image tower.
+
+  Args:
+    loaded: the CLIP to use (default: load `config.clip`).
+
+  Returns:
+    classify: `(params, text_features, points float32[B, N, 3]) -> float32[B, C]`.
+    params, text_features: replicated over the mesh; the text features are
+      computed once here.
+  """
+  loaded = loaded or load_clip(config)
   text_features = zeroshot.class_text_features(loaded, class_names, tuple(config.prompts))
   classify = zeroshot.make_classifier(
       zeroshot.clip_image_encoder(loaded), views=config.views, view_weights=config.view_weights,
       image_size=config.render.image_size, radius=config.render.radius,
       distance=config.render.distance, align_modelnet=config.data.align_modelnet)
+  params = loaded.params
+  if config.get("depth_encoder"):
+    params = depth_encoder.load_params(config.depth_encoder, loaded)
   replicated = parallel.replicated(mesh)
-  return classify, jax.device_put(loaded.params, replicated), jax.device_put(text_features, replicated)
+  return classify, jax.device_put(params, replicated), jax.device_put(text_features, replicated)
 
 
 def predict(classify, params, text_features, source, config, mesh, desc="zero-shot"):
@@ -105,6 +120,7 @@ def run(config, workdir: str) -> dict:
   logits, labels, seconds = predict(classify, params, text_features, source, config, mesh)
   result = metrics.classification_metrics(logits, labels, class_names)
   result.update(dataset=config.data.name, split=config.data.split, clip=config.clip.name,
+                depth_encoder=config.get("depth_encoder", ""),
                 views=[list(v) for v in config.views], prompts=list(config.prompts),
                 seconds=seconds, clouds_per_second=len(labels) / max(seconds, 1e-9))
   if jax.process_index() == 0:
@@ -126,6 +142,8 @@ def _write_outputs(config, workdir, source, class_names, result):
     save_depth_grid(config, source, titles, picks, os.path.join(workdir, "depth_maps.png"))
   print(f"\nzero-shot {config.data.name}/{config.data.split}: {result['num_examples']} clouds, "
         f"{len(class_names)} classes")
+  if result.get("depth_encoder"):
+    print(f"  depth encoder: {result['depth_encoder']}")
   print(f"  top-1 {100 * result['top1_accuracy']:.2f}%   top-5 {100 * result['top5_accuracy']:.2f}%   "
         f"mean class {100 * result['mean_class_accuracy']:.2f}%   "
         f"(chance {100 * result['chance_accuracy']:.2f}%)")
