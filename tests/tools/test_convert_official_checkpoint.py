@@ -1,13 +1,15 @@
 """The authors' released checkpoint layout -> our depth encoder, checked against transformers' torch CLIP."""
 
 import os
+import shutil
 
 import numpy as np
+import safetensors.numpy
 import pytest
 
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import depth_encoder, hf_clip, zeroshot
-from clip2point_jax.tools import convert_official_checkpoint, make_tiny_clip
+from clip2point_jax.tools import convert_official_checkpoint
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -37,10 +39,15 @@ def _openai_visual(hf: dict, num_layers: int) -> dict:
 
 
 @pytest.fixture(name="released", scope="module")
-def _released(tmp_path_factory):
-  """A best_eval.pth in the authors' layout whose point_model is a second tiny CLIP."""
+def _released(tmp_path_factory, tiny_clip_dir):
+  """A best_eval.pth in the authors' layout whose point_model differs from the tiny CLIP."""
   root = tmp_path_factory.mktemp("released")
-  trained_dir = make_tiny_clip.write_tiny_clip(str(root / "trained_clip"), seed=1)
+  # The "trained" encoder: the tiny CLIP with every weight perturbed.
+  trained_dir = shutil.copytree(tiny_clip_dir, str(root / "trained_clip"))
+  weights = safetensors.numpy.load_file(os.path.join(trained_dir, "model.safetensors"))
+  rng = np.random.default_rng(1)
+  weights = {k: np.asarray(v + rng.normal(0, 0.05, v.shape), v.dtype) for k, v in weights.items()}
+  safetensors.numpy.save_file(weights, os.path.join(trained_dir, "model.safetensors"))
   model = transformers.CLIPModel.from_pretrained(trained_dir).eval()
   visual = _openai_visual(model.state_dict(), model.config.vision_config.num_hidden_layers)
   state = {f"module.point_model.{k}": t.clone() for k, t in visual.items()}
@@ -56,7 +63,7 @@ def test_converted_encoder_gives_the_source_features(released, tiny_clip_dir, tm
   path, torch_model, _ = released
   out = str(tmp_path / "converted")
   convert_official_checkpoint.main([path, out])
-  loaded = hf_clip.load_clip(tiny_clip_dir)  # seed 0: another image tower
+  loaded = hf_clip.load_clip(tiny_clip_dir)  # the unperturbed image tower
   params = depth_encoder.load_params(out, loaded)
   images = np.random.default_rng(0).normal(size=(3, 224, 224, 3)).astype(np.float32)
   encode = zeroshot.clip_image_encoder(loaded)
