@@ -288,6 +288,10 @@ class MetricsLog:
     if self.main and self.records:
       plots.save_learning_curves(self.records, self.curves, title=title)
 
+  def close(self):
+    if self.writer is not None:
+      self.writer.close()
+
 
 def _event_writer(workdir):
   """clu's TensorBoard writer where clu is installed, else None."""
@@ -449,6 +453,7 @@ def run(config, workdir: str) -> dict:
   finally:
     bar.close()
     ckpt.close()
+    log.close()
   log.plot(f"pre-training, step {num_steps}")
   return _summary(log, ckpt, workdir, num_steps)
 

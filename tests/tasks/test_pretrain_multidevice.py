@@ -9,7 +9,7 @@ def test_one_step_on_8_devices_equals_1_device_and_groups_follow_the_formula():
     # Compile fast (a third of the time here); both sides of the comparison use it.
     os.environ["XLA_FLAGS"] += " --xla_backend_optimization_level=0"
     import jax, jax.numpy as jnp, numpy as np
-    from clip2point_jax import optim, parallel
+    from clip2point_jax import losses, optim, parallel
     from clip2point_jax.config_args import load_sibling
     from clip2point_jax.models import clip as clip_lib
     from clip2point_jax.tasks import pretrain
@@ -59,19 +59,16 @@ def test_one_step_on_8_devices_equals_1_device_and_groups_follow_the_formula():
                  eight["params"], one["params"])
     assert not np.allclose(one["params"]["w"], 1.0)
 
-    # Grouped negatives over the sharded batch: the mean of per-group losses.
-    with config.unlocked():
-      config.loss.negatives_group = 4
-    mesh, state, frozen, _, _, _ = setup(jax.devices())
-    loss_fn = jax.jit(pretrain.make_loss_fn(config, encoder, live=False))
-    total, aux = loss_fn(state["params"], frozen, parallel.global_batch(mesh, batch),
-                         jax.device_put(cache, parallel.replicated(mesh)), state["step"])
-    f1, f2, fi = (np.asarray(f, np.float64) for f in aux["features"])
-    want = np.mean([reference_total(f1[g:g + 4], f2[g:g + 4], fi[g:g + 4], 1.0, config.loss.temperature)
+    # Grouped negatives on features sharded over the 8 devices: the mean of per-group losses.
+    mesh = parallel.make_mesh()
+    f1, f2, fi = (rng.normal(size=(b, 16)).astype(np.float32) for _ in range(3))
+    grouped = jax.jit(lambda *f: losses.pretrain_loss(*f, jnp.float32(1.3), temperature=0.07,
+                                                      negatives_group=4))
+    total, terms = grouped(*parallel.global_batch(mesh, (f1, f2, fi)))
+    want = np.mean([reference_total(f1[g:g + 4], f2[g:g + 4], fi[g:g + 4], 1.3, 0.07)
                     for g in range(0, b, 4)], axis=0)
-    np.testing.assert_allclose([float(total), float(aux["l_intra"]), float(aux["l_cross"])], want,
+    np.testing.assert_allclose([float(total), float(terms["l_intra"]), float(terms["l_cross"])], want,
                                rtol=1e-5)
-    global_loss = reference_total(f1, f2, fi, 1.0, config.loss.temperature)[0]
-    assert abs(float(total) - global_loss) > 1e-3
+    assert abs(float(total) - reference_total(f1, f2, fi, 1.3, 0.07)[0]) > 1e-3
     print("ok")
   """)

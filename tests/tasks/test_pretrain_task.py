@@ -157,3 +157,18 @@ def test_a_stale_feature_cache_is_refused(data_dir, clip_dir, tmp_path):
 def test_datasets_without_renderings_are_refused():
   with pytest.raises(UserError, match="'primitives' stores no rendered views"):
     pretrain_data.check_has_renderings([{"points": np.zeros((4, 3)), "label": 0}], "primitives")
+
+
+def test_presets_paper_and_released_code():
+  from clip2point_jax.config_args import load_sibling  # pylint: disable=g-import-not-at-top
+  get = load_sibling(os.path.join(os.path.dirname(pf.__file__), "..", "..", "configs", "x.py"),
+                     "pretrain").get_config
+  paper, code, code4 = get(None), get("released_code"), get("released_code,gpus=4")
+  assert (paper.loss.temperature, paper.loss.negatives_group) == (0.7, 0)
+  assert (code.loss.temperature, code.loss.negatives_group) == (0.07, 32)
+  assert code4.loss.negatives_group == 64
+  for c in (paper, code):
+    assert (c.batch_size, c.num_epochs, c.optim.learning_rate, c.optim.weight_decay) == (256, 100, 6e-3, 1e-4)
+    assert (c.optim.restart_epochs, c.optim.eta_min, c.data.num_points) == (2, 1e-5, 1024)
+  with pytest.raises(UserError, match="gpus=3 does not divide"):
+    get("released_code,gpus=3")
