@@ -15,9 +15,12 @@ import concurrent.futures
 from typing import Any, Iterator, Optional
 
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
+from clip2point_jax import feature_cache
 from clip2point_jax.data import pipeline
 from clip2point_jax.data.builders import shapenet55
 from clip2point_jax.errors import UserError
@@ -37,13 +40,46 @@ def check_has_renderings(source, dataset: str) -> None:
         "README), or primitives from a version with the mesh renderer")
 
 
-def rendered_rows(source, batch_size: int = 256) -> np.ndarray:
-  """Indices of the examples with all views rendered: int64[M'] (reads every record)."""
-  keep = []
-  for start in range(0, len(source), batch_size):
-    rows = list(range(start, min(start + batch_size, len(source))))
-    keep += [r for r, e in zip(rows, pipeline.read_examples(source, rows)) if bool(e["has_images"])]
-  return np.asarray(keep, np.int64)
+def _read_points(source, batch_size: int = 256, desc: str = "stored points"):
+  """Every example's points and has_images, in order, in one pass over the records."""
+  count = len(source)
+  chunks = (list(range(start, min(start + batch_size, count))) for start in range(0, count, batch_size))
+  points, has_images = None, np.zeros(count, bool)
+  for rows, examples in tqdm(pipeline.prefetch((rows, pipeline.read_examples(source, rows))
+                                               for rows in chunks),
+                             total=-(-count // batch_size), desc=desc, unit="batch",
+                             disable=jax.process_index() != 0):
+    for row, example in zip(rows, examples):
+      cloud = np.asarray(example["points"], np.float32)
+      if points is None:
+        points = np.empty((count,) + cloud.shape, np.float32)
+      points[row] = cloud
+      has_images[row] = bool(example["has_images"])
+  return {"points": points, "has_images": has_images}
+
+
+def stored_points(source, directory: str, ident: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+  """All stored clouds as one array, so training reads no records.
+
+  Reading a record decodes its ten PNGs' bytes with it, which would make the
+  input pipeline, not the device, set the pace. The array is built once in a
+  pass over the split and kept in `directory` (`feature_cache` format, so a
+  copy made from other data is refused); it is memory-mapped.
+
+  Returns:
+    points float32[M, S, 3] (memory-mapped) and has_images bool[M].
+  """
+  cached = feature_cache.load(directory, ident)
+  if cached is None:
+    arrays = None
+    if jax.process_index() == 0:
+      arrays = _read_points(source)
+      feature_cache.save(directory, arrays, ident)
+    multihost_utils.sync_global_devices("stored points written")
+    cached = feature_cache.load(directory, ident)
+    if cached is None:  # Not a shared file system: this host keeps its own copy.
+      cached = feature_cache.save(directory, arrays or _read_points(source), ident)
+  return cached["points"], np.asarray(cached["has_images"])
 
 
 def decode_view(pngs, view: int, image_size: int) -> np.ndarray:
@@ -85,8 +121,9 @@ def data_state(step: int, num_examples: int, global_batch_size: int, seed: int) 
 
 
 def batches(source, rows: np.ndarray, *, global_batch_size: int, num_points: int, seed: int,
-            start_step: int = 0, num_steps: Optional[int] = None, live_images: bool = False,
-            image_size: int = 224, workers: int = 8, process_index: Optional[int] = None,
+            start_step: int = 0, num_steps: Optional[int] = None, points: Optional[np.ndarray] = None,
+            live_images: bool = False, image_size: int = 224, workers: int = 8,
+            process_index: Optional[int] = None,
             process_count: Optional[int] = None) -> Iterator[dict[str, np.ndarray]]:
   """This host's pre-training batches, epoch after epoch.
 
@@ -98,6 +135,8 @@ def batches(source, rows: np.ndarray, *, global_batch_size: int, num_points: int
     seed: shuffling and sampling seed.
     start_step: steps already taken (to resume).
     num_steps: how many batches to yield (default: forever).
+    points: `stored_points`' array float32[M, S, 3]; clouds are read from it
+      instead of the records (which are then read only for live images).
     live_images: also decode the RGB view of each sample.
     image_size: the side the RGB views are resized to.
     workers: threads decoding PNGs.
@@ -115,6 +154,9 @@ def batches(source, rows: np.ndarray, *, global_batch_size: int, num_points: int
   if len(rows) < global_batch_size:
     raise UserError(f"{len(rows)} shapes with renderings, fewer than the batch size "
                     f"{global_batch_size}; lower the batch size")
+  stored = np.shape(points if points is not None else source[0]["points"])[-2]
+  if num_points > stored:
+    raise UserError(f"num_points={num_points}, but the dataset stores {stored} points per cloud")
   local = global_batch_size // process_count
   positions = np.arange(process_index * local, (process_index + 1) * local)
   stream = pipeline.global_indices(len(rows), global_batch_size, training=True, seed=seed,
@@ -125,13 +167,14 @@ def batches(source, rows: np.ndarray, *, global_batch_size: int, num_points: int
       if num_steps is not None and step >= start_step + num_steps:
         return
       picked = rows[pipeline.host_slice(order, process_index, process_count)]
-      examples = pipeline.read_examples(source, picked)
-      stored = np.shape(examples[0]["points"])[0]
-      if num_points > stored:
-        raise UserError(f"num_points={num_points}, but the dataset stores {stored} points per cloud")
       views, subsets = sample_draws(seed, step, positions, stored, num_points)
+      examples = None
+      if points is None or live_images:
+        examples = pipeline.read_examples(source, picked)
+      clouds = ([points[r] for r in picked] if points is not None
+                else [np.asarray(e["points"], np.float32) for e in examples])
       batch = {
-          "points": np.stack([np.asarray(e["points"], np.float32)[s] for e, s in zip(examples, subsets)]),
+          "points": np.stack([c[s] for c, s in zip(clouds, subsets)]).astype(np.float32),
           "view": views,
           "row": picked.astype(np.int32),
       }

@@ -183,8 +183,19 @@ def _dataset_identity(name: str, data_dir: str, split: str) -> dict:
           "records": [list(r) for r in records]}
 
 
+def _train_arrays(config, workdir, source):
+  """(rows with renderings, the stored points float32[M, S, 3]) of the training split."""
+  data_dir = splits.data_dir(config.data, workdir)
+  dataset_dir = registry.dataset_dir(config.data.name, data_dir)
+  ident = {"dataset": config.data.name, "split": config.data.split, "num_examples": len(source),
+           "dataset_options": _dataset_identity(config.data.name, data_dir, config.data.split)}
+  points, has_images = pretrain_data.stored_points(
+      source, os.path.join(dataset_dir, "stored_points", config.data.split), ident)
+  return np.flatnonzero(has_images), points
+
+
 def _image_source(config, workdir, source, loaded, mesh):
-  """(the rows of `source` to train on, what the step reads F_I from, on the mesh).
+  """What the step reads F_I from, on the mesh.
 
   Cache mode: F_I of every (shape, view), float16[M, V, D] (or the cache's
   dtype), replicated; live mode: the frozen image tower's params.
@@ -193,16 +204,15 @@ def _image_source(config, workdir, source, loaded, mesh):
   vision = clip_lib.vision_params(loaded.params)
   if config.image_features == "live":
     print("pretrain: image features computed in every step (image_features=live)")
-    rows = pretrain_data.rendered_rows(source)
-    return rows, jax.device_put(vision, replicated)
+    return jax.device_put(vision, replicated)
   data_dir = splits.data_dir(config.data, workdir)
   directory = config.image_cache.dir or image_features.default_dir(
       registry.dataset_dir(config.data.name, data_dir), config.clip.name, config.data.split,
       config.image_cache.dtype)
   ident = image_features.identity(
-      clip_fingerprint=feature_cache.fingerprint(vision), dataset=config.data.name, split=config.data.split,
-      num_examples=len(source), dataset_options=_dataset_identity(config.data.name, data_dir,
-                                                                  config.data.split),
+      clip_fingerprint=feature_cache.fingerprint(vision), dataset=config.data.name,
+      split=config.data.split, num_examples=len(source),
+      dataset_options=_dataset_identity(config.data.name, data_dir, config.data.split),
       image_size=config.render.image_size, dtype=config.image_cache.dtype)
   encoder = clip_lib.CLIPVisionEncoder(loaded.config, loaded.model.dtype)
   encode = lambda p, images: encoder.apply({"params": p}, images)
@@ -213,8 +223,7 @@ def _image_source(config, workdir, source, loaded, mesh):
   cached = image_features.load_or_compute(directory, ident, compute)
   print(f"pretrain: CLIP image features of {int(cached['has_images'].sum())} shapes x "
         f"{pretrain_data.NUM_VIEWS} views from {directory}")
-  rows = np.flatnonzero(cached["has_images"])
-  return rows, jax.device_put(np.asarray(cached["features"]), replicated)
+  return jax.device_put(np.asarray(cached["features"]), replicated)
 
 
 # --------------------------------------------------------------------- evals
@@ -346,7 +355,8 @@ def run(config, workdir: str) -> dict:
   loaded = load_clip(config, workdir)
   source, _ = splits.load(config.data, config.data.split, workdir)
   pretrain_data.check_has_renderings(source, config.data.name)
-  rows, image_source = _image_source(config, workdir, source, loaded, mesh)
+  rows, points = _train_arrays(config, workdir, source)
+  image_source = _image_source(config, workdir, source, loaded, mesh)
   steps_per_epoch = pipeline.num_batches(len(rows), config.batch_size, True)
   if not steps_per_epoch:
     raise UserError(f"{len(rows)} shapes with renderings in {config.data.name}/{config.data.split}, "
@@ -401,7 +411,8 @@ def run(config, workdir: str) -> dict:
         f"{steps_per_epoch} steps per epoch, steps {start} -> {num_steps}")
   batches = pipeline.prefetch(pretrain_data.batches(
       source, rows, global_batch_size=config.batch_size, num_points=config.data.num_points,
-      seed=config.seed, start_step=start, num_steps=max(num_steps - start, 0), live_images=live,
+      seed=config.seed, start_step=start, num_steps=max(num_steps - start, 0), points=points,
+      live_images=live,
       image_size=config.render.image_size, workers=config.workers), size=config.prefetch)
   bar = tqdm(total=num_steps, initial=start, desc="pretrain", unit="step",
              disable=jax.process_index() != 0)

@@ -119,13 +119,16 @@ def test_cached_and_live_image_features_give_the_same_loss(data_dir, clip_dir):
   mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("data",))
   source, _ = registry.load_split("shapenet55", "train", data_dir)
   live_config = pf.tiny_config(data_dir, clip_dir, image_features="live")
-  rows, vision = pretrain._image_source(live_config, "", source, loaded, mesh)  # pylint: disable=protected-access
-  assert len(rows) == len(source) - 1  # one train shape has no renderings
+  rows, points = pretrain._train_arrays(live_config, "", source)  # pylint: disable=protected-access
+  assert len(rows) == len(source) - 1 and points.shape == (len(source), 512, 3)  # one shape unrendered
+  vision = pretrain._image_source(live_config, "", source, loaded, mesh)  # pylint: disable=protected-access
   config = pf.tiny_config(data_dir, clip_dir, **{"image_cache.dtype": "float32"})
-  cached_rows, cache = pretrain._image_source(config, "", source, loaded, mesh)  # pylint: disable=protected-access
-  np.testing.assert_array_equal(cached_rows, rows)
-  batch = next(pretrain_data.batches(source, rows, global_batch_size=8, num_points=128, seed=3,
-                                     live_images=True, image_size=64))
+  cache = pretrain._image_source(config, "", source, loaded, mesh)  # pylint: disable=protected-access
+  kwargs = dict(global_batch_size=8, num_points=128, seed=3, start_step=2)
+  batch = next(pretrain_data.batches(source, rows, live_images=True, image_size=64, **kwargs))
+  from_array = next(pretrain_data.batches(source, rows, points=points, **kwargs))
+  for key in ("points", "view", "row"):  # Records or the stored array: the same samples.
+    np.testing.assert_array_equal(from_array[key], batch[key])
   params = pretrain.initial_params(loaded, 1.0)
   encoder = pretrain.clip_lib.CLIPVisionEncoder(loaded.config)
   live = jax.jit(pretrain.make_loss_fn(live_config, encoder, live=True))(params, {}, batch, vision, 5)
