@@ -48,6 +48,12 @@ CURVES_FILE = "learning_curves.png"
 # ---------------------------------------------------------------- model pieces
 
 
+def _say(message: str) -> None:
+  """Prints on host 0 only."""
+  if jax.process_index() == 0:
+    print(message)
+
+
 def load_clip(config, workdir: str) -> hf_clip.LoadedCLIP:
   """The CLIP of `config.clip`; a tiny random one in <workdir>/tiny_clip if its name is empty."""
   if not config.clip.name:
@@ -57,7 +63,7 @@ def load_clip(config, workdir: str) -> hf_clip.LoadedCLIP:
           "image_size": config.render.image_size, "patch_size": config.clip.tiny_patch_size})
     with config.unlocked():
       config.clip.name = clip_dir
-    print(f"pretrain: using a tiny CLIP with RANDOM weights ({clip_dir}); set --config.clip.name "
+    _say(f"pretrain: using a tiny CLIP with RANDOM weights ({clip_dir}); set --config.clip.name "
           "to a real CLIP (e.g. openai/clip-vit-base-patch32) for a meaningful encoder.")
   return zeroshot_task.load_clip(config)
 
@@ -203,7 +209,7 @@ def _image_source(config, workdir, source, loaded, mesh):
   replicated = parallel.replicated(mesh)
   vision = clip_lib.vision_params(loaded.params)
   if config.image_features == "live":
-    print("pretrain: image features computed in every step (image_features=live)")
+    _say("pretrain: image features computed in every step (image_features=live)")
     return jax.device_put(vision, replicated)
   data_dir = splits.data_dir(config.data, workdir)
   directory = config.image_cache.dir or image_features.default_dir(
@@ -221,7 +227,7 @@ def _image_source(config, workdir, source, loaded, mesh):
       image_size=config.render.image_size, batch_size=config.image_cache.batch_size,
       dtype=config.image_cache.dtype, workers=config.workers)
   cached = image_features.load_or_compute(directory, ident, compute)
-  print(f"pretrain: CLIP image features of {int(cached['has_images'].sum())} shapes x "
+  _say(f"pretrain: CLIP image features of {int(cached['has_images'].sum())} shapes x "
         f"{pretrain_data.NUM_VIEWS} views from {directory}")
   return jax.device_put(np.asarray(cached["features"]), replicated)
 
@@ -392,7 +398,7 @@ def run(config, workdir: str) -> dict:
     state, meta = ckpt.restore(checkpoints.abstract_like(state, shardings))
     start = int(state["step"])
     _check_resumable(meta.get("data", {}), len(rows), config, ckpt.directory)
-    print(f"pretrain: resuming from step {start} ({ckpt.directory})")
+    _say(f"pretrain: resuming from step {start} ({ckpt.directory})")
   log = MetricsLog(workdir, start, _event_writer(workdir))
 
   def save(step, eval_metrics=None):
@@ -407,7 +413,7 @@ def run(config, workdir: str) -> dict:
   # 6. Evals happen in the loop, every `eval_every` steps and at the end.
   # 7. Loop.
   logging.info("pretrain: %d shapes, %d steps per epoch, %d steps", len(rows), steps_per_epoch, num_steps)
-  print(f"pretrain: {len(rows)} shapes with renderings, batch {config.batch_size}, "
+  _say(f"pretrain: {len(rows)} shapes with renderings, batch {config.batch_size}, "
         f"{steps_per_epoch} steps per epoch, steps {start} -> {num_steps}")
   batches = pipeline.prefetch(pretrain_data.batches(
       source, rows, global_batch_size=config.batch_size, num_points=config.data.num_points,
