@@ -1,98 +1,186 @@
 """Throughput of zero-shot classification, points -> logits, on the present device.
 
-  python bench/bench_zeroshot.py                 # ViT-B/32, 6 views, 224x224
-  python bench/bench_zeroshot.py --tiny          # a tiny CLIP, for a CPU check
+  python bench/bench_zeroshot.py                       # ViT-B/32, 6 views, bf16, the fast path
+  python bench/bench_zeroshot.py --tiny --batch 8      # a tiny CLIP, for a CPU check
+  python bench/bench_zeroshot.py --variants rgb-xla depth-xla depth-cudnn --batch 512 1024
+
+Variants: `rgb-*` feeds the encoder the 3-channel normalised copy of each
+depth map (what CLIP2Point does); `depth-*` folds that copy and the
+normalisation into the patch embedding (`encode_depth`, the default path);
+`*-xla` / `*-cudnn` pick the attention implementation.
 
 The encoder has CLIP ViT-B/32's architecture with random weights (the speed
-does not depend on the values), unless --clip names a checkpoint. Each
-setting is compiled and warmed up, then timed over several repeats on fresh
-random clouds; the median is reported.
+does not depend on the values). Each setting is compiled and warmed up, then
+timed over repeats on rotating random clouds; the median is reported. The
+table also gives the ideal: the card's bf16 matmul rate, measured in the same
+run on an 8192^3 product, over 8.82 GFLOP per view (ViT-B/32 at 224x224).
 """
 
 import argparse
 import statistics
 import time
 
-import jax
+from clip2point_jax import xla_defaults
+
+xla_defaults.apply()  # Before jax starts.
+
+import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp
 import numpy as np
 
-from renderers import cameras
 from clip2point_jax.data import primitives
 from clip2point_jax.models import clip as clip_lib
-from clip2point_jax.models import hf_clip, zeroshot
+from clip2point_jax.models import zeroshot
+from renderers import cameras
+from renderers import points as projector
 
 NUM_CLASSES = 40  # ModelNet40
+VARIANTS = ("rgb-xla", "rgb-cudnn", "depth-xla", "depth-cudnn", "depth-xla-bf16res",
+            "depth-cudnn-bf16res")
 
 
-def _encoder(args, dtype):
-  """(encode_image, params, config) for the benchmarked image tower."""
-  if args.clip:
-    loaded = hf_clip.load_clip(args.clip, dtype=dtype)
-    return zeroshot.clip_image_encoder(loaded), clip_lib.vision_params(loaded.params), loaded.config
-  if args.tiny:
-    config = clip_lib.CLIPConfig(
+def vit_flops_per_image(config: clip_lib.CLIPConfig) -> float:
+  """Matmul FLOPs of one image through the vision tower and projection (2 per MAC)."""
+  v = config.vision
+  tokens = v.num_patches + 1
+  d, m = v.hidden_size, v.intermediate_size
+  per_layer = 2 * tokens * (4 * d * d + 2 * d * m) + 2 * 2 * tokens * tokens * d
+  patch = 2 * v.num_patches * v.patch_size**2 * v.num_channels * d
+  return v.num_hidden_layers * per_layer + patch + 2 * d * config.projection_dim
+
+
+def matmul_tflops(size: int = 8192, repeats: int = 30) -> float:
+  """The device's bf16 matmul rate on random operands, median of `repeats`
+  after as many warm-up products (so the clocks have ramped up)."""
+  keys = jax.random.split(jax.random.key(1), 2)
+  a, b = (jax.random.normal(k, (size, size), jnp.bfloat16) for k in keys)
+  product = jax.jit(jnp.dot)  # bf16 out, float32 accumulation, as torch's bf16 matmul.
+  for _ in range(repeats):
+    product(a, b).block_until_ready()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    product(a, b).block_until_ready()
+    times.append(time.perf_counter() - start)
+  return 2 * size**3 / statistics.median(times) / 1e12
+
+
+def _config(tiny: bool) -> clip_lib.CLIPConfig:
+  if tiny:
+    return clip_lib.CLIPConfig(
         vision=clip_lib.CLIPVisionConfig(hidden_size=64, intermediate_size=256,
                                          num_hidden_layers=2, num_attention_heads=4),
         text=clip_lib.CLIPTextConfig(), projection_dim=32)
-  else:
-    config = clip_lib.CLIPConfig()  # HF defaults: ViT-B/32, 224x224, 512-d projection.
-  model = clip_lib.CLIPVisionEncoder(config, dtype=dtype)
-  image = jnp.zeros((1, 224, 224, 3), jnp.float32)
-  params = jax.jit(model.init)(jax.random.key(0), image)["params"]
-  encode = lambda p, images: model.apply({"params": p}, images)
-  return encode, params, config
+  return clip_lib.CLIPConfig()  # HF defaults: ViT-B/32, 224x224, 512-d projection.
+
+
+def _encoder(config, dtype, variant):
+  """(encode_depth, params) for a variant of the image tower."""
+  feed, attention, *residual = variant.split("-")
+  model = clip_lib.CLIPVisionEncoder(config, dtype=dtype, attention=attention,
+                                     residual_dtype=jnp.bfloat16 if residual else jnp.float32)
+  params = jax.jit(model.init)(jax.random.key(0), jnp.ones((1, 224, 224, 3), jnp.float32))["params"]
+  if feed == "depth":
+    return (lambda p, depth: model.apply({"params": p}, grey=depth)), params
+  return (lambda p, depth: model.apply({"params": p}, zeroshot.depth_to_clip_images(depth))), params
 
 
 def _clouds(batch, num_points, seed):
-  per_class = -(-batch // len(primitives.CLASS_NAMES))
-  points, _ = primitives.generate(per_class, num_points, seed)
-  return jnp.asarray(np.random.default_rng(seed).permutation(points)[:batch])
+  """float32[batch, num_points, 3]: built-in shapes, randomly rotated and stretched.
+
+  A few shapes are sampled (trimesh is slow) and every cloud is a random
+  rotation and anisotropic scaling of one of them.
+  """
+  rng = np.random.default_rng(seed)
+  base, _ = primitives.generate(2, num_points, seed)  # [16, N, 3]
+  q, r = np.linalg.qr(rng.normal(size=(batch, 3, 3)))
+  rotations = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
+  stretch = rng.uniform(0.7, 1.3, size=(batch, 1, 3))
+  picks = base[rng.integers(0, len(base), batch)]
+  return jnp.asarray((np.einsum("bnc,bdc->bnd", picks, rotations) * stretch).astype(np.float32))
 
 
-def bench(args, dtype_name, batch):
+def _time(fn, inputs, repeats):
+  start = time.perf_counter()
+  jax.block_until_ready(fn(inputs[0]))
+  compile_s = time.perf_counter() - start
+  for x in inputs:
+    jax.block_until_ready(fn(x))
+  times = []
+  for i in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(inputs[i % len(inputs)]))
+    times.append(time.perf_counter() - start)
+  return statistics.median(times), compile_s, max(times) - min(times)
+
+
+def bench(args, config, dtype_name, variant, batch, views):
   dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[dtype_name]
-  encode, params, config = _encoder(args, dtype)
+  encode, params = _encoder(config, dtype, variant)
   rng = np.random.default_rng(0)
   text = rng.normal(size=(NUM_CLASSES, config.projection_dim)).astype(np.float32)
   text = jnp.asarray(text / np.linalg.norm(text, axis=-1, keepdims=True))
-  classify = zeroshot.make_classifier(encode, views=cameras.VIEWS_ZERO_SHOT[:args.views]
-                                      if args.views <= 6 else cameras.VIEWS_PRETRAIN[:args.views])
+  classify = zeroshot.make_classifier(encode, views=views)
   inputs = [_clouds(batch, args.points, seed) for seed in range(3)]  # Rotate: no cache effects.
-  start = time.perf_counter()
-  classify(params, text, inputs[0]).block_until_ready()
-  compile_s = time.perf_counter() - start
-  for x in inputs:
-    classify(params, text, x).block_until_ready()
-  times = []
-  for i in range(args.repeats):
-    start = time.perf_counter()
-    classify(params, text, inputs[i % len(inputs)]).block_until_ready()
-    times.append(time.perf_counter() - start)
-  median = statistics.median(times)
-  return {"dtype": dtype_name, "batch": batch, "ms": 1e3 * median, "clouds_per_s": batch / median,
-          "compile_s": compile_s, "spread_ms": 1e3 * (max(times) - min(times))}
+  seconds, compile_s, spread = _time(lambda x: classify(params, text, x), inputs, args.repeats)
+  row = {"what": f"points->logits {variant}", "dtype": dtype_name, "batch": batch,
+         "ms": 1e3 * seconds, "clouds_per_s": batch / seconds, "compile_s": compile_s,
+         "spread_ms": 1e3 * spread}
+  print(_format(row), flush=True)
+  return row
+
+
+def bench_projector(args, batch, views):
+  render = jax.jit(lambda p: projector.render_depth(projector.normalize_points(p), views))
+  inputs = [_clouds(batch, args.points, seed) for seed in range(3)]
+  seconds, compile_s, spread = _time(render, inputs, args.repeats)
+  row = {"what": "projector alone", "dtype": "float32", "batch": batch, "ms": 1e3 * seconds,
+         "clouds_per_s": batch / seconds, "compile_s": compile_s, "spread_ms": 1e3 * spread}
+  print(_format(row), flush=True)
+  return row
+
+
+HEADER = (f"{'what':<28} {'dtype':>9} {'batch':>6} {'ms/batch':>9} {'clouds/s':>10} "
+          f"{'spread ms':>9} {'compile s':>9}")
+
+
+def _format(r):
+  return (f"{r['what']:<28} {r['dtype']:>9} {r['batch']:>6} {r['ms']:>9.2f} "
+          f"{r['clouds_per_s']:>10.1f} {r['spread_ms']:>9.2f} {r['compile_s']:>9.1f}")
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--batch", type=int, nargs="+", default=[32, 128])
+  parser.add_argument("--batch", type=int, nargs="+", default=[256, 1024])
   parser.add_argument("--points", type=int, default=1024)
   parser.add_argument("--views", type=int, default=6)
-  parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+  parser.add_argument("--dtypes", nargs="+", default=["bfloat16"])
+  parser.add_argument("--variants", nargs="+", default=["depth-xla"], choices=VARIANTS)
   parser.add_argument("--repeats", type=int, default=10)
   parser.add_argument("--tiny", action="store_true", help="a tiny CLIP instead of ViT-B/32")
-  parser.add_argument("--clip", default="", help="a HF CLIP checkpoint to load instead")
+  parser.add_argument("--no-projector", action="store_true", help="skip the projector-alone rows")
   args = parser.parse_args()
   device = jax.devices()[0]
-  rows = [bench(args, d, b) for d in args.dtypes for b in args.batch]
-  encoder = args.clip or ("tiny CLIP" if args.tiny else "ViT-B/32 (random weights)")
-  print(f"\nzero-shot points->logits | {device.platform} {device.device_kind} | jax {jax.__version__} | "
-        f"{encoder} | {args.points} points, {args.views} views, 224x224")
-  print(f"{'dtype':>9} {'batch':>6} {'ms/batch':>9} {'clouds/s':>9} {'spread ms':>9} {'compile s':>9}")
+  config = _config(args.tiny)
+  views = (cameras.VIEWS_ZERO_SHOT[:args.views] if args.views <= 6
+           else cameras.VIEWS_PRETRAIN[:args.views])
+  encoder = "tiny CLIP" if args.tiny else "ViT-B/32 (random weights)"
+  print(f"zero-shot | {device.platform} {device.device_kind} | jax {jax.__version__} | {encoder} | "
+        f"{args.points} points, {len(views)} views, 224x224", flush=True)
+  peak = matmul_tflops(2048 if args.tiny else 8192)
+  flops = vit_flops_per_image(config)
+  ideal = peak * 1e12 / (flops * len(views))
+  print(f"bf16 matmul rate {peak:.1f} TFLOP/s; {flops / 1e9:.3f} GFLOP per view -> "
+        f"ideal {ideal:.0f} clouds/s", flush=True)
+  print(HEADER, flush=True)
+  rows = []
+  if not args.no_projector:
+    rows += [bench_projector(args, b, views) for b in args.batch]
+  rows += [bench(args, config, d, v, b, views)
+           for d in args.dtypes for v in args.variants for b in args.batch]
+  print(f"\n{HEADER}   % of ideal")
   for r in rows:
-    print(f"{r['dtype']:>9} {r['batch']:>6} {r['ms']:>9.2f} {r['clouds_per_s']:>9.1f} "
-          f"{r['spread_ms']:>9.2f} {r['compile_s']:>9.1f}")
+    print(f"{_format(r)}   {100 * r['clouds_per_s'] / ideal:6.1f}")
 
 
 if __name__ == "__main__":

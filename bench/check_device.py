@@ -12,7 +12,11 @@ both.
 import argparse
 import contextlib
 
-import jax
+from clip2point_jax import xla_defaults
+
+xla_defaults.apply()  # Before jax starts, as the CLI does.
+
+import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp
 import numpy as np
 
@@ -69,23 +73,32 @@ def _check_projectors(rows, both, points, views):
 
 def _check_encoder(rows, both, points, rng, cpu):
   config = clip_lib.CLIPConfig()
-  images = rng.normal(size=(16, 224, 224, 3)).astype(np.float32)
-  model32 = clip_lib.CLIPVisionEncoder(config, dtype=jnp.float32)
+  # Real inputs: depth maps of the clouds, as zero-shot feeds them.
+  depth = np.asarray(projector.render_depth(jax.device_put(points[:3], cpu),
+                                            cameras.VIEWS_ZERO_SHOT)).reshape(-1, 224, 224)
+  reference_model = clip_lib.CLIPVisionEncoder(config, dtype=jnp.float32, attention="xla")
   with jax.default_device(cpu):
-    params = jax.jit(model32.init)(jax.random.key(int(rng.integers(1 << 30))), images[:1])["params"]
-  reference = None
-  for name, dtype, precision in (("float32, highest", jnp.float32, "highest"),
-                                 ("float32, default", jnp.float32, None),
-                                 ("bfloat16", jnp.bfloat16, None)):
-    model = clip_lib.CLIPVisionEncoder(config, dtype=dtype)
+    params = jax.jit(reference_model.init)(jax.random.key(int(rng.integers(1 << 30))),
+                                           np.ones((1, 224, 224, 3), np.float32))["params"]
+    with jax.default_matmul_precision("highest"):
+      reference = np.asarray(jax.jit(lambda p, d: reference_model.apply({"params": p}, grey=d))(
+          jax.device_put(params, cpu), jax.device_put(depth, cpu)))
+  acc = jax.devices()[0]
+  for name, dtype, residual, precision in (
+      ("float32, highest", jnp.float32, jnp.float32, "highest"),
+      ("float32, default (TF32)", jnp.float32, jnp.float32, None),
+      ("bfloat16 (the fast path)", jnp.bfloat16, jnp.float32, None),
+      ("bfloat16, bf16 residual", jnp.bfloat16, jnp.bfloat16, None)):
+    model = clip_lib.CLIPVisionEncoder(config, dtype=dtype, residual_dtype=residual)
     with jax.default_matmul_precision(precision) if precision else contextlib.nullcontext():
-      a, c = both(lambda p, x: model.apply({"params": p}, x), params, images)
-    if reference is None:
-      reference = c  # The CPU at full float32 precision.
-    rel = np.linalg.norm(a - reference) / np.linalg.norm(reference)
-    rows.append((f"encoder {name}: rel. error vs CPU f32", f"{rel:.2e}", ""))
+      out = np.asarray(jax.jit(lambda p, d: model.apply({"params": p}, grey=d))(
+          jax.device_put(params, acc), jax.device_put(depth, acc)))
+    rel = np.linalg.norm(out - reference) / np.linalg.norm(reference)
+    attention = clip_lib.resolve_attention("auto", dtype) if acc.platform == "gpu" else "xla"
+    rows.append((f"encoder {name}: rel. error vs CPU f32", f"{rel:.2e}", f"attention {attention}"))
 
-  encode = lambda p, x: model32.apply({"params": p}, x)
+  model32 = clip_lib.CLIPVisionEncoder(config, dtype=jnp.float32, attention="xla")
+  encode = lambda p, d: model32.apply({"params": p}, grey=d)
   text = rng.normal(size=(40, config.projection_dim)).astype(np.float32)
   text /= np.linalg.norm(text, axis=-1, keepdims=True)
   classify = zeroshot.make_classifier(encode, views=cameras.VIEWS_ZERO_SHOT)

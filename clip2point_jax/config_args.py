@@ -6,6 +6,11 @@ import os
 from clip2point_jax.errors import UserError
 
 
+def default_data_dir() -> str:
+  """Where prepared datasets live, by TFDS's convention: $TFDS_DATA_DIR, else ~/tensorflow_datasets."""
+  return os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
+
+
 def parse_arg(arg: str | None, **defaults) -> dict:
   """Reads `key=value,key2=value2,flag` into a dict over `defaults`.
 

@@ -13,6 +13,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from clip2point_jax import xla_defaults
 from clip2point_jax.errors import UserError
 from renderers.errors import InputError
 
@@ -75,6 +76,7 @@ def main(argv):
   except Exception as e:  # pylint: disable=broad-except
     _fail(_config_error_message(e))
   workdir = _WORKDIR.value or os.path.join("runs", task_name)
+  xla_defaults.apply()
   try:
     if _DISTRIBUTED.value:
       import jax  # Imported late so --help stays fast.

@@ -9,7 +9,7 @@ Arguments after the colon: `dataset=<name>` (see the README's Datasets section) 
 
 import ml_collections
 
-from clip2point_jax.config_args import parse_arg
+from clip2point_jax.config_args import default_data_dir, parse_arg
 from clip2point_jax.errors import UserError
 
 
@@ -19,7 +19,7 @@ def get_config(arg=None):
   c.task = "prepare"
   c.dataset = a["dataset"]
   c.manual_dir = ""  # The unpacked download; see the README's Datasets section.
-  c.data_dir = "~/tensorflow_datasets"
+  c.data_dir = default_data_dir()  # $TFDS_DATA_DIR, else ~/tensorflow_datasets
   c.num_points_stored = 0  # 0: the dataset's default (8192 meshes, 2048 h5).
   c.seed = 0  # Surface sampling and point order; recorded in the metadata.
   c.overwrite = False  # Rebuild even if prepared already.

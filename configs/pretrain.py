@@ -19,9 +19,12 @@ Arguments after the colon:
 
 import ml_collections
 
-from clip2point_jax.config_args import parse_arg
+from clip2point_jax.config_args import default_data_dir, load_sibling, parse_arg
 from renderers import cameras
 from renderers import points as projector
+
+
+zeroshot = load_sibling(__file__, "zeroshot")
 
 
 def _zero_shot_eval(dataset: str, views, batch_size: int = 64) -> ml_collections.ConfigDict:
@@ -51,14 +54,15 @@ def get_config(arg=None):
   c.data = ml_collections.ConfigDict()
   c.data.name = "shapenet55"  # needs its renderings (prepare with the Rendering archive)
   c.data.split = "train"
-  c.data.data_dir = "~/tensorflow_datasets"  # empty: <workdir>/tensorflow_datasets
+  # $TFDS_DATA_DIR, else ~/tensorflow_datasets; empty: <workdir>/tensorflow_datasets.
+  c.data.data_dir = default_data_dir()
   c.data.num_points = 1024  # drawn at random from the stored points at every step
   # primitives only: options to prepare it with on first use (empty: defaults).
   c.data.primitives = ml_collections.ConfigDict()
 
-  c.clip = ml_collections.ConfigDict()
-  c.clip.name = "openai/clip-vit-base-patch32"  # Hub id or local HF directory; empty: tiny random
-  c.clip.dtype = "float32"  # or bfloat16: bf16 matmuls, float32 params and optimiser
+  # The clip block every task shares (bfloat16 matmuls; parameters, optimiser,
+  # loss and layer norms stay float32). Name empty: a tiny random CLIP.
+  c.clip = zeroshot.clip_config()
   c.clip.tiny_patch_size = 32  # only for the tiny random CLIP (name empty)
 
   # F_I of the frozen image encoder: "cache" computes it once for every
@@ -128,6 +132,7 @@ def get_config(arg=None):
 
   if a["tiny"]:
     c.clip.name = ""  # a tiny random CLIP made in <workdir>/tiny_clip
+    c.clip.dtype = "float32"  # CPUs have no fast bfloat16 matmuls
     c.data.name = "primitives"
     c.data.data_dir = ""
     c.data.num_points = 256

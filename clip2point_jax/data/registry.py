@@ -20,6 +20,7 @@ from clip2point_jax.data.builders import modelnet_h5
 from clip2point_jax.data.builders import primitives
 from clip2point_jax.data.builders import scanobjectnn
 from clip2point_jax.data.builders import shapenet55
+from clip2point_jax.config_args import default_data_dir
 from clip2point_jax.errors import UserError
 
 _BUILDERS = {
@@ -30,7 +31,6 @@ _BUILDERS = {
         shapenet55.ShapeNet55, primitives.Primitives)
 }
 DATASETS = tuple(_BUILDERS)
-DEFAULT_DATA_DIR = "~/tensorflow_datasets"
 
 
 def builder_class(name: str):
@@ -100,14 +100,14 @@ def _remove_stale(name: str, data_dir: str):
       shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
 
 
-def prepare(name: str, data_dir: str = DEFAULT_DATA_DIR,
+def prepare(name: str, data_dir: Optional[str] = None,
             manual_dir: Optional[str] = None, *, overwrite: bool = False,
             remove_stale: bool = True, **options) -> str:
   """Builds dataset `name` into `data_dir` once; returns its folder.
 
   Args:
     name: one of `DATASETS`.
-    data_dir: the TFDS data folder.
+    data_dir: the TFDS data folder (default: `config_args.default_data_dir()`).
     manual_dir: the folder holding the unpacked download (not for primitives).
     overwrite: rebuild even if prepared already.
     remove_stale: delete temporary folders of killed preparations of `name`
@@ -123,6 +123,7 @@ def prepare(name: str, data_dir: str = DEFAULT_DATA_DIR,
       prepared copy built with other options (rerun with overwrite=True).
   """
   cls = builder_class(name)
+  data_dir = data_dir or default_data_dir()
   options = {k: v for k, v in options.items() if v is not None}
   unknown = sorted(set(options) - set(cls.OPTIONS))
   if unknown:
@@ -151,7 +152,7 @@ def prepare(name: str, data_dir: str = DEFAULT_DATA_DIR,
   return path
 
 
-def load_split(name: str, split: str, data_dir: str = DEFAULT_DATA_DIR,
+def load_split(name: str, split: str, data_dir: Optional[str] = None,
                manual_dir: Optional[str] = None):
   """Opens a prepared split for random access, without TensorFlow.
 
@@ -161,7 +162,7 @@ def load_split(name: str, split: str, data_dir: str = DEFAULT_DATA_DIR,
   Args:
     name: one of `DATASETS`.
     split: "train" or "test".
-    data_dir: the TFDS data folder.
+    data_dir: the TFDS data folder (default: `config_args.default_data_dir()`).
     manual_dir: only used to spell out the prepare command in errors.
 
   Returns:
@@ -170,6 +171,7 @@ def load_split(name: str, split: str, data_dir: str = DEFAULT_DATA_DIR,
     class_names: tuple of str, in label order.
   """
   builder_class(name)
+  data_dir = data_dir or default_data_dir()
   if not is_prepared(name, data_dir):
     if needs_manual_dir(name):
       raise UserError(

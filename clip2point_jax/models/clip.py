@@ -17,9 +17,17 @@ Module and parameter names follow the transformers state dict (including its
   text_projection/kernel
   logit_scale
 
-Parameters are always float32. With `dtype=jnp.bfloat16` the matmuls and
-convolutions run in bfloat16 while layer norms, the attention softmax and the
-residual stream stay float32.
+Parameters are always float32. With `dtype=jnp.bfloat16` the matmuls run in
+bfloat16 with float32 accumulation while layer norms, the attention softmax
+and the residual stream stay float32 (`residual_dtype=jnp.bfloat16` makes the
+residual stream bfloat16 too: faster, less exact). `attention="auto"` runs
+attention as cuDNN's fused kernel on NVIDIA GPUs in half precision and as
+XLA einsums elsewhere; "xla" and "cudnn" force one.
+
+Depth maps have one channel: `encode_depth` folds CLIP's grey-to-RGB copy and
+its per-channel mean/std into the patch-embedding weights, so a depth map
+goes straight into one matmul, exactly as `encode_image` would see its
+three-channel normalised copy.
 """
 
 import dataclasses
@@ -175,26 +183,45 @@ def _dense(features: int, dtype, name: str | None,
                   kernel_init=nn.initializers.normal(0.02), name=name)
 
 
+ATTENTION_IMPLEMENTATIONS = ("auto", "xla", "cudnn")
+
+
+def resolve_attention(attention: str, dtype) -> str:
+  """"auto" is cuDNN's fused kernel on NVIDIA GPUs in half precision, else XLA's einsums."""
+  if attention not in ATTENTION_IMPLEMENTATIONS:
+    raise UserError(f"attention={attention!r}; use one of {ATTENTION_IMPLEMENTATIONS}")
+  if attention != "auto":
+    return attention
+  half = jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+  return "cudnn" if half and jax.default_backend() == "gpu" else "xla"
+
+
 class CLIPAttention(nn.Module):
   """Multi-head self-attention with HF's separate q/k/v/out projections."""
   num_heads: int
   dtype: Any = jnp.float32
+  attention: str = "auto"
 
   @nn.compact
-  def __call__(self, x, mask=None):
-    """x: float[B, N, D]; mask: bool[N, N] (True = may attend) or None."""
+  def __call__(self, x, causal: bool = False):
+    """x: float[B, N, D]; causal: each token attends to itself and earlier ones."""
     width = x.shape[-1]
     head_dim = width // self.num_heads
     split = lambda t: t.reshape(*t.shape[:-1], self.num_heads, head_dim)
     q = split(_dense(width, self.dtype, "q_proj")(x))
     k = split(_dense(width, self.dtype, "k_proj")(x))
     v = split(_dense(width, self.dtype, "v_proj")(x))
-    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
-    logits = logits * head_dim**-0.5
-    if mask is not None:
-      logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
-    weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
-    out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+    if resolve_attention(self.attention, self.dtype) == "cudnn":
+      out = jax.nn.dot_product_attention(q, k, v, is_causal=causal, implementation="cudnn")
+    else:
+      logits = jnp.einsum("bqhd,bkhd->bhqk", q, k,
+                          preferred_element_type=jnp.float32) * head_dim**-0.5
+      if causal:
+        length = x.shape[-2]
+        allowed = jnp.tril(jnp.ones((length, length), bool))
+        logits = jnp.where(allowed, logits, jnp.finfo(jnp.float32).min)
+      weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
+      out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
     out = out.reshape(*out.shape[:-2], width)
     return _dense(width, self.dtype, "out_proj")(out)
 
@@ -215,15 +242,16 @@ class CLIPEncoderLayer(nn.Module):
   """Pre-LN transformer block: x + attn(ln1(x)), then x + mlp(ln2(x))."""
   config: Any  # CLIPVisionConfig | CLIPTextConfig
   dtype: Any = jnp.float32
+  attention: str = "auto"
 
   @nn.compact
-  def __call__(self, x, mask=None):
+  def __call__(self, x, causal: bool = False):
     cfg = self.config
     h = _layer_norm(cfg.layer_norm_eps, "layer_norm1")(x)
     # Adding bfloat16 branch outputs to a float32 x keeps the residual stream
     # float32, so rounding does not compound with depth.
-    x = x + CLIPAttention(cfg.num_attention_heads, self.dtype,
-                          name="self_attn")(h, mask)
+    x = x + CLIPAttention(cfg.num_attention_heads, self.dtype, self.attention,
+                          name="self_attn")(h, causal)
     h = _layer_norm(cfg.layer_norm_eps, "layer_norm2")(x)
     x = x + CLIPMLP(cfg.intermediate_size, cfg.hidden_act, self.dtype,
                     name="mlp")(h)
@@ -233,12 +261,65 @@ class CLIPEncoderLayer(nn.Module):
 class CLIPEncoder(nn.Module):
   config: Any  # CLIPVisionConfig | CLIPTextConfig
   dtype: Any = jnp.float32
+  attention: str = "auto"
+  residual_dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x, mask=None):
+  def __call__(self, x, causal: bool = False):
+    x = x.astype(self.residual_dtype)
     for i in range(self.config.num_hidden_layers):
-      x = CLIPEncoderLayer(self.config, self.dtype, name=f"layers_{i}")(x, mask)
+      x = CLIPEncoderLayer(self.config, self.dtype, self.attention,
+                           name=f"layers_{i}")(x, causal)
     return x
+
+
+def patchify(images, patch_size: int):
+  """float[B, H, W, C] -> float[B, (H/p)(W/p), p*p*C], patches in row-major order.
+
+  Each patch is flattened as (row, column, channel), the order of a conv
+  kernel's (kh, kw, c) axes, so conv(images) == patchify(images) @ kernel.
+  """
+  b, h, w, c = images.shape
+  p = patch_size
+  x = images.reshape(b, h // p, p, w // p, p, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, (h // p) * (w // p), p * p * c)
+
+
+class PatchEmbedding(nn.Module):
+  """HF's patch conv (kernel = stride = patch, no bias) as a reshape and a matmul."""
+  patch_size: int
+  num_channels: int
+  hidden_size: int
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    p = self.patch_size
+    self.kernel = self.param("kernel", nn.initializers.normal(0.02),
+                             (p, p, self.num_channels, self.hidden_size), jnp.float32)
+
+  def __call__(self, images):
+    """images: float[B, H, W, C] -> float32[B, num_patches, D]."""
+    patches = patchify(images, self.patch_size).astype(self.dtype)
+    kernel = self.kernel.reshape(-1, self.hidden_size).astype(self.dtype)
+    return jnp.einsum("bnk,kd->bnd", patches, kernel, preferred_element_type=jnp.float32)
+
+  def from_grey(self, grey, mean, std):
+    """The tokens of the normalised RGB copy of one-channel images.
+
+    Args:
+      grey: float[B, H, W] in [0, 1].
+      mean, std: float32[C], the per-channel normalisation of the RGB copy.
+
+    Returns:
+      float32[B, num_patches, D], equal to `self((repeat(grey) - mean) / std)`:
+      sum_c K_c (g - m_c) / s_c = g (sum_c K_c / s_c) - sum_c K_c m_c / s_c.
+    """
+    kernel = self.kernel / std[:, None]  # [p, p, C, D]
+    bias = -jnp.einsum("ijcd,c->d", kernel, mean)
+    grey_kernel = kernel.sum(2).reshape(-1, self.hidden_size).astype(self.dtype)
+    patches = patchify(grey[..., None], self.patch_size).astype(self.dtype)
+    tokens = jnp.einsum("bnk,kd->bnd", patches, grey_kernel, preferred_element_type=jnp.float32)
+    return tokens + bias
 
 
 class CLIPVisionEmbeddings(nn.Module):
@@ -246,16 +327,21 @@ class CLIPVisionEmbeddings(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, images):
-    """images: float[B, H, W, C] -> float32[B, 1 + num_patches, D]."""
+  def __call__(self, images=None, grey=None):
+    """Tokens of `images` float[B, H, W, C] (normalised), or of `grey` float[B, H, W]
+    in [0, 1] read as the normalised RGB copy CLIP would see.
+
+    Returns:
+      float32[B, 1 + num_patches, D].
+    """
     cfg = self.config
-    patch = nn.Conv(
-        cfg.hidden_size, (cfg.patch_size, cfg.patch_size),
-        strides=(cfg.patch_size, cfg.patch_size), padding="VALID",
-        use_bias=False, dtype=self.dtype, param_dtype=jnp.float32,
-        kernel_init=nn.initializers.normal(0.02), name="patch_embedding")
-    x = patch(images).astype(jnp.float32)
-    x = x.reshape(x.shape[0], -1, cfg.hidden_size)
+    patch = PatchEmbedding(cfg.patch_size, cfg.num_channels, cfg.hidden_size, self.dtype,
+                           name="patch_embedding")
+    if grey is not None:
+      x = patch.from_grey(grey, jnp.asarray(CLIP_MEAN, jnp.float32),
+                          jnp.asarray(CLIP_STD, jnp.float32))
+    else:
+      x = patch(images)
     cls = self.param("class_embedding", nn.initializers.normal(0.02),
                      (cfg.hidden_size,), jnp.float32)
     cls = jnp.broadcast_to(cls, (x.shape[0], 1, cfg.hidden_size))
@@ -271,18 +357,26 @@ class CLIPVisionTransformer(nn.Module):
   """HF `CLIPVisionModel.vision_model`: pooled, un-projected class token."""
   config: CLIPVisionConfig
   dtype: Any = jnp.float32
+  attention: str = "auto"
+  residual_dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, images):
-    """images: float32[B, S, S, C] normalised, S = image_size -> f32[B, D]."""
+  def __call__(self, images=None, grey=None):
+    """images: float32[B, S, S, C] normalised, S = image_size, or grey:
+    float[B, S, S] in [0, 1] (see `CLIPVisionEmbeddings`) -> f32[B, D]."""
     cfg = self.config
-    if images.shape[1:] != (cfg.image_size, cfg.image_size, cfg.num_channels):
+    size = (cfg.image_size, cfg.image_size)
+    if grey is not None:
+      if grey.shape[1:] != size or cfg.num_channels != 3:
+        raise ValueError(f"grey images have shape {grey.shape}; this CLIP expects "
+                         f"[B, {cfg.image_size}, {cfg.image_size}] and 3 channels")
+    elif images.shape[1:] != size + (cfg.num_channels,):
       raise ValueError(
           f"images have shape {images.shape}; this CLIP expects "
           f"[B, {cfg.image_size}, {cfg.image_size}, {cfg.num_channels}] (NHWC)")
-    x = CLIPVisionEmbeddings(cfg, self.dtype, name="embeddings")(images)
+    x = CLIPVisionEmbeddings(cfg, self.dtype, name="embeddings")(images, grey)
     x = _layer_norm(cfg.layer_norm_eps, "pre_layrnorm")(x)
-    x = CLIPEncoder(cfg, self.dtype, name="encoder")(x)
+    x = CLIPEncoder(cfg, self.dtype, self.attention, self.residual_dtype, name="encoder")(x)
     return _layer_norm(cfg.layer_norm_eps, "post_layernorm")(x[:, 0])
 
 
@@ -318,6 +412,7 @@ class CLIPTextTransformer(nn.Module):
   """HF `CLIPTextModel.text_model`: causal encoder pooled at the EOS token."""
   config: CLIPTextConfig
   dtype: Any = jnp.float32
+  attention: str = "auto"
 
   @nn.compact
   def __call__(self, token_ids):
@@ -329,8 +424,7 @@ class CLIPTextTransformer(nn.Module):
           f"token_ids have length {length} > max_position_embeddings="
           f"{cfg.max_position_embeddings}")
     x = CLIPTextEmbeddings(cfg, name="embeddings")(token_ids)
-    causal = jnp.tril(jnp.ones((length, length), bool))
-    x = CLIPEncoder(cfg, self.dtype, name="encoder")(x, causal)
+    x = CLIPEncoder(cfg, self.dtype, self.attention, name="encoder")(x, causal=True)
     x = _layer_norm(cfg.layer_norm_eps, "final_layer_norm")(x)
     pos = eos_positions(token_ids, cfg.eos_token_id)
     return jnp.take_along_axis(x, pos[:, None, None], axis=1)[:, 0]
@@ -345,12 +439,15 @@ class CLIPVisionEncoder(nn.Module):
   """
   config: CLIPConfig
   dtype: Any = jnp.float32
+  attention: str = "auto"
+  residual_dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, images):
-    """images: float32[B, S, S, 3] normalised -> float32[B, projection_dim]."""
-    x = CLIPVisionTransformer(self.config.vision, self.dtype,
-                              name="vision_model")(images)
+  def __call__(self, images=None, grey=None):
+    """images: float32[B, S, S, 3] normalised, or grey: float[B, S, S] in
+    [0, 1] (a depth map) -> float32[B, projection_dim]."""
+    x = CLIPVisionTransformer(self.config.vision, self.dtype, self.attention,
+                              self.residual_dtype, name="vision_model")(images, grey)
     x = _dense(self.config.projection_dim, self.dtype, "visual_projection",
                use_bias=False)(x)
     return x.astype(jnp.float32)
@@ -369,13 +466,17 @@ class CLIP(nn.Module):
   """
   config: CLIPConfig
   dtype: Any = jnp.float32
+  attention: str = "auto"
+  residual_dtype: Any = jnp.float32
 
   def setup(self):
     cfg = self.config
-    self.vision_model = CLIPVisionTransformer(cfg.vision, self.dtype)
+    resolve_attention(self.attention, self.dtype)  # Fails early on a bad name.
+    self.vision_model = CLIPVisionTransformer(cfg.vision, self.dtype, self.attention,
+                                              self.residual_dtype)
     self.visual_projection = _dense(cfg.projection_dim, self.dtype, None,
                                     use_bias=False)
-    self.text_model = CLIPTextTransformer(cfg.text, self.dtype)
+    self.text_model = CLIPTextTransformer(cfg.text, self.dtype, self.attention)
     self.text_projection = _dense(cfg.projection_dim, self.dtype, None,
                                   use_bias=False)
     self.logit_scale = self.param(
@@ -388,6 +489,15 @@ class CLIP(nn.Module):
     The features are projected but not L2-normalised.
     """
     x = self.visual_projection(self.vision_model(images))
+    return x.astype(jnp.float32)
+
+  def encode_depth(self, depth):
+    """depth: float[B, S, S] in [0, 1] -> float32[B, projection_dim].
+
+    The same features as `encode_image` of the depth's normalised RGB copy,
+    computed without making that copy.
+    """
+    x = self.visual_projection(self.vision_model(grey=depth))
     return x.astype(jnp.float32)
 
   def encode_text(self, token_ids):

@@ -281,13 +281,17 @@ def tokenize(tokenizer, texts: str | Sequence[str],
 
 
 def load_clip(name_or_path: str = "openai/clip-vit-base-patch32",
-              dtype=jnp.float32) -> LoadedCLIP:
+              dtype=jnp.float32, attention: str = "auto",
+              residual_dtype=jnp.float32) -> LoadedCLIP:
   """Loads a Hugging Face CLIP checkpoint as a Flax model and params.
 
   Args:
     name_or_path: a local checkpoint directory or a Hugging Face Hub id.
     dtype: compute dtype of the model, jnp.float32 or jnp.bfloat16; the params
       are float32 either way.
+    attention: "auto", "xla" or "cudnn" (see `clip.resolve_attention`).
+    residual_dtype: the residual stream's dtype (float32 unless speed matters
+      more than the last digits).
 
   Returns:
     LoadedCLIP(model, params, tokenizer, config), params a nested dict of
@@ -302,4 +306,23 @@ def load_clip(name_or_path: str = "openai/clip-vit-base-patch32",
   source, state_dict = read_state_dict(ckpt_dir)
   params = convert_state_dict(state_dict, config, source)
   tokenizer = load_tokenizer(ckpt_dir)
-  return LoadedCLIP(clip.CLIP(config, dtype=dtype), params, tokenizer, config)
+  model = clip.CLIP(config, dtype=dtype, attention=attention, residual_dtype=residual_dtype)
+  return LoadedCLIP(model, params, tokenizer, config)
+
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def load_configured(clip_config) -> LoadedCLIP:
+  """The CLIP a task config's `clip` block names, with its compute settings.
+
+  Args:
+    clip_config: has `name`, `dtype` and `residual_dtype` ("float32" or
+      "bfloat16") and `attention` ("auto", "xla" or "cudnn").
+  """
+  for field in ("dtype", "residual_dtype"):
+    if clip_config[field] not in DTYPES:
+      raise UserError(f"config.clip.{field}={clip_config[field]!r}; use one of {', '.join(DTYPES)}")
+  return load_clip(clip_config.name, dtype=DTYPES[clip_config.dtype],
+                   attention=clip_config.attention,
+                   residual_dtype=DTYPES[clip_config.residual_dtype])

@@ -72,14 +72,15 @@ def view_similarities(image_features: jax.Array, text_features: jax.Array,
   return per_view.sum(1)
 
 
-def make_classifier(encode_image: Callable, *, views, view_weights=None,
+def make_classifier(encode_depth: Callable, *, views, view_weights=None,
                     image_size: int = projector.IMAGE_SIZE,
                     radius: float = projector.POINT_RADIUS, distance: float = 1.0,
                     align_modelnet: bool = False) -> Callable:
   """Builds the jitted points -> logits function.
 
   Args:
-    encode_image: `(params, images float32[M, H, W, 3]) -> float32[M, D]`.
+    encode_depth: `(params, depth float32[M, H, W] in [0, 1]) -> float32[M, D]`,
+      e.g. `clip_depth_encoder(loaded)`.
     views: V (elevation, azimuth) pairs in degrees.
     view_weights: optional V weights for the per-view similarities.
     image_size, radius, distance: the projector's settings.
@@ -105,17 +106,26 @@ def make_classifier(encode_image: Callable, *, views, view_weights=None,
     depth = projector.render_depth(points, views, image_size=image_size, radius=radius,
                                     distance=distance, mask=mask)
     b, v = depth.shape[:2]
-    images = depth_to_clip_images(depth.reshape((b * v,) + depth.shape[2:]))
-    features = encode_image(params, images).reshape(b, v, -1)
+    features = encode_depth(params, depth.reshape((b * v,) + depth.shape[2:])).reshape(b, v, -1)
     return view_similarities(features, text_features, view_weights)
 
   return classify
 
 
 def clip_image_encoder(loaded: hf_clip.LoadedCLIP) -> Callable:
-  """`(params, images) -> features` for the image tower of a loaded CLIP."""
+  """`(params, images float32[M, H, W, 3] normalised) -> features` of a loaded CLIP."""
   model = loaded.model
   return lambda params, images: model.apply({"params": params}, images, method=model.encode_image)
+
+
+def clip_depth_encoder(loaded: hf_clip.LoadedCLIP) -> Callable:
+  """`(params, depth float32[M, H, W] in [0, 1]) -> features` of a loaded CLIP.
+
+  The features of `depth_to_clip_images(depth)`, with the grey-to-RGB copy
+  and the normalisation folded into the patch embedding.
+  """
+  model = loaded.model
+  return lambda params, depth: model.apply({"params": params}, depth, method=model.encode_depth)
 
 
 def top_predictions(logits: np.ndarray, class_names: Sequence[str], k: int = 3):

@@ -33,7 +33,7 @@ from clip2point_jax import checkpoints, feature_cache, image_features, losses, m
 from clip2point_jax.data import pipeline, pretrain_data, registry, splits
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import clip as clip_lib
-from clip2point_jax.models import depth_encoder, hf_clip, zeroshot
+from clip2point_jax.models import depth_encoder, hf_clip
 from clip2point_jax.tasks import zeroshot as zeroshot_task
 from clip2point_jax.tools import make_tiny_clip
 from clip2point_jax.utils import plots
@@ -66,6 +66,12 @@ def load_clip(config, workdir: str) -> hf_clip.LoadedCLIP:
     _say(f"pretrain: using a tiny CLIP with RANDOM weights ({clip_dir}); set --config.clip.name "
           "to a real CLIP (e.g. openai/clip-vit-base-patch32) for a meaningful encoder.")
   return zeroshot_task.load_clip(config)
+
+
+def encoder_of(loaded: hf_clip.LoadedCLIP) -> clip_lib.CLIPVisionEncoder:
+  """The image tower (+ projection) alone, computing as the loaded CLIP does."""
+  model = loaded.model
+  return clip_lib.CLIPVisionEncoder(loaded.config, model.dtype, model.attention, model.residual_dtype)
 
 
 def initial_params(loaded: hf_clip.LoadedCLIP, w_init: float):
@@ -101,7 +107,8 @@ def make_loss_fn(config, encoder: clip_lib.CLIPVisionEncoder, *, live: bool):
     "w" and "features" (F1, F2, F_I: float32[B, D] each).
   """
   views = jnp.asarray(cameras.views_array(pretrain_data.VIEWS))
-  image_encoder = clip_lib.CLIPVisionEncoder(encoder.config, encoder.dtype)
+  image_encoder = clip_lib.CLIPVisionEncoder(encoder.config, encoder.dtype, encoder.attention,
+                                             encoder.residual_dtype)
   seed, jitter = config.seed, config.render.distance_jitter
   kwargs = dict(temperature=config.loss.temperature, negatives_group=config.loss.negatives_group or None)
 
@@ -114,14 +121,15 @@ def make_loss_fn(config, encoder: clip_lib.CLIPVisionEncoder, *, live: bool):
     points = projector.normalize_points(batch["points"])
     depth = projector.render_depth(points, sample_views, image_size=config.render.image_size,
                                    radius=config.render.radius, distance=distance)
-    images = zeroshot.depth_to_clip_images(depth.reshape((2 * b,) + depth.shape[2:]))
+    # The encoder folds the grey-to-RGB copy and CLIP's normalisation into its patch embedding.
+    depth = depth.reshape((2 * b,) + depth.shape[2:])
     if live:
       rgb = clip_lib.normalize_images(batch["image"].astype(jnp.float32) / 255.0)
       f_image = jax.lax.stop_gradient(image_encoder.apply({"params": image_source}, rgb))
     else:
       f_image = image_source[batch["row"], batch["view"]].astype(jnp.float32)
     params = optim.merge(trainable, frozen)
-    features = encoder.apply({"params": params[depth_encoder.ENCODER]}, images).reshape(b, 2, -1)
+    features = encoder.apply({"params": params[depth_encoder.ENCODER]}, grey=depth).reshape(b, 2, -1)
     w = params[depth_encoder.BALANCE_WEIGHT]
     total, terms = losses.pretrain_loss(features[:, 0], features[:, 1], f_image, w, **kwargs)
     return total, {**terms, "w": w, "features": (features[:, 0], features[:, 1], f_image)}
@@ -165,7 +173,8 @@ def jitted_train_step(config, encoder, tx, schedule, *, live, period, mesh, stat
             for k in ("seed", "render", "loss", "optim", "sharding_rules")}
   shapes = lambda tree: (str(jax.tree.structure(tree)),
                          tuple((x.shape, str(x.dtype)) for x in jax.tree.leaves(tree)))
-  key = (json.dumps(fields, sort_keys=True, default=str), encoder.config, str(encoder.dtype), live,
+  key = (json.dumps(fields, sort_keys=True, default=str), encoder.config, str(encoder.dtype),
+         encoder.attention, str(encoder.residual_dtype), live,
          period, tuple(d.id for d in mesh.devices.flat), shapes(state), shapes(frozen))
   if key not in _JITTED_STEPS:
     _JITTED_STEPS.clear()  # Keep one: compiled programs hold memory.
@@ -220,7 +229,7 @@ def _image_source(config, workdir, source, loaded, mesh):
       split=config.data.split, num_examples=len(source),
       dataset_options=_dataset_identity(config.data.name, data_dir, config.data.split),
       image_size=config.render.image_size, dtype=config.image_cache.dtype)
-  encoder = clip_lib.CLIPVisionEncoder(loaded.config, loaded.model.dtype)
+  encoder = encoder_of(loaded)
   encode = lambda p, images: encoder.apply({"params": p}, images)
   compute = lambda: image_features.compute(
       source, encode, jax.device_put(vision, replicated), mesh,
@@ -372,7 +381,7 @@ def run(config, workdir: str) -> dict:
   period = config.optim.restart_steps or config.optim.restart_epochs * steps_per_epoch
 
   # 3. Model and optimiser.
-  encoder = clip_lib.CLIPVisionEncoder(loaded.config, loaded.model.dtype)
+  encoder = encoder_of(loaded)
   trainable, frozen = optim.split(initial_params(loaded, config.w_init), config.optim.trainable)
   tx, schedule = make_optimizer(config, trainable, period)
   state = {"step": np.int32(0), "params": trainable, "opt_state": tx.init(trainable)}

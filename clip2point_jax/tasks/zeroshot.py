@@ -24,14 +24,10 @@ from clip2point_jax.models import depth_encoder, hf_clip, zeroshot
 from clip2point_jax.utils import plots
 from renderers import points as projector
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-
 
 def load_clip(config) -> hf_clip.LoadedCLIP:
-  """The CLIP of `config.clip`, checked against the render settings."""
-  if config.clip.dtype not in DTYPES:
-    raise UserError(f"config.clip.dtype={config.clip.dtype!r}; use one of {', '.join(DTYPES)}")
-  loaded = hf_clip.load_clip(config.clip.name, dtype=DTYPES[config.clip.dtype])
+  """The CLIP of `config.clip` (`hf_clip.load_configured`), checked against the render settings."""
+  loaded = hf_clip.load_configured(config.clip)
   size = loaded.config.vision.image_size
   if size != config.render.image_size:
     raise UserError(f"config.render.image_size={config.render.image_size} but the CLIP at "
@@ -56,7 +52,7 @@ def load_classifier(config, class_names, mesh, loaded=None):
   loaded = loaded or load_clip(config)
   text_features = zeroshot.class_text_features(loaded, class_names, tuple(config.prompts))
   classify = zeroshot.make_classifier(
-      zeroshot.clip_image_encoder(loaded), views=config.views, view_weights=config.view_weights,
+      zeroshot.clip_depth_encoder(loaded), views=config.views, view_weights=config.view_weights,
       image_size=config.render.image_size, radius=config.render.radius,
       distance=config.render.distance, align_modelnet=config.data.align_modelnet)
   params = loaded.params

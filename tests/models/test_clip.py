@@ -213,3 +213,20 @@ def test_normalize_images():
   np.testing.assert_allclose(clip.normalize_images(jnp.ones(3)),
                              (1 - np.array(clip.CLIP_MEAN)) / clip.CLIP_STD,
                              rtol=1e-6)
+
+
+def test_encode_depth_equals_encode_image_of_the_rgb_copy(tiny_clip_dir):
+  from clip2point_jax.models import zeroshot
+  loaded = hf_clip.load_clip(tiny_clip_dir)
+  depth = np.random.default_rng(11).uniform(0, 1, (3, 224, 224)).astype(np.float32)
+  direct = zeroshot.clip_depth_encoder(loaded)(loaded.params, jnp.asarray(depth))
+  via_rgb = zeroshot.clip_image_encoder(loaded)(loaded.params, zeroshot.depth_to_clip_images(depth))
+  np.testing.assert_allclose(np.asarray(direct), np.asarray(via_rgb), rtol=2e-5, atol=2e-5)
+  assert np.abs(np.asarray(direct)).max() > 1e-2  # Not trivially small.
+
+
+def test_unknown_attention_is_refused(tiny_clip_dir):
+  loaded = hf_clip.load_clip(tiny_clip_dir, attention="flash")
+  with pytest.raises(UserError, match="attention='flash'"):
+    loaded.model.apply({"params": loaded.params}, jnp.zeros((1, 224, 224, 3)),
+                       method=loaded.model.encode_image)

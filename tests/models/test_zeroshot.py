@@ -57,7 +57,7 @@ def test_points_to_logits_matches_reference(loaded, torch_clip):
   views = cameras.VIEWS_ZERO_SHOT
   weights = np.array([1.0, 0.5, 2.0, 1.0, 0.25, 1.5], np.float32)
   text = zeroshot.class_text_features(loaded, names)
-  classify = zeroshot.make_classifier(zeroshot.clip_image_encoder(loaded), views=views,
+  classify = zeroshot.make_classifier(zeroshot.clip_depth_encoder(loaded), views=views,
                                       view_weights=weights)
   ours = np.asarray(classify(loaded.params, text, points))
 
@@ -81,7 +81,7 @@ def test_classifier_ignores_masked_padding(loaded):
   rng = np.random.default_rng(0)
   points = rng.normal(size=(2, 300, 3)).astype(np.float32)
   text = zeroshot.class_text_features(loaded, ["a", "b"])
-  classify = zeroshot.make_classifier(zeroshot.clip_image_encoder(loaded), views=cameras.VIEWS_ZERO_SHOT)
+  classify = zeroshot.make_classifier(zeroshot.clip_depth_encoder(loaded), views=cameras.VIEWS_ZERO_SHOT)
   padded = np.concatenate([points, rng.normal(9, 1, (2, 50, 3)).astype(np.float32)], 1)
   mask = np.broadcast_to(np.arange(350) < 300, (2, 350))
   np.testing.assert_allclose(np.asarray(classify(loaded.params, text, padded, mask)),
@@ -92,7 +92,7 @@ def test_bad_prompts_and_view_weights_fail_clearly(loaded):
   with pytest.raises(UserError, match="must contain"):
     zeroshot.class_text_features(loaded, ["chair"], ("a photo",))
   with pytest.raises(UserError, match="view_weights has 2 entries for 6 views"):
-    zeroshot.make_classifier(zeroshot.clip_image_encoder(loaded), views=cameras.VIEWS_ZERO_SHOT,
+    zeroshot.make_classifier(zeroshot.clip_depth_encoder(loaded), views=cameras.VIEWS_ZERO_SHOT,
                              view_weights=[1.0, 2.0])
 
 

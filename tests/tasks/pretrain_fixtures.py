@@ -74,6 +74,7 @@ def tiny_config(data_dir: str, clip_dir: str, **overrides):
   config = load_sibling(os.path.join(repo, "configs", "x.py"), "pretrain").get_config("tiny")
   with config.unlocked():
     config.clip.name = clip_dir
+    config.clip.dtype = "float32"  # exact comparisons
     config.data.name = "shapenet55"
     config.data.data_dir = data_dir
     config.data.num_points = 128

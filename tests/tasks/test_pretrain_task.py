@@ -130,7 +130,7 @@ def test_cached_and_live_image_features_give_the_same_loss(data_dir, clip_dir):
   for key in ("points", "view", "row"):  # Records or the stored array: the same samples.
     np.testing.assert_array_equal(from_array[key], batch[key])
   params = pretrain.initial_params(loaded, 1.0)
-  encoder = pretrain.clip_lib.CLIPVisionEncoder(loaded.config)
+  encoder = pretrain.encoder_of(loaded)
   live_loss = pretrain.make_loss_fn(live_config, encoder, live=True)
   cached_loss = pretrain.make_loss_fn(config, encoder, live=False)
   live, cached = jax.jit(lambda: (live_loss(params, {}, batch, vision, 5),  # one compile for both

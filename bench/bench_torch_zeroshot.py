@@ -1,0 +1,75 @@
+"""The PyTorch baseline of zero-shot: transformers' CLIP image tower on pre-rendered depth images.
+
+  python bench/bench_torch_zeroshot.py --batch 1024 --compile max-autotune-no-cudagraphs
+
+What CLIP2Point's PyTorch code would run per batch of clouds, minus its
+rasteriser (PyTorch3D is not installed on the device image): the 6 views of
+each cloud as 224x224 RGB images through `CLIPVisionModelWithProjection` in
+bfloat16 with SDPA attention. It gets the images for free, so it is an upper
+bound on the original pipeline's speed. Rows are in clouds/s, comparable
+with `bench_zeroshot.py`.
+"""
+
+import argparse
+import statistics
+import time
+
+import torch
+import transformers
+
+VIEWS = 6
+
+
+def _median_seconds(step, repeats):
+  for _ in range(3):
+    step()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    step()
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--batch", type=int, nargs="+", default=[1024], help="clouds per batch")
+  parser.add_argument("--compile", default="", help="a torch.compile mode, e.g. max-autotune-no-cudagraphs")
+  parser.add_argument("--repeats", type=int, default=10)
+  parser.add_argument("--tiny", action="store_true")
+  args = parser.parse_args()
+  device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+  config = (transformers.CLIPVisionConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=2,
+                                          num_attention_heads=4, projection_dim=32)
+            if args.tiny else transformers.CLIPVisionConfig())  # ViT-B/32
+  config._attn_implementation = "sdpa"  # pylint: disable=protected-access
+  model = transformers.CLIPVisionModelWithProjection(config)
+  model = model.to(device=device, dtype=torch.bfloat16).eval()
+  forward = model
+  if args.compile:
+    start = time.perf_counter()
+    forward = torch.compile(model, mode=args.compile)
+  name = f"torch bf16 sdpa {'compiled ' + args.compile if args.compile else 'eager'}"
+  print(f"{name} | torch {torch.__version__} | transformers {transformers.__version__} | "
+        f"{torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}", flush=True)
+  for batch in args.batch:
+    images = torch.rand(batch * VIEWS, 3, 224, 224, device=device, dtype=torch.bfloat16)
+
+    def step():
+      with torch.no_grad():
+        out = forward(pixel_values=images).image_embeds
+      if device.type == "cuda":
+        torch.cuda.synchronize()
+      return out
+
+    if args.compile:
+      start = time.perf_counter()
+      step()
+      print(f"  compiled batch {batch} in {time.perf_counter() - start:.1f} s", flush=True)
+    seconds = _median_seconds(step, args.repeats)
+    print(f"{name:<48} batch {batch:>5}  {1e3 * seconds:9.2f} ms  {batch / seconds:9.1f} clouds/s",
+          flush=True)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,132 @@
+"""The box-classifier seam: what turns cropped points into class logits.
+
+Detection needs one function,
+
+    classify(points: float32[B, N, 3], mask: bool[B, N]) -> logits float32[B, C]
+
+with C the number of classes, in the order of the class list. It receives
+crops as `boxes.crop_boxes` makes them: each box's points in the box's own
+frame (x along its heading, z up as in ScanNet), centred at their mean and
+scaled into the unit ball, N per crop with False on padding; whole rows are
+False where a batch is padded (their logits are ignored). The batch size B
+is fixed, so a jitted function compiles once. The detector turns logits
+into probabilities with a softmax, so their scale is the classifier's
+temperature (CLIP's `logit_scale` for zero-shot).
+
+Any classifier with that signature plugs in: the zero-shot CLIP one here
+now, and a pre-trained depth encoder or a trained GDPA adapter as soon as
+they exist. To add one, write `build_<kind>(config, prompt_names, mesh)`
+returning such a function (restore its checkpoint there) and register it in
+`BUILDERS`; `config.classifier.kind` then selects it. Nothing else in
+detection changes.
+"""
+
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from clip2point_jax import parallel
+from clip2point_jax.detection import boxes as box_lib
+from clip2point_jax.errors import UserError
+from clip2point_jax.models import hf_clip, zeroshot
+
+BoxClassifier = Callable[[jax.Array, jax.Array], jax.Array]
+
+# CLIP clips its learned temperature at 100.
+MAX_LOGIT_SCALE = 100.0
+
+
+def zeroshot_classifier(loaded: hf_clip.LoadedCLIP, prompt_names: Sequence[str], *,
+                        templates: Sequence[str], views, view_weights=None,
+                        image_size: int, radius: float, distance: float,
+                        z_up: bool = True, mesh=None) -> BoxClassifier:
+  """Zero-shot CLIP2Point on crops: depth maps of every view against the prompts.
+
+  The logits are CLIP's: logit_scale x the (weighted) mean over views of the
+  cosine similarity between a view's image feature and each class's text
+  feature (`zeroshot.make_classifier` sums them; this divides by the weights).
+
+  Args:
+    loaded: a CLIP from `hf_clip.load_clip`.
+    prompt_names: the words put into the prompt templates, one per class.
+    templates, views, view_weights, image_size, radius, distance: as in
+      `zeroshot.make_classifier`.
+    z_up: the crops are z-up (ScanNet); they are turned y-up before rendering,
+      as CLIP2Point does with z-up ModelNet.
+    mesh: params and text features are replicated over it (default: all devices).
+  """
+  mesh = mesh or parallel.make_mesh()
+  text = zeroshot.class_text_features(loaded, list(prompt_names), tuple(templates))
+  points_to_logits = zeroshot.make_classifier(
+      zeroshot.clip_depth_encoder(loaded), views=views, view_weights=view_weights,
+      image_size=image_size, radius=radius, distance=distance, align_modelnet=z_up)
+  weights = np.asarray(view_weights, np.float64) if view_weights is not None and len(view_weights) else None
+  total_weight = float(weights.sum()) if weights is not None else float(len(views))
+  scale = min(float(np.exp(np.asarray(loaded.params["logit_scale"]))), MAX_LOGIT_SCALE) / total_weight
+  replicated = parallel.replicated(mesh)
+  params = jax.device_put(loaded.params, replicated)
+  text = jax.device_put(text, replicated)
+  scale = jax.device_put(jnp.float32(scale), replicated)
+
+  # Params are arguments of the jitted function, not constants of a closure
+  # traced into it, so a ViT-B/32 is not baked into the program.
+  @jax.jit
+  def scaled(params, text, scale, points, mask):
+    return scale * points_to_logits(params, text, points, mask)
+
+  return lambda points, mask: scaled(params, text, scale, points, mask)
+
+
+def build_zeroshot(config, prompt_names, mesh) -> BoxClassifier:
+  """The zero-shot classifier from a detect config (`config.clip`, views, render)."""
+  loaded = hf_clip.load_configured(config.clip)
+  size = loaded.config.vision.image_size
+  if size != config.render.image_size:
+    raise UserError(f"config.render.image_size={config.render.image_size} but the CLIP at "
+                    f"{config.clip.name} takes {size}x{size} images")
+  return zeroshot_classifier(
+      loaded, prompt_names, templates=tuple(config.prompts), views=config.views,
+      view_weights=config.view_weights, image_size=config.render.image_size,
+      radius=config.render.radius, distance=config.render.distance, z_up=config.data.z_up,
+      mesh=mesh)
+
+
+# config.classifier.kind -> builder(config, prompt_names, mesh) -> BoxClassifier.
+# A pre-trained depth encoder or GDPA adapter registers its builder here.
+BUILDERS = {"zeroshot": build_zeroshot}
+# Kinds that do not look at points (handled by the task, not through the seam).
+ORACLE = "oracle"
+
+
+def build(config, prompt_names, mesh) -> BoxClassifier:
+  """The classifier `config.classifier.kind` names."""
+  kind = config.classifier.kind
+  if kind not in BUILDERS:
+    raise UserError(f"config.classifier.kind={kind!r}; use one of {', '.join(sorted([*BUILDERS, ORACLE]))}")
+  return BUILDERS[kind](config, prompt_names, mesh)
+
+
+def oracle_logits(proposals: np.ndarray, gt_boxes: np.ndarray, gt_labels: np.ndarray,
+                  num_classes: int, iou_threshold: float = 0.25,
+                  confidence: float = 20.0) -> np.ndarray:
+  """What a perfect classifier would say: each box's best-overlapping ground truth.
+
+  A box whose best IoU with a ground-truth box exceeds `iou_threshold` gets
+  logits `confidence` for that box's class and 0 elsewhere (a softmax near 1);
+  any other box gets all zeros (uniform, the lowest confidence). It uses the
+  ground truth, so it measures the proposals, not a classifier: the mAP a
+  perfect classifier reaches with them.
+
+  Returns:
+    float32[K, num_classes].
+  """
+  logits = np.zeros((len(proposals), num_classes), np.float32)
+  if not len(proposals) or not len(gt_boxes):
+    return logits
+  iou = box_lib.iou_3d(proposals, gt_boxes)
+  best = iou.argmax(1)
+  hit = iou.max(1) > iou_threshold
+  logits[np.nonzero(hit)[0], np.asarray(gt_labels)[best[hit]]] = confidence
+  return logits
