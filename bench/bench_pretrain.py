@@ -40,11 +40,15 @@ EPOCHS = 100
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0}
 
 
-def encoder_forward_flops(vision: clip_lib.CLIPVisionConfig, projection_dim: int) -> float:
-  """Matmul FLOPs of one image through the image tower (2 per multiply-add)."""
+def encoder_forward_flops(vision: clip_lib.CLIPVisionConfig, projection_dim: int,
+                          channels: int = 1) -> float:
+  """Matmul FLOPs of one image through the image tower (2 per multiply-add).
+
+  channels=1: depth maps go through the patch embedding folded for grey input.
+  """
   d, hidden = vision.hidden_size, vision.intermediate_size
   tokens = vision.num_patches + 1
-  patch = 2 * vision.num_patches * (vision.num_channels * vision.patch_size**2) * d
+  patch = 2 * vision.num_patches * (channels * vision.patch_size**2) * d
   per_layer = 2 * tokens * (4 * d * d + 2 * d * hidden) + 2 * 2 * tokens * tokens * d
   return patch + vision.num_hidden_layers * per_layer + 2 * d * projection_dim
 
