@@ -16,3 +16,4 @@ python3 bench/bench_zeroshot.py --batch 32 128 512 2>&1 | tee "$out/zeroshot.txt
 python3 bench/bench_zeroshot.py --batch 32 128 --views 10 --dtypes bfloat16 2>&1 | tee "$out/zeroshot_10views.txt"
 python3 bench/bench_projection.py 2>&1 | tee "$out/projection.txt"
 python3 bench/bench_projection.py --batch 128 --points 2048 2>&1 | tee "$out/projection_big.txt"
+python3 bench/bench_pretrain.py --dtypes bfloat16 float32 2>&1 | tee "$out/pretrain.txt"

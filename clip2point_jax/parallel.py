@@ -61,6 +61,7 @@ def param_shardings(mesh: Mesh, params, rules=()):
   Returns:
     A tree of `NamedSharding` shaped like `params`.
   """
-  specs = optim.match_rules(params, [(p, tuple(s)) for p, s in rules], (), "sharding rules")
-  return jax.tree.map(lambda spec: NamedSharding(mesh, P(*spec)), specs,
-                      is_leaf=lambda x: isinstance(x, tuple))
+  specs = optim.match_rules(params, [(p, P(*s)) for p, s in rules], P(), "sharding rules")
+  # Leaves are PartitionSpecs; tuples (optimiser states are namedtuples) stay nodes.
+  return jax.tree.map(lambda spec: NamedSharding(mesh, spec), specs,
+                      is_leaf=lambda x: isinstance(x, P))

@@ -52,6 +52,10 @@ def get_config(arg=None):
   c.data.primitives = ml_collections.ConfigDict()
 
   c.clip = clip_config()
+  # A pre-training workdir or checkpoint (configs/pretrain.py, or the authors'
+  # converted release): its depth encoder replaces CLIP's image tower.
+  # Empty: plain CLIP.
+  c.depth_encoder = ""
 
   # A trained GDPA (a few-shot / fine-tuning workdir or its seed_<s> folder)
   # instead of zero-shot CLIP; its CLIP, views, render settings and prompts win.

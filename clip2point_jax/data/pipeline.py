@@ -85,10 +85,12 @@ def normalize(points: np.ndarray) -> np.ndarray:
   return (centred / radius[..., None, None]).astype(np.float32)
 
 
-def _read(source, indices: Sequence[int]) -> list[dict[str, Any]]:
+def read_examples(source, indices: Sequence[int]) -> list[dict[str, Any]]:
+  """`[source[i] for i in indices]`, in one batched read where the source has one."""
   if hasattr(source, "__getitems__"):  # One batched read (array_record).
     return list(source.__getitems__([int(i) for i in indices]))
   return [source[int(i)] for i in indices]
+
 
 
 def batches(source, *, global_batch_size: int, num_points: int,
@@ -145,7 +147,7 @@ def batches(source, *, global_batch_size: int, num_points: int,
   for indices in itertools.islice(stream, num_steps):
     local = host_slice(indices, process_index, process_count)
     mask = local >= 0
-    examples = _read(source, np.where(mask, local, local % n))
+    examples = read_examples(source, np.where(mask, local, local % n))
     points = np.stack([np.asarray(e["points"], np.float32) for e in examples])
     points = subsample(points, num_points, sampling)
     yield {

@@ -5,9 +5,9 @@ tower; both are CLIP vision towers (`clip.CLIPVisionEncoder`), so one
 function encodes with either parameter set. The clouds are rendered once and
 both encoders read the same depth maps.
 
-Until a pre-trained depth encoder exists, an empty `depth_encoder` source
-lets CLIP's own image tower fill path P too; the two paths then share one
-set of weights and the features are computed once.
+An empty `depth_encoder` source lets CLIP's own image tower fill path P too;
+the two paths then share one set of weights and the features are computed
+once.
 """
 
 import dataclasses
@@ -17,21 +17,18 @@ import jax
 import jax.numpy as jnp
 
 from clip2point_jax import feature_cache, preprocess
-from clip2point_jax.errors import UserError
 from clip2point_jax.models import clip as clip_lib
-from clip2point_jax.models import hf_clip
+from clip2point_jax.models import depth_encoder, hf_clip
 from renderers import cameras
 from renderers import points as projector
 
 def load_depth_encoder(source: str, loaded: hf_clip.LoadedCLIP):
   """Path P's weights: a full CLIP param tree whose vision tower is the depth encoder.
 
-  This is the one seam to the pre-training work: when
-  `clip2point_jax.models.depth_encoder` lands, this body becomes
-  `return depth_encoder.load_params(source, loaded)` for a non-empty source.
-
   Args:
-    source: `config.depth_encoder`; empty means CLIP's own image tower.
+    source: `config.depth_encoder`: a pre-training workdir, a checkpoint or a
+      converted release (see `depth_encoder.load_params`); empty means CLIP's
+      own image tower.
     loaded: the CLIP whose text tower and path C the run uses.
 
   Returns:
@@ -39,10 +36,7 @@ def load_depth_encoder(source: str, loaded: hf_clip.LoadedCLIP):
   """
   if not source:
     return loaded.params
-  raise UserError(
-      f"config.depth_encoder={source!r}: loading a CLIP2Point pre-trained depth encoder is not "
-      "available yet in this version (the pre-training work adds it). Leave config.depth_encoder "
-      "empty to let CLIP's own image tower fill path P.")
+  return depth_encoder.load_params(source, loaded)
 
 
 def put_encoders(paths: "FrozenPaths", sharding) -> dict[str, Any]:

@@ -20,15 +20,31 @@ from clip2point_jax import metrics, parallel
 from clip2point_jax import preprocess
 from clip2point_jax.data import pipeline, splits
 from clip2point_jax.errors import UserError
-from clip2point_jax.models import hf_clip, trained_gdpa, zeroshot
+from clip2point_jax.models import depth_encoder, hf_clip, trained_gdpa, zeroshot
 from clip2point_jax.utils import plots
 from renderers import points as projector
 
-def load_classifier(config, class_names, mesh):
+
+def load_clip(config) -> hf_clip.LoadedCLIP:
+  """The CLIP of `config.clip` (`hf_clip.load_configured`), checked against the render settings."""
+  loaded = hf_clip.load_configured(config.clip)
+  size = loaded.config.vision.image_size
+  if size != config.render.image_size:
+    raise UserError(f"config.render.image_size={config.render.image_size} but the CLIP at "
+                    f"{config.clip.name} takes {size}x{size} images")
+  return loaded
+
+
+def load_classifier(config, class_names, mesh, loaded=None):
   """The frozen CLIP as a jitted points -> logits function.
 
   With `config.gdpa` set, a trained GDPA instead; its checkpoint's CLIP,
-  views, render settings and prompts then replace those of `config`.
+  views, render settings and prompts then replace those of `config`. With
+  `config.depth_encoder` set (a pre-training workdir or checkpoint), its
+  trained depth encoder replaces CLIP's image tower.
+
+  Args:
+    loaded: the CLIP to use (default: load `config.clip`).
 
   Returns:
     classify: `(params, text_features, points float32[B, N, 3]) -> float32[B, C]`.
@@ -38,18 +54,17 @@ def load_classifier(config, class_names, mesh):
   if config.get("gdpa"):
     trained_gdpa.adopt_settings(config)
     return trained_gdpa.load_classifier(config, class_names, mesh)
-  loaded = hf_clip.load_configured(config.clip)
-  size = loaded.config.vision.image_size
-  if size != config.render.image_size:
-    raise UserError(f"config.render.image_size={config.render.image_size} but the CLIP at "
-                    f"{config.clip.name} takes {size}x{size} images")
+  loaded = loaded or load_clip(config)
   text_features = zeroshot.class_text_features(loaded, class_names, tuple(config.prompts))
   classify = zeroshot.make_classifier(
       zeroshot.clip_depth_encoder(loaded), views=config.views, view_weights=config.view_weights,
       image_size=config.render.image_size, radius=config.render.radius,
       distance=config.render.distance, align_modelnet=config.data.align_modelnet)
+  params = loaded.params
+  if config.get("depth_encoder"):
+    params = depth_encoder.load_params(config.depth_encoder, loaded)
   replicated = parallel.replicated(mesh)
-  return classify, jax.device_put(loaded.params, replicated), jax.device_put(text_features, replicated)
+  return classify, jax.device_put(params, replicated), jax.device_put(text_features, replicated)
 
 
 def predict(classify, params, text_features, source, config, mesh, desc="zero-shot"):
@@ -107,6 +122,7 @@ def run(config, workdir: str) -> dict:
   result = metrics.classification_metrics(logits, labels, class_names)
   result.update(dataset=config.data.name, split=config.data.split, clip=config.clip.name,
                 gdpa=config.get("gdpa", ""),
+                depth_encoder=config.get("depth_encoder", ""),
                 views=[list(v) for v in config.views], prompts=list(config.prompts),
                 seconds=seconds, clouds_per_second=len(labels) / max(seconds, 1e-9))
   if jax.process_index() == 0:
@@ -129,6 +145,8 @@ def _write_outputs(config, workdir, source, class_names, result):
   what = f"GDPA {config.gdpa}" if config.get("gdpa") else "zero-shot"
   print(f"\n{what} {config.data.name}/{config.data.split}: {result['num_examples']} clouds, "
         f"{len(class_names)} classes")
+  if result.get("depth_encoder"):
+    print(f"  depth encoder: {result['depth_encoder']}")
   print(f"  top-1 {100 * result['top1_accuracy']:.2f}%   top-5 {100 * result['top5_accuracy']:.2f}%   "
         f"mean class {100 * result['mean_class_accuracy']:.2f}%   "
         f"(chance {100 * result['chance_accuracy']:.2f}%)")

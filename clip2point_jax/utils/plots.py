@@ -92,4 +92,34 @@ def save_curve_panels(panels: dict, path: str, xlabel: str = "step") -> None:
       ax.legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
+
+
+def save_learning_curves(records, path: str, title: str = "") -> None:
+  """Pre-training curves from metrics records (dicts with a "step").
+
+  Panels: the loss and its terms (total, L_intra, L_cross), the balance weight
+  w, the learning rate, and the zero-shot accuracies (keys ending in
+  "_top1"), each drawn from the records that have it.
+  """
+  records = [r for r in records if "step" in r]
+  series = lambda key: [(r["step"], r[key]) for r in records if r.get(key) is not None]
+  panels = [("loss", ["loss", "l_intra", "l_cross"]), ("balance weight w", ["w"]),
+            ("learning rate", ["lr"]),
+            ("zero-shot top-1 accuracy", sorted({k for r in records for k in r if k.endswith("_top1")}))]
+  panels = [(name, [k for k in keys if series(k)]) for name, keys in panels]
+  panels = [(name, keys) for name, keys in panels if keys]
+  fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(3.6 * max(len(panels), 1), 3.0), squeeze=False)
+  for ax, (name, keys) in zip(axes[0], panels):
+    for key in keys:
+      xs, ys = zip(*series(key))
+      ax.plot(xs, ys, marker="o" if len(xs) < 20 else None, markersize=3, label=key)
+    ax.set_title(name, fontsize=10)
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+    if len(keys) > 1:
+      ax.legend(fontsize=7)
+  if title:
+    fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=90)
   plt.close(fig)

@@ -14,7 +14,7 @@ from clip2point_jax import gdpa_training as training, optim, parallel, view_feat
 from clip2point_jax.config_args import load_sibling
 from clip2point_jax.data import primitives, shots, splits
 from clip2point_jax.errors import UserError
-from clip2point_jax.models import dual_path, gdpa, trained_gdpa
+from clip2point_jax.models import clip, depth_encoder, dual_path, gdpa, trained_gdpa
 from clip2point_jax.tasks import fewshot
 from clip2point_jax.tasks import zeroshot as zeroshot_task
 from renderers import cameras
@@ -145,9 +145,21 @@ def test_validation_split_exact_resume_and_refusal_of_other_settings(trained, tm
     fewshot.run(small, str(tmp_path / "whole"))
 
 
-def test_depth_encoder_seam_bad_settings_and_configs(tmp_path):
-  with pytest.raises(UserError, match="config.depth_encoder='runs/pretrain'.*not\\s+available yet"):
-    dual_path.load_depth_encoder("runs/pretrain", None)
+def test_path_p_takes_a_pretrained_depth_encoder(tiny_clip_dir, tmp_path):
+  clip_config = _tiny(tiny_clip_dir, str(tmp_path)).clip
+  plain = dual_path.load_frozen_paths(clip_config)
+  assert plain.shared
+  trained = jax.tree.map(lambda x: np.asarray(x) * 1.01, clip.vision_params(plain.loaded.params))
+  encoder_dir = depth_encoder.save(str(tmp_path / "encoder"), trained)
+  paths = dual_path.load_frozen_paths(clip_config, encoder_dir)
+  assert not paths.shared and paths.fingerprints["clip_encoder"] == plain.fingerprints["clip_encoder"]
+  np.testing.assert_allclose(paths.params["depth_encoder"]["visual_projection"]["kernel"],
+                             trained["visual_projection"]["kernel"], rtol=1e-6)
+  with pytest.raises(UserError, match="no/such/pretrain"):
+    dual_path.load_frozen_paths(clip_config, str(tmp_path / "no/such/pretrain"))
+
+
+def test_bad_settings_and_configs(tmp_path):
   for overrides, message in (({"shots": -1}, "shots must be >= 0"), ({"seeds": ()}, "config.seeds is empty"),
                              ({"data.name": "files"}, "no train/test splits")):
     with pytest.raises(UserError, match=message):

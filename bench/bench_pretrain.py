@@ -1,0 +1,178 @@
+"""Speed of the pre-training step, points in and loss out, on the present devices.
+
+  PYTHONPATH=. python bench/bench_pretrain.py         # ViT-B/32, batch 256, bf16, cached F_I
+  PYTHONPATH=. python bench/bench_pretrain.py --tiny  # a tiny CLIP, for a CPU check
+
+Times the train step of `clip2point_jax.tasks.pretrain` as the task jits it:
+normalise the clouds, render two depth maps per sample at jittered distances,
+encode both with the trainable depth encoder (forward and backward), look up
+the cached image features, NT-Xent over the global batch, LAMB update, train
+state donated. The encoder has CLIP ViT-B/32's architecture with random
+weights (speed does not depend on the values); clouds are built-in shapes.
+
+Reported per setting: step time (median of the repeats, after compiling and
+warming up), samples/s, compile time, peak device memory (where the backend
+reports it), FLOPs per step twice (XLA's cost analysis of the compiled step,
+and an analytic count of the encoder's matmuls: fwd + bwd = 3 x fwd), MFU
+from the analytic count against --peak_tflops, and the projected time of the
+100-epoch recipe on ShapeNet-55 (52,460 shapes, evaluations not included).
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from clip2point_jax import optim, parallel
+from clip2point_jax.config_args import load_sibling
+from clip2point_jax.data import primitives
+from clip2point_jax.models import clip as clip_lib
+from clip2point_jax.tasks import pretrain
+
+SHAPENET_SHAPES = 52460
+EPOCHS = 100
+# Dense bf16 tensor-core peaks from NVIDIA's data sheets (TFLOP/s, SXM parts).
+PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0}
+
+
+def encoder_forward_flops(vision: clip_lib.CLIPVisionConfig, projection_dim: int,
+                          channels: int = 1) -> float:
+  """Matmul FLOPs of one image through the image tower (2 per multiply-add).
+
+  channels=1: depth maps go through the patch embedding folded for grey input.
+  """
+  d, hidden = vision.hidden_size, vision.intermediate_size
+  tokens = vision.num_patches + 1
+  patch = 2 * vision.num_patches * (channels * vision.patch_size**2) * d
+  per_layer = 2 * tokens * (4 * d * d + 2 * d * hidden) + 2 * 2 * tokens * tokens * d
+  return patch + vision.num_hidden_layers * per_layer + 2 * d * projection_dim
+
+
+def _config(args):
+  configs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+  config = load_sibling(os.path.join(configs, "x.py"), "pretrain").get_config("tiny" if args.tiny else None)
+  with config.unlocked():
+    config.render.image_size = args.image_size
+    config.render.radius = 0.02 if args.image_size >= 224 else 0.06
+    config.loss.negatives_group = args.negatives_group
+  return config
+
+
+def _encoder(args, dtype):
+  if args.tiny:
+    vision = clip_lib.CLIPVisionConfig(image_size=args.image_size, patch_size=16, hidden_size=64,
+                                       intermediate_size=256, num_hidden_layers=2,
+                                       num_attention_heads=4)
+    config = clip_lib.CLIPConfig(vision=vision, projection_dim=32)
+  else:
+    config = clip_lib.CLIPConfig()  # HF defaults: ViT-B/32, 224x224, 512-d projection.
+  encoder = clip_lib.CLIPVisionEncoder(config, dtype=dtype)
+  image = jnp.zeros((1, config.vision.image_size, config.vision.image_size, 3))
+  params = jax.device_get(jax.jit(encoder.init)(jax.random.key(0), image)["params"])
+  return encoder, params
+
+
+def _batches(batch, num_points, num_rows, seed):
+  per_class = -(-batch // len(primitives.CLASS_NAMES))
+  rng = np.random.default_rng(seed)
+  points, _ = primitives.generate(per_class, num_points, seed)
+  return {"points": rng.permutation(points)[:batch].astype(np.float32),
+          "view": rng.integers(0, 10, batch).astype(np.int32),
+          "row": rng.integers(0, num_rows, batch).astype(np.int32)}
+
+
+def bench(args, dtype_name, batch):
+  dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[dtype_name]
+  config = _config(args)
+  config.batch_size = batch
+  mesh = parallel.make_mesh()
+  encoder, encoder_params = _encoder(args, dtype)
+  trainable, frozen = optim.split({"depth_encoder": encoder_params, "w": np.float32(1.0)},
+                                  config.optim.trainable)
+  tx, schedule = pretrain.make_optimizer(config, trainable, 2 * (SHAPENET_SHAPES // batch))
+  state = {"step": np.int32(0), "params": trainable, "opt_state": tx.init(trainable)}
+  shardings = pretrain.state_shardings(mesh, state, config.sharding_rules)
+  frozen_shardings = pretrain.state_shardings(mesh, frozen, config.sharding_rules)
+  state, frozen = jax.device_put(state, shardings), jax.device_put(frozen, frozen_shardings)
+  num_rows = args.cache_rows or (64 if args.tiny else SHAPENET_SHAPES)
+  cache = jax.jit(lambda key: jax.random.normal(key, (num_rows, 10, encoder.config.projection_dim),
+                                                jnp.float16),
+                  out_shardings=parallel.replicated(mesh))(jax.random.key(1))
+  step = pretrain.jitted_train_step(config, encoder, tx, schedule, live=False, period=1000, mesh=mesh,
+                                    state=state, frozen=frozen, shardings=shardings,
+                                    frozen_shardings=frozen_shardings)
+  inputs = [parallel.global_batch(mesh, _batches(batch, args.points, num_rows, s)) for s in range(3)]
+
+  start = time.perf_counter()
+  compiled = step.lower(state, frozen, inputs[0], cache).compile()
+  compile_s = time.perf_counter() - start
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  xla_flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+  for x in inputs:  # Warm up.
+    state, metrics = step(state, frozen, x, cache)
+  jax.block_until_ready(metrics)
+  times = []
+  for i in range(args.repeats):
+    start = time.perf_counter()
+    state, metrics = step(state, frozen, inputs[i % len(inputs)], cache)
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - start)
+  if not np.isfinite(float(metrics["loss"])):
+    raise SystemExit(f"non-finite loss {float(metrics['loss'])} in the benchmark")
+  median = statistics.median(times)
+  analytic = 3 * 2 * batch * encoder_forward_flops(encoder.config.vision, encoder.config.projection_dim)
+  stats = jax.devices()[0].memory_stats() or {}
+  steps = EPOCHS * (SHAPENET_SHAPES // batch)
+  return {"dtype": dtype_name, "batch": batch, "ms": 1e3 * median, "samples_per_s": batch / median,
+          "compile_s": compile_s, "spread_ms": 1e3 * (max(times) - min(times)),
+          "peak_gib": stats.get("peak_bytes_in_use", float("nan")) / 2**30,
+          "xla_tflop": xla_flops * mesh.devices.size / 1e12, "analytic_tflop": analytic / 1e12,
+          "tflops": analytic / median / 1e12, "recipe_min": steps * median / 60, "steps": steps}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--batch", type=int, nargs="+", default=None, help="global batch sizes")
+  parser.add_argument("--dtypes", nargs="+", default=["bfloat16"])
+  parser.add_argument("--points", type=int, default=1024)
+  parser.add_argument("--image_size", type=int, default=None)
+  parser.add_argument("--negatives_group", type=int, default=0)
+  parser.add_argument("--cache_rows", type=int, default=0, help="rows of the F_I cache (default: ShapeNet-55)")
+  parser.add_argument("--repeats", type=int, default=10)
+  parser.add_argument("--peak_tflops", type=float, default=0.0,
+                      help="per-device peak for MFU (default: the data-sheet bf16 peak of known GPUs)")
+  parser.add_argument("--tiny", action="store_true", help="a tiny CLIP at 64x64, for a CPU check")
+  args = parser.parse_args()
+  args.batch = args.batch or ([8] if args.tiny else [256])
+  args.image_size = args.image_size or (64 if args.tiny else 224)
+  if args.tiny:
+    args.points = min(args.points, 256)
+    args.repeats = min(args.repeats, 3)
+  device = jax.devices()[0]
+  peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in device.device_kind), 0.0)
+  rows = [bench(args, d, b) for d in args.dtypes for b in args.batch]
+  n = jax.device_count()
+  print(f"\npre-training step | {n} x {device.platform} {device.device_kind} | jax {jax.__version__} | "
+        f"{'tiny CLIP' if args.tiny else 'ViT-B/32 (random weights)'} | {args.points} points, "
+        f"2 depth maps of {args.image_size}x{args.image_size} per sample, cached F_I")
+  print(f"{'dtype':>9} {'batch':>6} {'ms/step':>9} {'samples/s':>10} {'spread ms':>9} {'compile s':>9} "
+        f"{'peak GiB':>8} {'XLA TFLOP':>9} {'TFLOP':>7} {'TFLOP/s':>8} {'MFU':>6} {'100 ep min':>10}")
+  for r in rows:
+    mfu = r["tflops"] / (peak * n) if peak else float("nan")
+    print(f"{r['dtype']:>9} {r['batch']:>6} {r['ms']:>9.2f} {r['samples_per_s']:>10.1f} "
+          f"{r['spread_ms']:>9.2f} {r['compile_s']:>9.1f} {r['peak_gib']:>8.2f} {r['xla_tflop']:>9.3g} "
+          f"{r['analytic_tflop']:>7.3g} {r['tflops']:>8.3g} {100 * mfu:>5.1f}% {r['recipe_min']:>10.1f}")
+  print(f"TFLOP: analytic encoder matmuls per step, 2 depth maps per sample, fwd + bwd = 3 x fwd; "
+        f"XLA TFLOP: the compiled step's cost analysis (all devices). MFU: analytic TFLOP/s over "
+        f"{peak or 'unknown'} TFLOP/s per device. 100 ep: {rows[0]['steps']} steps "
+        f"({EPOCHS} epochs of {SHAPENET_SHAPES} shapes), step time only, no evaluations.")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,139 @@
+"""CLIP's features of the rendered RGB views, computed once for pre-training.
+
+The image encoder E_I is frozen and the renderings are fixed, so F_I of every
+(shape, view) is computed once, stored beside the dataset with
+`feature_cache`, and the train step only looks them up. The cache's identity
+holds the CLIP checkpoint's fingerprint and the dataset's, so a cache made by
+another CLIP or from another preparation of the data is refused, never used.
+
+    features, has_images = image_features.load_or_compute(directory, source, ...)
+    # features: float16[M, 10, D] (or bfloat16); has_images: bool[M]
+"""
+
+import os
+import re
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import multihost_utils
+import ml_dtypes
+import numpy as np
+from tqdm import tqdm
+
+from clip2point_jax import feature_cache, parallel
+from clip2point_jax.data import pipeline, pretrain_data
+from clip2point_jax.errors import UserError
+from clip2point_jax.models import clip as clip_lib
+
+DTYPES = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32}
+FEATURES = "features"
+HAS_IMAGES = "has_images"
+
+
+def default_dir(dataset_dir: str, clip_name: str, split: str, dtype: str) -> str:
+  """`<dataset_dir>/clip_image_features/<CLIP's name>-<dtype>/<split>`."""
+  name = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(os.path.normpath(clip_name)) or "clip")
+  return os.path.join(dataset_dir, "clip_image_features", f"{name}-{dtype}", split)
+
+
+def identity(*, clip_fingerprint: str, dataset: str, split: str, num_examples: int,
+             dataset_options: dict, image_size: int, dtype: str) -> dict[str, Any]:
+  """What makes a cache valid: the CLIP weights and the exact prepared data."""
+  return {"clip": clip_fingerprint, "dataset": dataset, "split": split,
+          "num_examples": int(num_examples), "dataset_options": dataset_options,
+          "views": [list(v) for v in pretrain_data.VIEWS], "image_size": int(image_size),
+          "dtype": dtype}
+
+
+def _host_batches(source, indices_stream, image_size, workers):
+  import concurrent.futures  # pylint: disable=g-import-not-at-top
+  with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    for local in indices_stream:
+      valid = local >= 0
+      examples = pipeline.read_examples(source, np.where(valid, local, 0))
+      has = np.asarray([bool(v) and bool(e["has_images"]) for v, e in zip(valid, examples)])
+      blank = np.zeros((pretrain_data.NUM_VIEWS, image_size, image_size, 3), np.uint8)
+      images = list(pool.map(
+          lambda eh: pretrain_data.decode_views(eh[0]["images"], image_size) if eh[1] else blank,
+          zip(examples, has)))
+      yield {"images": np.stack(images), "has_images": has}
+
+
+def compute(source, encode_image: Callable, params, mesh, *, image_size: int, batch_size: int,
+            dtype: str, workers: int = 8, desc: str = "CLIP image features") -> dict[str, np.ndarray]:
+  """F_I of every view of every example of `source`, data-parallel over the mesh.
+
+  Args:
+    source: examples with `images` (V PNGs) and `has_images`.
+    encode_image: `(params, images float32[M, S, S, 3] normalised) -> float32[M, D]`.
+    params: the frozen CLIP's params (on the mesh).
+    image_size: S, the side CLIP takes.
+    batch_size: shapes per global batch (V images each).
+    dtype: one of DTYPES, the stored precision.
+
+  Returns:
+    {"features": dtype[M, V, D] (zeros where there are no images),
+     "has_images": bool[M]}, the same on every host.
+  """
+  batch_size = parallel.round_to_devices(batch_size, mesh)
+  count = len(source)
+  out_dtype = jnp.dtype(DTYPES[dtype])
+
+  @jax.jit
+  def encode(params, images):
+    b, v = images.shape[:2]
+    flat = clip_lib.normalize_images(images.reshape((b * v,) + images.shape[2:]) / 255.0)
+    return encode_image(params, flat).reshape(b, v, -1).astype(out_dtype)
+
+  stream = (pipeline.host_slice(i, jax.process_index(), jax.process_count())
+            for i in pipeline.global_indices(count, batch_size, training=False))
+  outputs = []
+  for local in tqdm(pipeline.prefetch(_host_batches(source, stream, image_size, workers)),
+                    total=pipeline.num_batches(count, batch_size, False), desc=desc, unit="batch",
+                    disable=jax.process_index() != 0):
+    batch = parallel.global_batch(mesh, local)
+    outputs.append((encode(params, batch["images"]), batch["has_images"]))
+  gather = lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True))
+  features = np.concatenate([gather(f) for f, _ in outputs])[:count]
+  has_images = np.concatenate([gather(h) for _, h in outputs])[:count]
+  return {FEATURES: features, HAS_IMAGES: has_images}
+
+
+def _to_disk(arrays):
+  features = arrays[FEATURES]
+  if features.dtype == ml_dtypes.bfloat16:  # .npy has no bfloat16: keep its bits.
+    features = features.view(np.uint16)
+  return {FEATURES: features, HAS_IMAGES: arrays[HAS_IMAGES]}
+
+
+def _from_disk(arrays, dtype):
+  features = arrays[FEATURES]
+  if dtype == "bfloat16":
+    features = features.view(ml_dtypes.bfloat16)
+  return {FEATURES: features, HAS_IMAGES: np.asarray(arrays[HAS_IMAGES])}
+
+
+def load_or_compute(directory: str, ident: dict[str, Any], compute_fn: Callable[[], dict]):
+  """The cache in `directory`, made by `compute_fn()` if there is none yet.
+
+  Host 0 writes it; the other hosts read it (or, without a shared file
+  system, write their own copy of the same arrays).
+
+  Raises:
+    UserError if the cache there was made by another CLIP or other data.
+  """
+  dtype = ident["dtype"]
+  if dtype not in DTYPES:
+    raise UserError(f"image feature dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+  cached = feature_cache.load(directory, ident)
+  if cached is not None:
+    return _from_disk(cached, dtype)
+  arrays = compute_fn()
+  if jax.process_index() == 0:
+    feature_cache.save(directory, _to_disk(arrays), ident)
+  multihost_utils.sync_global_devices("image feature cache written")
+  cached = feature_cache.load(directory, ident)
+  if cached is None:  # Not a shared file system: this host keeps its own copy.
+    cached = feature_cache.save(directory, _to_disk(arrays), ident)
+  return _from_disk(cached, dtype)
