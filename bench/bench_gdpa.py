@@ -23,14 +23,19 @@ import resource
 import statistics
 import time
 
-import jax
+from clip2point_jax import xla_defaults
+
+xla_defaults.apply()  # Before jax starts, as the CLI does.
+
+import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp
 import numpy as np
+
+import bench_common
 
 from clip2point_jax import gdpa_training as training
 from clip2point_jax import parallel
 from clip2point_jax.config_args import load_sibling
-from clip2point_jax.data import primitives
 from clip2point_jax.models import clip as clip_lib
 from clip2point_jax.models import dual_path
 from renderers import cameras
@@ -56,9 +61,7 @@ def bench_caching(cfg, dtype_name, batch, args):
   encoders = {"depth_encoder": params, "clip_encoder": jax.tree.map(lambda x: x * 1.01, params)}
   encode = jax.jit(dual_path.make_view_encoder(lambda p, depth: model.apply({"params": p}, grey=depth),
                                                views=cameras.VIEWS_PRETRAIN, shared=False))
-  per_class = -(-batch // len(primitives.CLASS_NAMES))
-  clouds = [jnp.asarray(np.random.default_rng(s).permutation(primitives.generate(per_class, args.points, s)[0])[:batch])
-            for s in range(3)]
+  clouds = [bench_common.clouds(batch, args.points, s) for s in range(3)]
   start = time.perf_counter()
   jax.block_until_ready(encode(encoders, clouds[0]))
   compile_s = time.perf_counter() - start

@@ -23,14 +23,19 @@ import os
 import statistics
 import time
 
-import jax
+from clip2point_jax import xla_defaults
+
+xla_defaults.apply()  # Before jax starts, as the CLI does.
+
+import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+import bench_common
+
 from clip2point_jax import optim, parallel
 from clip2point_jax.config_args import load_sibling
-from clip2point_jax.data import primitives
 from clip2point_jax.models import clip as clip_lib
 from clip2point_jax.tasks import pretrain
 
@@ -78,10 +83,8 @@ def _encoder(args, dtype):
 
 
 def _batches(batch, num_points, num_rows, seed):
-  per_class = -(-batch // len(primitives.CLASS_NAMES))
   rng = np.random.default_rng(seed)
-  points, _ = primitives.generate(per_class, num_points, seed)
-  return {"points": rng.permutation(points)[:batch].astype(np.float32),
+  return {"points": np.asarray(bench_common.clouds(batch, num_points, seed)),
           "view": rng.integers(0, 10, batch).astype(np.int32),
           "row": rng.integers(0, num_rows, batch).astype(np.int32)}
 

@@ -28,7 +28,7 @@ import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp
 import numpy as np
 
-from clip2point_jax.data import primitives
+import bench_common
 from clip2point_jax.models import clip as clip_lib
 from clip2point_jax.models import zeroshot
 from renderers import cameras
@@ -49,22 +49,6 @@ def vit_flops_per_image(config: clip_lib.CLIPConfig) -> float:
   return v.num_hidden_layers * per_layer + patch + 2 * d * config.projection_dim
 
 
-def matmul_tflops(size: int = 8192, repeats: int = 30) -> float:
-  """The device's bf16 matmul rate on random operands, median of `repeats`
-  after as many warm-up products (so the clocks have ramped up)."""
-  keys = jax.random.split(jax.random.key(1), 2)
-  a, b = (jax.random.normal(k, (size, size), jnp.bfloat16) for k in keys)
-  product = jax.jit(jnp.dot)  # bf16 out, float32 accumulation, as torch's bf16 matmul.
-  for _ in range(repeats):
-    product(a, b).block_until_ready()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    product(a, b).block_until_ready()
-    times.append(time.perf_counter() - start)
-  return 2 * size**3 / statistics.median(times) / 1e12
-
-
 def _config(tiny: bool) -> clip_lib.CLIPConfig:
   if tiny:
     return clip_lib.CLIPConfig(
@@ -83,21 +67,6 @@ def _encoder(config, dtype, variant):
   if feed == "depth":
     return (lambda p, depth: model.apply({"params": p}, grey=depth)), params
   return (lambda p, depth: model.apply({"params": p}, zeroshot.depth_to_clip_images(depth))), params
-
-
-def _clouds(batch, num_points, seed):
-  """float32[batch, num_points, 3]: built-in shapes, randomly rotated and stretched.
-
-  A few shapes are sampled (trimesh is slow) and every cloud is a random
-  rotation and anisotropic scaling of one of them.
-  """
-  rng = np.random.default_rng(seed)
-  base, _ = primitives.generate(2, num_points, seed)  # [16, N, 3]
-  q, r = np.linalg.qr(rng.normal(size=(batch, 3, 3)))
-  rotations = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
-  stretch = rng.uniform(0.7, 1.3, size=(batch, 1, 3))
-  picks = base[rng.integers(0, len(base), batch)]
-  return jnp.asarray((np.einsum("bnc,bdc->bnd", picks, rotations) * stretch).astype(np.float32))
 
 
 def _time(fn, inputs, repeats):
@@ -121,7 +90,7 @@ def bench(args, config, dtype_name, variant, batch, views):
   text = rng.normal(size=(NUM_CLASSES, config.projection_dim)).astype(np.float32)
   text = jnp.asarray(text / np.linalg.norm(text, axis=-1, keepdims=True))
   classify = zeroshot.make_classifier(encode, views=views)
-  inputs = [_clouds(batch, args.points, seed) for seed in range(3)]  # Rotate: no cache effects.
+  inputs = [bench_common.clouds(batch, args.points, seed) for seed in range(3)]  # Rotate: no cache effects.
   seconds, compile_s, spread = _time(lambda x: classify(params, text, x), inputs, args.repeats)
   row = {"what": f"points->logits {variant}", "dtype": dtype_name, "batch": batch,
          "ms": 1e3 * seconds, "clouds_per_s": batch / seconds, "compile_s": compile_s,
@@ -132,7 +101,7 @@ def bench(args, config, dtype_name, variant, batch, views):
 
 def bench_projector(args, batch, views):
   render = jax.jit(lambda p: projector.render_depth(projector.normalize_points(p), views))
-  inputs = [_clouds(batch, args.points, seed) for seed in range(3)]
+  inputs = [bench_common.clouds(batch, args.points, seed) for seed in range(3)]
   seconds, compile_s, spread = _time(render, inputs, args.repeats)
   row = {"what": "projector alone", "dtype": "float32", "batch": batch, "ms": 1e3 * seconds,
          "clouds_per_s": batch / seconds, "compile_s": compile_s, "spread_ms": 1e3 * spread}
@@ -167,7 +136,7 @@ def main():
   encoder = "tiny CLIP" if args.tiny else "ViT-B/32 (random weights)"
   print(f"zero-shot | {device.platform} {device.device_kind} | jax {jax.__version__} | {encoder} | "
         f"{args.points} points, {len(views)} views, 224x224", flush=True)
-  peak = matmul_tflops(2048 if args.tiny else 8192)
+  peak = bench_common.matmul_tflops(2048 if args.tiny else 8192)
   flops = vit_flops_per_image(config)
   ideal = peak * 1e12 / (flops * len(views))
   print(f"bf16 matmul rate {peak:.1f} TFLOP/s; {flops / 1e9:.3f} GFLOP per view -> "

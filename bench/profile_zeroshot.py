@@ -26,6 +26,7 @@ import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp
 import numpy as np
 
+import bench_common
 import bench_zeroshot as bz
 from clip2point_jax.models import zeroshot
 from renderers import cameras
@@ -66,7 +67,7 @@ def main():
   encode, params = bz._encoder(config, jnp.bfloat16, args.variant)  # pylint: disable=protected-access
   text = np.random.default_rng(0).normal(size=(bz.NUM_CLASSES, config.projection_dim)).astype(np.float32)
   classify = zeroshot.make_classifier(encode, views=cameras.VIEWS_ZERO_SHOT)
-  clouds = bz._clouds(args.batch, args.points, 0)  # pylint: disable=protected-access
+  clouds = bench_common.clouds(args.batch, args.points, 0)
   hlo = classify.lower(params, text, clouds).compile().as_text()
   names = fused_ops(hlo)
   for _ in range(3):

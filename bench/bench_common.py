@@ -1,0 +1,43 @@
+"""What the benchmarks share: realistic input clouds made fast, and the card's matmul rate."""
+
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from clip2point_jax.data import primitives
+
+
+def clouds(batch: int, num_points: int, seed: int) -> jax.Array:
+  """float32[batch, num_points, 3]: built-in shapes, randomly rotated and stretched.
+
+  Sampling a mesh per cloud with trimesh would take minutes for big batches,
+  so 16 shapes are sampled and every cloud is a random rotation and
+  anisotropic scaling of one of them.
+  """
+  rng = np.random.default_rng(seed)
+  base, _ = primitives.generate(2, num_points, seed)  # [16, N, 3]
+  q, r = np.linalg.qr(rng.normal(size=(batch, 3, 3)))
+  rotations = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
+  stretch = rng.uniform(0.7, 1.3, size=(batch, 1, 3))
+  picks = base[rng.integers(0, len(base), batch)]
+  return jnp.asarray((np.einsum("bnc,bdc->bnd", picks, rotations) * stretch).astype(np.float32))
+
+
+def matmul_tflops(size: int = 8192, repeats: int = 30) -> float:
+  """The device's bf16 matmul rate on random operands (bf16 out, float32
+  accumulation, as torch's bf16 matmul): median of `repeats` after as many
+  warm-up products, so the clocks have ramped up."""
+  keys = jax.random.split(jax.random.key(1), 2)
+  a, b = (jax.random.normal(k, (size, size), jnp.bfloat16) for k in keys)
+  product = jax.jit(jnp.dot)
+  for _ in range(repeats):
+    product(a, b).block_until_ready()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    product(a, b).block_until_ready()
+    times.append(time.perf_counter() - start)
+  return 2 * size**3 / statistics.median(times) / 1e12
