@@ -440,7 +440,17 @@ def _gather_faces(attribute, face):
 
 
 def _interpolate(corner_values, bary):
-  return jnp.einsum("...kc,...k->...c", corner_values, bary)
+  """corner_values [..., 3, C] weighted by bary [..., 3] -> [..., C]."""
+  # Written out: a per-pixel dot of 3 terms is slow as a batched matmul on CPUs.
+  return (corner_values[..., 0, :] * bary[..., 0:1] + corner_values[..., 1, :] * bary[..., 1:2]
+          + corner_values[..., 2, :] * bary[..., 2:3])
+
+
+def _rotate(vectors, axes):
+  """vectors float32[B, V, H, W, 3] into view axes float32[B, V, 3, 3]."""
+  a = axes[:, :, None, None]  # [B, V, 1, 1, 3, 3]
+  return (vectors[..., None, 0] * a[..., 0] + vectors[..., None, 1] * a[..., 1]
+          + vectors[..., None, 2] * a[..., 2])
 
 
 def _normalize(v, eps=1e-6):
@@ -521,18 +531,18 @@ def shade(meshes: MeshBatch, fragments: Fragments, views, *, distance=1.0,
   face = fragments.face
   bary = fragments.bary
   scale = 1.0 / dist if isinstance(camera, cameras.OrthographicCamera) else jnp.ones_like(dist)
-  corners = _gather_faces(meshes.corners, face)  # [B, V, H, W, 3, 3]
-  points = _interpolate(corners, bary) * scale[:, :, None, None, None]
-  points = jnp.einsum("bvhwc,bvkc->bvhwk", points, axes, precision="highest")
-  points = points.at[..., 2].add(dist[:, :, None, None])
-  normals = _interpolate(_gather_faces(meshes.normals, face), bary)
-  normals = _normalize(jnp.einsum("bvhwc,bvkc->bvhwk", normals, axes, precision="highest"))
-
-  colors = _interpolate(_gather_faces(meshes.colors, face), bary)
-  uv = _interpolate(_gather_faces(meshes.uvs, face), bary)
-  rects = _gather_faces(meshes.rects[..., None, :], face)[..., 0, :]
-  textured = rects[..., 2] > 0
-  texels = jnp.where(textured[..., None], sample_atlas(meshes.atlas, rects, uv, uv_wrap), colors)
+  # One gather per pixel brings all the corner attributes of its face.
+  attributes = jnp.concatenate([meshes.corners, meshes.normals, meshes.colors, meshes.uvs], -1)
+  pixel = _interpolate(_gather_faces(attributes, face), bary)  # [B, V, H, W, 11]
+  points = pixel[..., 0:3] * scale[:, :, None, None, None]
+  points = _rotate(points, axes) + jnp.stack(
+      [jnp.zeros_like(dist), jnp.zeros_like(dist), dist], -1)[:, :, None, None]
+  normals = _normalize(_rotate(pixel[..., 3:6], axes))
+  texels = pixel[..., 6:9]
+  if meshes.atlas.shape[1] > 1:  # Static: a batch without textures skips sampling.
+    rects = _gather_faces(meshes.rects[..., None, :], face)[..., 0, :]
+    sampled = sample_atlas(meshes.atlas, rects, pixel[..., 9:11], uv_wrap)
+    texels = jnp.where((rects[..., 2] > 0)[..., None], sampled, texels)
 
   to_light = _light_vectors(light, points, axes, dist, camera)
   to_camera = _normalize(-points)

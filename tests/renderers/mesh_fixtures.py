@@ -69,3 +69,66 @@ def raycast_depth(mesh, view, size, camera, distance):
   depth = np.full(size * size, np.inf)
   depth[ray] = location[:, 2]
   return depth.reshape(size, size)
+
+
+# A unit cube as ShapeNetCore v2 writes models: positions, then texture
+# coordinates, then faces grouped by `usemtl`. The top (+y) and front (+z)
+# sides are textured (the front as one quad), the rest use a plain material.
+_CUBE_OBJ = """# written by the tests in ShapeNetCore v2's layout
+mtllib model_normalized.mtl
+v -0.5 -0.5 -0.5
+v 0.5 -0.5 -0.5
+v 0.5 0.5 -0.5
+v -0.5 0.5 -0.5
+v -0.5 -0.5 0.5
+v 0.5 -0.5 0.5
+v 0.5 0.5 0.5
+v -0.5 0.5 0.5
+vt 0 0
+vt 1 0
+vt 1 1
+vt 0 1
+g body
+usemtl textured
+f 5/1 6/2 7/3 8/4
+f 8/1 7/2 3/3
+f 8/1 3/3 4/4
+usemtl plain
+f 1 3 2
+f 1 4 3
+f 1 2 6
+f 1 6 5
+f 2 3 7
+f 2 7 6
+f 1 5 8
+f 1 8 4
+"""
+CUBE_PLAIN_FACES = 8
+CUBE_TEXTURED_FACES = 4  # the front quad splits in two
+
+
+def write_shapenet_model(root, synset, model, rng, *, texture_size=(6, 5),
+                         plain_kd=(0.8, 0.1, 0.1), texture_format="PNG"):
+  """<root>/<synset>/<model>/models/model_normalized.{obj,mtl} and
+  <root>/<synset>/<model>/images/texture0.png, as ShapeNetCore v2 lays them out.
+
+  Returns (obj path, the texture uint8[h, w, 3]).
+  """
+  import os
+
+  from PIL import Image
+
+  folder = os.path.join(root, synset, model)
+  os.makedirs(os.path.join(folder, "models"), exist_ok=True)
+  os.makedirs(os.path.join(folder, "images"), exist_ok=True)
+  texture = rng.integers(0, 256, texture_size + (3,), dtype=np.uint8)
+  extension = "png" if texture_format == "PNG" else "jpg"
+  Image.fromarray(texture).save(os.path.join(folder, "images", f"texture0.{extension}"),
+                                format=texture_format)
+  with open(os.path.join(folder, "models", "model_normalized.mtl"), "w") as f:
+    f.write(f"newmtl textured\nKa 0 0 0\nKd 1 1 1\nmap_Kd ../images/texture0.{extension}\n\n"
+            f"newmtl plain\nKa 0 0 0\nKd {plain_kd[0]} {plain_kd[1]} {plain_kd[2]}\n")
+  path = os.path.join(folder, "models", "model_normalized.obj")
+  with open(path, "w") as f:
+    f.write(_CUBE_OBJ)
+  return path, texture
