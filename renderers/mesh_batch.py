@@ -212,6 +212,62 @@ def pack_atlas(textures: Sequence[np.ndarray], side: int):
   return atlas, rects
 
 
+def pack_mesh(mesh: Mesh, *, num_faces: Optional[int] = None,
+              atlas_size: int = ATLAS_SIZE) -> MeshBatch:
+  """One mesh as a `MeshBatch` of size 1 (numpy), padded to `num_faces`.
+
+  This is the costly part of `pack` (normals, corners, the atlas); loader
+  threads can run it per mesh, and `stack` then joins the results.
+  """
+  f = mesh.num_faces
+  num_faces = face_bucket(f) if num_faces is None else int(num_faces)
+  if f > num_faces:
+    raise InputError(f"{mesh.name}: {f} faces do not fit a batch of {num_faces}")
+  textured = bool(mesh.textures) and mesh.face_uvs is not None and mesh.face_textures is not None
+  side = int(atlas_size) if textured else 1
+  out = MeshBatch(
+      corners=np.zeros((1, num_faces, 3, 3), np.float32),
+      normals=np.zeros((1, num_faces, 3, 3), np.float32),
+      colors=np.zeros((1, num_faces, 3, 3), np.float32),
+      uvs=np.zeros((1, num_faces, 3, 2), np.float32),
+      rects=np.zeros((1, num_faces, 4), np.int32),
+      mask=np.zeros((1, num_faces), bool),
+      atlas=np.zeros((1, side, side, 3), np.uint8))
+  out.corners[0, :f] = mesh.vertices[mesh.faces]
+  out.normals[0, :f] = vertex_normals(mesh.vertices, mesh.faces)[mesh.faces]
+  out.colors[0, :f] = mesh.face_colors
+  out.mask[0, :f] = True
+  if textured:
+    atlas, rects = pack_atlas(mesh.textures, side)
+    out.atlas[0] = atlas
+    out.uvs[0, :f] = mesh.face_uvs
+    has = mesh.face_textures >= 0
+    out.rects[0, :f][has] = rects[mesh.face_textures[has]]
+  return out
+
+
+def stack(packed: Sequence[MeshBatch], batch_size: Optional[int] = None) -> MeshBatch:
+  """Joins `pack_mesh` results of one face count into a batch of `batch_size`
+  meshes (padding with empty ones); atlases grow to the largest side."""
+  if not packed:
+    raise InputError("stack needs at least one mesh")
+  batch_size = len(packed) if batch_size is None else int(batch_size)
+  if len(packed) > batch_size:
+    raise InputError(f"stack: {len(packed)} meshes do not fit a batch of {batch_size}")
+  num_faces = {p.mask.shape[1] for p in packed}
+  if len(num_faces) != 1:
+    raise InputError(f"stack: meshes padded to different face counts {sorted(num_faces)}")
+  side = max(p.atlas.shape[1] for p in packed)
+  fields = {}
+  for name in MeshBatch._fields:
+    parts = [getattr(p, name) for p in packed]
+    if name == "atlas":
+      parts = [a if a.shape[1] == side else np.zeros((1, side, side, 3), np.uint8) for a in parts]
+    empty = np.zeros((batch_size - len(parts),) + parts[0].shape[1:], parts[0].dtype)
+    fields[name] = np.concatenate(parts + [empty])
+  return MeshBatch(**fields)
+
+
 def pack(meshes: Sequence[Mesh], *, num_faces: Optional[int] = None,
          batch_size: Optional[int] = None, atlas_size: int = ATLAS_SIZE) -> MeshBatch:
   """A padded `MeshBatch` (numpy arrays) of `meshes`, as `mesh.render` takes it.
@@ -231,30 +287,5 @@ def pack(meshes: Sequence[Mesh], *, num_faces: Optional[int] = None,
     raise InputError("pack needs at least one mesh")
   largest = max(m.num_faces for m in meshes)
   num_faces = face_bucket(largest) if num_faces is None else int(num_faces)
-  batch_size = len(meshes) if batch_size is None else int(batch_size)
-  if largest > num_faces or len(meshes) > batch_size:
-    raise InputError(f"pack: {len(meshes)} meshes of up to {largest} faces do not fit "
-                     f"[{batch_size}, {num_faces}]")
-  textured = any(m.textures for m in meshes)
-  side = int(atlas_size) if textured else 1
-  batch = MeshBatch(
-      corners=np.zeros((batch_size, num_faces, 3, 3), np.float32),
-      normals=np.zeros((batch_size, num_faces, 3, 3), np.float32),
-      colors=np.zeros((batch_size, num_faces, 3, 3), np.float32),
-      uvs=np.zeros((batch_size, num_faces, 3, 2), np.float32),
-      rects=np.zeros((batch_size, num_faces, 4), np.int32),
-      mask=np.zeros((batch_size, num_faces), bool),
-      atlas=np.zeros((batch_size, side, side, 3), np.uint8))
-  for b, m in enumerate(meshes):
-    f = m.num_faces
-    batch.corners[b, :f] = m.vertices[m.faces]
-    batch.normals[b, :f] = vertex_normals(m.vertices, m.faces)[m.faces]
-    batch.colors[b, :f] = m.face_colors
-    batch.mask[b, :f] = True
-    if m.textures and m.face_uvs is not None and m.face_textures is not None:
-      atlas, rects = pack_atlas(m.textures, side)
-      batch.atlas[b] = atlas
-      batch.uvs[b, :f] = m.face_uvs
-      has = m.face_textures >= 0
-      batch.rects[b, :f][has] = rects[m.face_textures[has]]
-  return batch
+  return stack([pack_mesh(m, num_faces=num_faces, atlas_size=atlas_size) for m in meshes],
+               batch_size)
