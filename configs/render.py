@@ -41,7 +41,8 @@ def get_config(arg=None):
   c.faces_per_batch = 1 << 19  # Meshes are batched by face count up to this many faces.
   c.max_batch = 64
   c.atlas_size = 1024  # Each mesh's textures are packed into one square atlas.
-  c.load_workers = 8  # Host threads reading meshes while the device renders.
+  c.loader = "processes"  # or "threads": who reads meshes while the device renders.
+  c.load_workers = 8
   c.write_workers = 4  # Host threads encoding and writing PNGs.
 
   if a["tiny"]:
@@ -49,6 +50,7 @@ def get_config(arg=None):
     c.faces_per_batch = 1 << 10
     c.max_batch = 4
     c.atlas_size = 32
+    c.loader = "threads"
     c.load_workers = 2
     c.write_workers = 2
   return c

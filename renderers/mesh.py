@@ -92,7 +92,7 @@ BACKGROUND = (1.0, 1.0, 1.0)
 K_EPSILON = 1e-8
 # Block sides (pixels) of the face tiers: a face goes to the first that holds
 # its box of pixel centres; larger faces are tiled by blocks of the last.
-TIERS = (1, 2, 4, 8)
+TIERS = (1, 4, 16)
 # Candidate pixels evaluated per image per loop step.
 BUDGET = 1 << 14
 _NO_FACE = np.iinfo(np.int32).max
@@ -454,7 +454,22 @@ def _rotate(vectors, axes):
 
 
 def _normalize(v, eps=1e-6):
-  return v / jnp.maximum(jnp.linalg.norm(v, axis=-1, keepdims=True), eps)
+  """torch.nn.functional.normalize: v / max(|v|, eps)."""
+  squared = v[..., 0:1] * v[..., 0:1] + v[..., 1:2] * v[..., 1:2] + v[..., 2:3] * v[..., 2:3]
+  return v / jnp.sqrt(jnp.maximum(squared, eps * eps))
+
+
+def _dot(a, b):
+  """Dot products over the last axis (of size 3), written out: reductions over
+  a minor axis of 3 are slow on CPUs."""
+  return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2]
+
+
+def _power(x, exponent: float):
+  """x ** exponent; an integral exponent multiplies (exact and much faster on CPUs)."""
+  if float(exponent).is_integer() and 0 <= exponent <= 1024:
+    return jax.lax.integer_pow(x, int(exponent))
+  return jnp.power(x, jnp.float32(exponent))
 
 
 def sample_atlas(atlas, rects, uv, wrap: str = "repeat"):
@@ -546,14 +561,14 @@ def shade(meshes: MeshBatch, fragments: Fragments, views, *, distance=1.0,
 
   to_light = _light_vectors(light, points, axes, dist, camera)
   to_camera = _normalize(-points)
-  cos = jnp.sum(normals * to_light, -1)
+  cos = _dot(normals, to_light)
   reflect = -to_light + 2.0 * cos[..., None] * normals
-  alpha = jnp.maximum(jnp.sum(to_camera * reflect, -1), 0.0) * (cos > 0)
+  alpha = jnp.maximum(_dot(to_camera, reflect), 0.0) * (cos > 0)
   rgb = lambda c: jnp.asarray(c, jnp.float32)
   ambient = rgb(materials.ambient) * rgb(light.ambient)
   diffuse = rgb(materials.diffuse) * rgb(light.diffuse) * jnp.maximum(cos, 0.0)[..., None]
   specular = (rgb(materials.specular) * rgb(light.specular)
-              * jnp.power(alpha, jnp.float32(materials.shininess))[..., None])
+              * _power(alpha, materials.shininess)[..., None])
   color = (ambient + diffuse) * texels + specular
   color = jnp.where((face >= 0)[..., None], color, rgb(background))
   return jnp.clip(color, 0.0, 1.0)

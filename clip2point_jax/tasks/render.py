@@ -11,6 +11,7 @@ import collections
 import concurrent.futures
 import io
 import json
+import multiprocessing
 import os
 import threading
 import time
@@ -108,6 +109,18 @@ def _load(path: str, atlas_size: int):
   return mesh_batch.pack_mesh(mesh, atlas_size=atlas_size), mesh.warnings
 
 
+def _loader_pool(config):
+  """Processes (the default: mesh parsing holds the GIL) or threads that read meshes."""
+  workers = max(1, int(config.load_workers))
+  if config.loader == "threads":
+    return concurrent.futures.ThreadPoolExecutor(workers)
+  if config.loader == "processes":
+    # Spawned, not forked: the parent's JAX runtime threads must not be copied.
+    return concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"))
+  raise UserError(f"config.loader={config.loader!r}; use processes or threads")
+
+
 class _Report:
   """Failures and warnings, written as JSON (atomically) as the run goes."""
 
@@ -188,7 +201,7 @@ def run(config, workdir: str) -> dict:
   start = time.time()
   bar = tqdm(total=len(models), initial=len(models) - len(todo), desc="render", unit="model",
              smoothing=0.05, mininterval=1.0)
-  loader = concurrent.futures.ThreadPoolExecutor(max(1, int(config.load_workers)))
+  loader = _loader_pool(config)
   writer = concurrent.futures.ThreadPoolExecutor(max(1, int(config.write_workers)))
   writes = collections.deque()
   bar_lock = threading.Lock()

@@ -69,6 +69,7 @@ def test_renders_layout_report_and_resumes(tmp_path, tree, capsys):
   first = Image.open(os.path.join(c.out_dir, "02691156_1a04e3eab45ca15dd86060f189eb133", "3.png"))
   first = np.asarray(first)
   os.remove(os.path.join(c.out_dir, "03001627_u6028f63e", "7.png"))
+  c.loader, c.load_workers = "processes", 1  # The default loader, in a spawned process.
   again = render.run(c, str(tmp_path / "work"))
   assert again["already_done"] == 1 and again["rendered"] == 1 and len(again["failed"]) == 2
   assert os.path.isfile(os.path.join(c.out_dir, "03001627_u6028f63e", "7.png"))
