@@ -39,7 +39,7 @@ def get_config(arg=None):
   c.background = (1.0, 1.0, 1.0)
 
   c.faces_per_batch = 1 << 19  # Meshes are batched by face count up to this many faces.
-  c.max_batch = 64
+  c.max_batch = 32  # Memory: shading keeps ~15 MB per 224x224 view.
   c.atlas_size = 1024  # Each mesh's textures are packed into one square atlas.
   c.loader = "processes"  # or "threads": who reads meshes while the device renders.
   c.load_workers = 8

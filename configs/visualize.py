@@ -30,7 +30,8 @@ def get_config(arg=None):
   # primitives only: options to prepare it with on first use (empty: defaults).
   c.data.primitives = ml_collections.ConfigDict()
 
-  c.shape = 0  # Index in the split of the shape whose 10 views are drawn.
+  c.shape = 0  # Index in the split of the shape whose 10 views are drawn...
+  c.shape_id = ""  # ...or its id, e.g. torus_0000 or 02691156-1a04e3eab45ca15dd86060f189eb133.
   c.view = 0  # The view shown per class: an index into `views`.
   c.views = tuple(cameras.VIEWS_PRETRAIN)  # The poses the images were rendered from.
   c.max_classes = 60

@@ -51,14 +51,15 @@ def run(config, workdir: str) -> dict:
   # 1-2. Data: a prepared split with images (primitives are prepared on first use).
   source, class_names = splits.load(config.data, config.data.split, workdir)
   views = cameras.views_array(config.views)
-  if not 0 <= config.shape < len(source):
+  index = _find_shape(source, config.shape_id) if config.shape_id else int(config.shape)
+  if not 0 <= index < len(source):
     raise UserError(f"config.shape={config.shape} is out of range [0, {len(source)})")
   if not 0 <= config.view < len(views):
     raise UserError(f"config.view={config.view} is out of range [0, {len(views)})")
   labels = ["{} ({:g}, {:g})".format(view_name(*v), *v) for v in views.tolist()]
 
   # 3-7. No model: render depth maps for the chosen shapes and draw.
-  example = source[int(config.shape)]
+  example = source[index]
   shape_id = _shape_id(example)
   images = _images(example, shape_id, len(views))
   depth = depth_maps(config, example["points"][None], views)[0]
@@ -85,6 +86,13 @@ def run(config, workdir: str) -> dict:
   print(f"wrote {views_path} ({len(views)} views of {shape_id}) and {classes_path} "
         f"({len(picks)} classes, view {labels[config.view]})")
   return {"views": views_path, "classes": classes_path}
+
+
+def _find_shape(source, shape_id: str) -> int:
+  for i in range(len(source)):
+    if _shape_id(source[i]) == shape_id:
+      return i
+  raise UserError(f"config.shape_id={shape_id!r} is not in the split")
 
 
 def _shape_id(example) -> str:

@@ -28,7 +28,13 @@ def test_figures_of_primitives(tmp_path, capsys):
     assert (image < 250).any(-1).mean() > 0.02  # something is drawn
   assert "10 views" in capsys.readouterr().out
   c = _config()
-  c.shape = 99
+  c.shape_id = "torus_0000"
+  visualize.run(c, str(tmp_path))
+  assert "10 views of torus_0000" in capsys.readouterr().out
+  c.shape_id = "torus_0001"
+  with pytest.raises(UserError, match="torus_0001"):
+    visualize.run(c, str(tmp_path))
+  c.shape_id, c.shape = "", 99
   with pytest.raises(UserError, match="config.shape=99"):
     visualize.run(c, str(tmp_path))
 
