@@ -46,8 +46,8 @@ Differences from PyTorch3D, all deliberate:
 * Colours are clipped to [0, 1] (PyTorch3D leaves them unclipped; with the
   default white lights and materials they never exceed 1 anyway).
 * By default a face is skipped only when all its vertices are behind the
-  camera (z < 0), pixels with pz < 0 being skipped as above. PyTorch3D since
-  0.4 also drops every face with a vertex at z < 1e-8, which at CLIP2Point's
+  camera (z < 0), pixels with pz < 0 being skipped as above. Current PyTorch3D
+  also drops every face with a vertex at z < 1e-8, which at CLIP2Point's
   distance 1 punches holes wherever a unit-normalised mesh touches the
   camera's plane (the point projector keeps such points). `strict_near_cull`
   restores PyTorch3D's rule. With the perspective camera a vertex at z <= 0
@@ -58,15 +58,16 @@ Differences from PyTorch3D, all deliberate:
 * One light per render (PyTorch3D batches one light per image as well).
 
 How it runs: each face's box of pixel centres is measured; a face whose box
-fits in a `tiers` side (1, 2, 4 or 8 pixels by default) is one block of that
-side, larger faces are tiled by blocks of the largest side. Every tier's
-blocks are numbered by a prefix sum over the faces and processed in chunks by
-a `lax.while_loop`, evaluating each block's pixel centres against its face
-and keeping a running z-buffer by scatter-min (a second scatter keeps the
-lowest face index among equal depths). Memory per step is bounded by `budget`
-candidate pixels per image whatever the mesh size, and the work is about the
-faces' box areas plus one block per face. No Python loop runs over faces,
-pixels, views or meshes.
+fits in a `tiers` side (1, 4 or 16 pixels by default) is one block of that
+side, larger faces are tiled by blocks of the largest side. Faces are sorted
+by tier, and every tier's blocks go through a `lax.while_loop` in chunks of
+`budget` candidate pixels per image (a tiled face's blocks are found by
+binary search in the prefix sum of block counts). Each step evaluates every
+block's pixel centres against its face and updates the z-buffer with a
+window scatter-min; a scatter-max and a second scatter-min keep the lowest
+face index among equal depths. Memory per step does not grow with the mesh,
+and the work is about the faces' box areas plus one block per face. No
+Python loop runs over faces, pixels, views or meshes.
 
 Gradients: none useful. The outputs are piecewise constant in the vertex
 positions (hard coverage and z-test, like PyTorch3D's hard rasteriser without
@@ -76,7 +77,6 @@ light/material constants only through `shade`.
 
 import dataclasses
 import functools
-import math
 from typing import NamedTuple, Optional, Sequence
 
 import jax
@@ -248,13 +248,12 @@ def _rasterize_images(tri, valid, *, image_size: int, sides: tuple[int, ...], bu
   a block of the tiled tier finds its face by binary search in the prefix
   sum of block counts.
 
-  Returns (depth float32[N, H*W], face int32[N, H*W]) with +inf / _NO_FACE
-  where nothing covers the pixel.
+  Returns the nearest face per pixel, int32[N, H*W], _NO_FACE where nothing
+  covers the pixel.
   """
   size = image_size
   pixels = size * size
   images, num_faces = valid.shape
-  total = images * pixels
   r0, r1, c0, c1 = _face_boxes(tri, valid, size)
   height, width = r1 - r0 + 1, c1 - c0 + 1
   valid = valid & (height > 0) & (width > 0)
@@ -265,10 +264,10 @@ def _rasterize_images(tri, valid, *, image_size: int, sides: tuple[int, ...], bu
   order = jnp.argsort(key, axis=1, stable=True).astype(jnp.int32)  # [N, F]
   counts = jnp.sum(key[..., None] == jnp.arange(last + 1), axis=1, dtype=jnp.int32)  # [N, T]
   starts = jnp.cumsum(counts, axis=1) - counts
-  # One gather per block fetches all a face needs: its box and its corners.
+  # One gather per block fetches all a face needs: its box's corner and its
+  # vertices (pixel indices are exact in float32).
   as_float = lambda a: a.astype(jnp.float32)[..., None]
-  records = jnp.concatenate([as_float(r0), as_float(c0), as_float(r1), as_float(c1),
-                             tri.reshape(images, num_faces, 9)], axis=-1)
+  records = jnp.concatenate([as_float(r0), as_float(c0), tri.reshape(images, num_faces, 9)], -1)
   records = jnp.take_along_axis(records, order[..., None], axis=1)  # sorted by tier
   # Blocks per face of the tiled tier (one for faces smaller than its side).
   side = sides[-1]
@@ -303,7 +302,7 @@ def _rasterize_images(tri, valid, *, image_size: int, sides: tuple[int, ...], bu
       else:
         pos = jnp.minimum(starts[:, t:t + 1] + item[None, :], num_faces - 1)
         block_row = block_col = 0
-      rec = take(records, pos[..., None])  # [N, C, 13]
+      rec = take(records, pos[..., None])  # [N, C, 11]
       f = take(order, pos)
       # The block's window of pixels, kept inside the image; the coverage test
       # alone decides which of them the face covers.
@@ -311,7 +310,7 @@ def _rasterize_images(tri, valid, *, image_size: int, sides: tuple[int, ...], bu
       col0 = jnp.minimum(rec[..., 1].astype(jnp.int32) + block_col, size - side)
       px = cameras.pixel_ndc(col0[..., None] + offsets, size)[:, :, None, :]  # [N, C, 1, K]
       py = cameras.pixel_ndc(row0[..., None] + offsets, size)[:, :, :, None]  # [N, C, K, 1]
-      corners = rec[..., 4:].reshape(rec.shape[:2] + (1, 1, 3, 3))
+      corners = rec[..., 2:].reshape(rec.shape[:2] + (1, 1, 3, 3))
       _, pz, inside = barycentrics(px, py, corners, perspective_correct)
       hit = live[..., None, None] & inside & (pz >= 0)
       depth = jnp.where(hit, pz, jnp.inf).reshape(-1, side, side)
@@ -328,7 +327,7 @@ def _rasterize_images(tri, valid, *, image_size: int, sides: tuple[int, ...], bu
       return zbuf, fbuf
 
     zbuf, fbuf = jax.lax.fori_loop(0, steps, body, (zbuf, fbuf))
-  return zbuf.reshape(images, pixels), fbuf.reshape(images, pixels)
+  return fbuf.reshape(images, pixels)
 
 
 _WINDOW_SCATTER = jax.lax.ScatterDimensionNumbers(
@@ -346,16 +345,12 @@ def _window_op(buffer, values=None, scatter=None, *, index, side):
   return scatter(buffer, index, values.astype(buffer.dtype), _WINDOW_SCATTER, mode=mode)
 
 
-def _broadcast_distance(distance, batch: int, num_views: int):
-  return jnp.broadcast_to(jnp.asarray(distance, jnp.float32), (batch, num_views))
-
-
 def _view_frames(views, distance, batch: int):
-  """Camera axes float32[B, V, 3, 3] and distance float32[B, V]."""
+  """Camera axes float32[B, V, 3, 3] and distance float32[B, V] of every view."""
   views = jnp.asarray(views, jnp.float32)
   views = jnp.broadcast_to(views, (batch,) + views.shape[-2:])
-  dist = _broadcast_distance(distance, batch, views.shape[1])
-  return cameras.camera_axes(views[..., 0], views[..., 1], dist), views, dist
+  dist = jnp.broadcast_to(jnp.asarray(distance, jnp.float32), views.shape[:2])
+  return cameras.camera_axes(views[..., 0], views[..., 1], dist), dist
 
 
 def _check_camera(camera):
@@ -411,11 +406,10 @@ def rasterize(meshes: MeshBatch, views, *, distance=1.0,
                              sides=_tier_sides(image_size, tiers), budget=int(budget),
                              perspective_correct=perspective)
   # Groups of images one after the other: on a CPU a group's z-buffers stay in cache.
-  depth, face = jax.lax.map(lambda a: raster(*a), (
+  face = jax.lax.map(lambda a: raster(*a), (
       grouped(tri.reshape(images, num_faces, 3, 3)), grouped(valid.reshape(images, num_faces))))
-  depth, face = depth.reshape(-1, depth.shape[-1])[:images], face.reshape(-1, face.shape[-1])[:images]
   shape = (batch, num_views, image_size, image_size)
-  depth, face = depth.reshape(shape), face.reshape(shape)
+  face = face.reshape(-1, face.shape[-1])[:images].reshape(shape)
   covered = face != _NO_FACE
   face = jnp.where(covered, face, -1)
   # Barycentrics of the winners, by the same formula the z-test used.
@@ -425,9 +419,8 @@ def rasterize(meshes: MeshBatch, views, *, distance=1.0,
   centres = cameras.pixel_ndc(jnp.arange(image_size), image_size)
   bary, pz, _ = barycentrics(centres[None, :], centres[:, None], winner, perspective)
   bary = jnp.where(covered[..., None], bary, 0.0)
-  # The winner's depth, recomputed here so it never depends on how the
+  # The winner's depth is recomputed here, so it never depends on how the
   # z-test's work was split (fused arithmetic may differ in the last bit).
-  del depth
   return Fragments(face=face, depth=jnp.where(covered, pz, jnp.inf), bary=bary)
 
 
@@ -513,7 +506,7 @@ def sample_atlas(atlas, rects, uv, wrap: str = "repeat"):
   return top * (1.0 - fy) + bottom * fy
 
 
-def _light_vectors(light: Light, points, axes, dist, camera):
+def _light_vectors(light: Light, points, axes, dist):
   """Unit direction to the light at each shaded point (view space)."""
   if isinstance(light, Headlight):
     # The camera's direction seen from the origin is -z in view space.
@@ -542,7 +535,7 @@ def shade(meshes: MeshBatch, fragments: Fragments, views, *, distance=1.0,
   """
   _check_camera(camera)
   batch = meshes.mask.shape[0]
-  axes, _, dist = _view_frames(views, distance, batch)
+  axes, dist = _view_frames(views, distance, batch)
   face = fragments.face
   bary = fragments.bary
   scale = 1.0 / dist if isinstance(camera, cameras.OrthographicCamera) else jnp.ones_like(dist)
@@ -559,7 +552,7 @@ def shade(meshes: MeshBatch, fragments: Fragments, views, *, distance=1.0,
     sampled = sample_atlas(meshes.atlas, rects, pixel[..., 9:11], uv_wrap)
     texels = jnp.where((rects[..., 2] > 0)[..., None], sampled, texels)
 
-  to_light = _light_vectors(light, points, axes, dist, camera)
+  to_light = _light_vectors(light, points, axes, dist)
   to_camera = _normalize(-points)
   cos = _dot(normals, to_light)
   reflect = -to_light + 2.0 * cos[..., None] * normals
