@@ -99,8 +99,9 @@ def _read_image(path: str) -> np.ndarray:
 class _Materials:
   """The MTL files of an OBJ, with textures read once and problems noted."""
 
-  def __init__(self, obj_path: str):
+  def __init__(self, obj_path: str, default_color):
     self.obj_path = obj_path
+    self.default_color = tuple(float(c) for c in default_color)
     self.props, self.mtl_of = {}, {}
     self.warnings = []
     self.textures, self._texture_index = [], {}
@@ -115,7 +116,7 @@ class _Materials:
 
   def color(self, material: Optional[str]):
     props = self.props.get(material) if material is not None else None
-    return props["Kd"] if props and props["Kd"] is not None else mesh_batch.DEFAULT_COLOR
+    return props["Kd"] if props and props["Kd"] is not None else self.default_color
 
   def texture(self, material: Optional[str]) -> int:
     """Index of the material's texture in `textures`, or -1 (with a warning)."""
@@ -186,10 +187,9 @@ def load_mesh(path: str, *, default_color=None) -> mesh_batch.Mesh:
   geometries = [g for g in _geometries(loaded) if len(g[1])]
   if not geometries:
     raise InputError(f"{path}: the mesh has no triangle faces")
-  is_obj = path.lower().endswith(".obj")
-  materials = _Materials(path) if is_obj else None
   default = np.asarray(mesh_batch.DEFAULT_COLOR if default_color is None else default_color,
                        np.float32)
+  materials = _Materials(path, default) if path.lower().endswith(".obj") else None
   positions, faces, colors, uvs, textures = [], [], [], [], []
   offset = 0
   for vertices, geometry_faces, visual in geometries:

@@ -210,9 +210,18 @@ def run(config, workdir: str) -> dict:
     with bar_lock:
       bar.update(1)
 
+  def fail_batch(items, error):
+    for (model_id, path, _), _ in items:
+      report.fail(model_id, path, f"rendering failed: {type(error).__name__}: {error}")
+      advance()
+
   def write(items, rgb8):
-    images = np.asarray(rgb8)  # Waits for the device here, not in the main thread.
-    for b, ((model_id, folder), _) in enumerate(items):
+    try:
+      images = np.asarray(rgb8)  # Waits for the device here, not in the main thread.
+    except Exception as e:  # pylint: disable=broad-except  # e.g. out of device memory
+      fail_batch(items, e)
+      return
+    for b, ((model_id, _, folder), _) in enumerate(items):
       os.makedirs(folder, exist_ok=True)
       for k in range(num_views):
         _write_png_atomically(os.path.join(folder, f"{k}.png"), images[b, k])
@@ -223,9 +232,7 @@ def run(config, workdir: str) -> dict:
     try:
       rgb8 = render(items)
     except Exception as e:  # pylint: disable=broad-except
-      for (model_id, _), _ in items:
-        report.fail(model_id, "", f"rendering failed: {type(e).__name__}: {e}")
-        advance()
+      fail_batch(items, e)
       return
     writes.append(writer.submit(write, items, rgb8))
     while len(writes) > 4:  # Bounds host memory: at most a few batches in flight.
@@ -254,7 +261,7 @@ def run(config, workdir: str) -> dict:
         continue
       report.warn(model_id, warnings)
       key = (packed.mask.shape[1], packed.atlas.shape[1])
-      buckets[key].append(((model_id, folder), packed))
+      buckets[key].append(((model_id, path, folder), packed))
       if len(buckets[key]) == batch_size(key[0]):
         flush(buckets.pop(key))
     for key in list(buckets):
