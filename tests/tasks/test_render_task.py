@@ -102,3 +102,30 @@ def test_config_errors(tmp_path, tree):
   c.camera = "fisheye"
   with pytest.raises(UserError, match="config.camera"):
     render.run(c, str(tmp_path))
+
+
+def test_renderings_feed_shapenet55_and_its_figures(tmp_path, tree):
+  """ShapeNetCore -> render -> the shapenet55 builder -> visualize, end to end."""
+  from clip2point_jax.data import registry
+  from clip2point_jax.tasks import visualize
+  from tests.data import data_fixtures
+
+  c = _config()
+  c.shapenet_dir, c.lists_dir = tree
+  c.out_dir = str(tmp_path / "manual" / "rendering")
+  render.run(c, str(tmp_path / "work"))
+  shapes = {"train": [f"{s}-{m}" for s, m in GOOD], "test": [f"{s}-{m}" for s, m in GOOD[:1]]}
+  data_fixtures.write_shapenet_tree(str(tmp_path / "manual"), np.random.default_rng(1), shapes,
+                                    num_points=256)
+  data_dir = str(tmp_path / "tfds")
+  registry.prepare("shapenet55", data_dir, str(tmp_path / "manual"), num_points_stored=256)
+  assert registry.metadata("shapenet55", data_dir)["renderings"]["train"]["with_images"] == 2
+  v = importlib.util.spec_from_file_location("visualize_config",
+                                             os.path.join(REPO_ROOT, "configs", "visualize.py"))
+  module = importlib.util.module_from_spec(v)
+  v.loader.exec_module(module)
+  vc = module.get_config("dataset=shapenet55")
+  vc.data.data_dir, vc.data.num_points = data_dir, 256
+  vc.shape_id = f"{GOOD[1][0]}-{GOOD[1][1]}"
+  paths = visualize.run(vc, str(tmp_path / "vis"))
+  assert os.path.getsize(paths["views"]) > 10000 and os.path.getsize(paths["classes"]) > 5000
