@@ -23,6 +23,8 @@ def get_config(arg=None):
   c.clip.name = ""  # empty: a tiny random CLIP in <workdir>/tiny_clip
   c.data.data_dir = ""  # <workdir>/tensorflow_datasets
   if not a["tiny"]:
+    # The demo classifies depth maps only: it skips rendering the RGB views.
     c.data.primitives = ml_collections.ConfigDict(dict(
-        num_per_class_train=16, num_per_class_test=12, num_points_stored=1024))
+        num_per_class_train=16, num_per_class_test=12, num_points_stored=1024,
+        render_images=False))
   return c

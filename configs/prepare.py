@@ -26,6 +26,7 @@ def get_config(arg=None):
   c.renderings_dir = ""  # shapenet55 only: <synset>_<model>/{0..9}.png.
   c.num_per_class_train = 0  # primitives only; 0: the default (64).
   c.num_per_class_test = 0  # primitives only; 0: the default (16).
+  c.render_images = True  # primitives only: also store 10 rendered RGB views per shape.
   if a["tiny"]:
     if c.dataset != "primitives":
       raise UserError("config argument tiny only applies to dataset=primitives")

@@ -75,7 +75,9 @@ def get_config(arg=None):
   if a["tiny"]:
     c.data.num_points = 256
     c.batch_size = 8
+    # Zero-shot reads clouds only: skip rendering the RGB views.
     c.data.primitives = ml_collections.ConfigDict(dict(
-        num_per_class_train=2, num_per_class_test=2, num_points_stored=512))
+        num_per_class_train=2, num_per_class_test=2, num_points_stored=512,
+        render_images=False))
   return c
 

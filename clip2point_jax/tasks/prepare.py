@@ -17,6 +17,7 @@ def _options(config) -> dict:
       "renderings_dir": config.renderings_dir or None,
       "num_per_class_train": config.num_per_class_train or None,
       "num_per_class_test": config.num_per_class_test or None,
+      "render_images": None if config.render_images else False,
   }
   unused = [k for k, v in given.items()
             if v is not None and k not in builder.OPTIONS]

@@ -122,4 +122,56 @@ def save_learning_curves(records, path: str, title: str = "") -> None:
     fig.suptitle(title, fontsize=10)
   fig.tight_layout()
   fig.savefig(path, dpi=90)
+
+
+def save_view_grid(rgb: np.ndarray, depth: np.ndarray, path: str, view_titles=None,
+                   title: str = "") -> None:
+  """The views of one shape: RGB renderings on top, depth maps below.
+
+  Args:
+    rgb: uint8[V, H, W, 3].
+    depth: float[V, H', W'] in [0, 1] (background 1.0).
+  """
+  v = len(rgb)
+  fig, axes = plt.subplots(2, v, figsize=(1.5 * v, 3.4), squeeze=False)
+  for j in range(v):
+    axes[0, j].imshow(rgb[j])
+    axes[1, j].imshow(depth[j], cmap="gray", vmin=0.0, vmax=1.0)
+    for ax in axes[:, j]:
+      ax.set_xticks([])
+      ax.set_yticks([])
+    if view_titles is not None:
+      axes[0, j].set_title(view_titles[j], fontsize=7)
+  axes[0, 0].set_ylabel("RGB", fontsize=8)
+  axes[1, 0].set_ylabel("depth", fontsize=8)
+  if title:
+    fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def save_image_depth_pairs(rgb, depth, names, path: str, columns: int = 5) -> None:
+  """One RGB image beside its depth map per entry (the supplementary's Figs. 2-4).
+
+  Args:
+    rgb: uint8[N, H, W, 3].
+    depth: float[N, H', W'] in [0, 1].
+    names: N labels; the depth map is labelled "<name>-depth".
+  """
+  n = len(rgb)
+  columns = max(1, min(columns, n))
+  rows = -(-n // columns)
+  fig, axes = plt.subplots(rows, 2 * columns, figsize=(2.6 * columns, 1.45 * rows + 0.2),
+                           squeeze=False)
+  for ax in axes.ravel():
+    ax.set_axis_off()
+  for i in range(n):
+    r, c = divmod(i, columns)
+    axes[r, 2 * c].imshow(rgb[i])
+    axes[r, 2 * c].set_title(names[i], fontsize=7)
+    axes[r, 2 * c + 1].imshow(depth[i], cmap="gray", vmin=0.0, vmax=1.0)
+    axes[r, 2 * c + 1].set_title(f"{names[i]}-depth", fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
   plt.close(fig)
