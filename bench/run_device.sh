@@ -13,7 +13,8 @@ export PYTHONPATH=${PYTHONPATH:-$PWD} PYTHONUNBUFFERED=1
 run() {  # run SECONDS NAME COMMAND...: one section, its log in $out/NAME.txt
   local limit=$1 name=$2; shift 2
   echo "=== $name (limit ${limit}s)"
-  timeout "$limit" "$@" 2>&1 | grep -v -i -e "warning" -e "cuda_timer" | tee "$out/$name.txt"
+  # --line-buffered: a section killed at its limit keeps the rows it printed.
+  timeout "$limit" "$@" 2>&1 | grep --line-buffered -v -i -e "warning" -e "cuda_timer" | tee "$out/$name.txt"
 }
 {
   date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
