@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from clip2point_jax import gdpa_training as training
+from clip2point_jax import losses
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import clip as clip_lib
 from clip2point_jax.models import dual_path, gdpa, hf_clip, zeroshot
@@ -42,31 +43,8 @@ from clip2point_jax.tools import make_tiny_clip
 from renderers import cameras
 from renderers import points as projector
 
-try:  # The pre-training loss arrives with the pre-training work (branch `pretrain`).
-  from clip2point_jax.losses import pretrain_loss as _pretrain_loss  # pylint: disable=g-import-not-at-top
-except ImportError:
-  _pretrain_loss = None
-
-# CLIP2Point's NT-Xent temperature (its models/clip2point.py uses lightly's NTXentLoss(0.07)).
-PRETRAIN_TEMPERATURE = 0.07
-
-
-def pretrain_loss_hook(f1, f2, f_image, w):
-  """The pre-training loss on the three feature sets: a scalar.
-
-  TODO(pretrain merge): once `clip2point_jax.losses.pretrain_loss` is on the
-  branch it is used here (the import above); until then this stand-in with
-  the same inputs and an output of the same kind stands for it, and the row
-  says so. Either way its cost is O(B^2 D) per batch, negligible next to the
-  encoders'.
-  """
-  if _pretrain_loss is not None:
-    return _pretrain_loss(f1, f2, f_image, w, temperature=PRETRAIN_TEMPERATURE)[0]
-  unit = lambda x: x / jnp.linalg.norm(x, axis=-1, keepdims=True)
-  f1, f2, f_image = unit(f1), unit(f2), unit(f_image)
-  depth = 0.5 * (f1 + f2)
-  contrast = lambda a, b: -jnp.mean(jax.nn.log_softmax(a @ b.T / PRETRAIN_TEMPERATURE, axis=-1).diagonal())
-  return contrast(depth, f_image) + contrast(f1, f2) / w**2 + jnp.log(w + 1.0)
+# The paper's NT-Xent temperature (supplementary Sec. 1); it does not change the cost.
+PRETRAIN_TEMPERATURE = 0.7
 
 
 def shapes_config(name: str) -> clip_lib.CLIPConfig:
@@ -162,15 +140,14 @@ def pretrain_row(config, s: _Shapes) -> dict:
                                      radius=config.render.radius, distance=distance)
       features = s.encode_image(depth_params, zeroshot.depth_to_clip_images(depth.reshape(2 * b, size, size)))
       f_image = jax.lax.stop_gradient(s.encode_image(image_params, clip_lib.normalize_images(images)))
-      return pretrain_loss_hook(features[:b], features[b:], f_image, w)
+      return losses.pretrain_loss(features[:b], features[b:], f_image, w,
+                                  temperature=PRETRAIN_TEMPERATURE)[0]
     return jax.grad(loss, argnums=(0, 1))(depth_params, w)
 
   images = jax.ShapeDtypeStruct((b, size, size, 3), jnp.float32)
   cost = analyse(step, s.vision, jax.ShapeDtypeStruct((), jnp.float32), s.vision, s.points, images, batch=b,
                   analysis=s.analysis)
-  loss_name = ("clip2point_jax.losses.pretrain_loss" if _pretrain_loss is not None
-               else "a stand-in (TODO: clip2point_jax.losses.pretrain_loss)")
-  return dict(method="pre-training step", what=f"training forward+backward, loss: {loss_name}",
+  return dict(method="pre-training step", what="training forward+backward, loss: losses.pretrain_loss",
               trainable_params=s.vision_count + 1, frozen_params=s.vision_count, **cost)
 
 

@@ -1,4 +1,4 @@
-"""The zero-shot task and the demo, end to end, and the CLI's error handling."""
+"""The zero-shot task end to end, and the CLI's error handling."""
 
 import json
 import os
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from clip2point_jax.config_args import load_sibling
-from clip2point_jax.tasks import demo, zeroshot
+from clip2point_jax.tasks import zeroshot
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = os.path.join(REPO, "configs")
@@ -17,19 +17,6 @@ CONFIGS = os.path.join(REPO, "configs")
 
 def _config(name, arg):
   return load_sibling(os.path.join(CONFIGS, "x.py"), name).get_config(arg)
-
-
-def test_demo_writes_metrics_and_pictures(tmp_path):
-  config = _config("demo", "tiny")
-  result = demo.run(config, str(tmp_path))
-  for name in ("metrics.json", "confusion_matrix.png", "depth_maps.png", "tiny_clip/model.safetensors"):
-    assert (tmp_path / name).stat().st_size > 0, name
-  written = json.loads((tmp_path / "metrics.json").read_text())
-  assert written["num_examples"] == 16 == result["num_examples"]  # 2 per class, 8 classes
-  assert np.asarray(written["confusion_matrix"]).sum() == 16
-  assert 0.0 <= written["top1_accuracy"] <= written["top5_accuracy"] <= 1.0
-  with open(tmp_path / "depth_maps.png", "rb") as f:
-    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_zeroshot_on_a_folder_of_files(tmp_path, tiny_clip_dir):
@@ -72,13 +59,6 @@ def test_cli_mistakes_end_in_one_clear_line(tmp_path, args, message):
   assert "Traceback" not in proc.stderr
   assert proc.stderr.count("error: ") == 1, proc.stderr
   assert message in proc.stderr[proc.stderr.index("error: "):], proc.stderr
-
-
-def test_cli_runs_the_demo(tmp_path):
-  proc = _cli("--config", "configs/demo.py:tiny", "--workdir", str(tmp_path))
-  assert proc.returncode == 0, proc.stderr
-  assert "RANDOM weights" in proc.stdout and "top-1" in proc.stdout
-  assert (tmp_path / "metrics.json").exists()
 
 
 def test_classify_own_files_prints_a_table_and_writes_json(tmp_path, tiny_clip_dir, capsys):
