@@ -59,10 +59,14 @@ def get_config(arg=None):
   c.crop.min_points = 5  # boxes with fewer points are dropped (VoteNet's empty-box rule)
 
   c.classifier = ml_collections.ConfigDict()
-  c.classifier.kind = "zeroshot"  # or "oracle" (ground-truth labels: the proposals' upper bound)
+  # "zeroshot", "gdpa" (a trained adapter: set classifier.checkpoint) or "oracle"
+  # (ground-truth labels: the best these proposals allow).
+  c.classifier.kind = "zeroshot"
+  c.classifier.checkpoint = ""  # gdpa: a fewshot or finetune workdir
 
   # Empty name: a tiny random CLIP made in the workdir.
   c.clip = zeroshot.clip_config("" if synthetic else "openai/clip-vit-base-patch32")
+  c.depth_encoder = ""  # zeroshot: a pre-training workdir or checkpoint (empty: CLIP's tower)
   c.prompts = ("image of a {}",)
   c.views = tuple(cameras.VIEWS_ZERO_SHOT)
   c.view_weights = ()

@@ -13,9 +13,9 @@ is fixed, so a jitted function compiles once. The detector turns logits
 into probabilities with a softmax, so their scale is the classifier's
 temperature (CLIP's `logit_scale` for zero-shot).
 
-Any classifier with that signature plugs in: the zero-shot CLIP one here
-now, and a pre-trained depth encoder or a trained GDPA adapter as soon as
-they exist. To add one, write `build_<kind>(config, prompt_names, mesh)`
+Any classifier with that signature plugs in: zero-shot CLIP (with CLIP's
+image tower or a pre-trained depth encoder, `config.depth_encoder`) and a
+trained GDPA adapter (`classifier.kind=gdpa`). To add another, write `build_<kind>(config, prompt_names, mesh)`
 returning such a function (restore its checkpoint there) and register it in
 `BUILDERS`; `config.classifier.kind` then selects it. Nothing else in
 detection changes.
@@ -25,12 +25,13 @@ from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from clip2point_jax import parallel
 from clip2point_jax.detection import boxes as box_lib
 from clip2point_jax.errors import UserError
-from clip2point_jax.models import hf_clip, zeroshot
+from clip2point_jax.models import depth_encoder, hf_clip, trained_gdpa, zeroshot
 
 BoxClassifier = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -82,6 +83,8 @@ def zeroshot_classifier(loaded: hf_clip.LoadedCLIP, prompt_names: Sequence[str],
 def build_zeroshot(config, prompt_names, mesh) -> BoxClassifier:
   """The zero-shot classifier from a detect config (`config.clip`, views, render)."""
   loaded = hf_clip.load_configured(config.clip)
+  if config.get("depth_encoder"):
+    loaded = loaded._replace(params=depth_encoder.load_params(config.depth_encoder, loaded))
   size = loaded.config.vision.image_size
   if size != config.render.image_size:
     raise UserError(f"config.render.image_size={config.render.image_size} but the CLIP at "
@@ -93,9 +96,28 @@ def build_zeroshot(config, prompt_names, mesh) -> BoxClassifier:
       mesh=mesh)
 
 
+def build_gdpa(config, prompt_names, mesh) -> BoxClassifier:
+  """A trained GDPA adapter on the crops (`config.classifier.checkpoint`: a
+  fewshot or finetune workdir, or one seed's folder in it).
+
+  The CLIP, depth encoder, views, render settings and prompts are the
+  checkpoint's, since the adapters were trained on exactly those. Its logits
+  are the cosines of the fused feature with each class's text feature, as the
+  adapter was trained (no logit scale), so its class probabilities are soft;
+  detections are ranked by them all the same.
+  """
+  if not config.classifier.checkpoint:
+    raise UserError("config.classifier.kind='gdpa' needs config.classifier.checkpoint=<a fewshot "
+                    "or finetune workdir>")
+  settings = ml_collections.ConfigDict({"gdpa": config.classifier.checkpoint,
+                                        "data": {"align_modelnet": bool(config.data.z_up)}})
+  classify, params, text = trained_gdpa.load_classifier(settings, list(prompt_names), mesh)
+  return lambda points, mask: classify(params, text, points, mask)
+
+
 # config.classifier.kind -> builder(config, prompt_names, mesh) -> BoxClassifier.
-# A pre-trained depth encoder or GDPA adapter registers its builder here.
-BUILDERS = {"zeroshot": build_zeroshot}
+# A classifier of another kind registers its builder here.
+BUILDERS = {"zeroshot": build_zeroshot, "gdpa": build_gdpa}
 # Kinds that do not look at points (handled by the task, not through the seam).
 ORACLE = "oracle"
 

@@ -155,7 +155,7 @@ def make_train_step(config, encoder: clip_lib.CLIPVisionEncoder, tx, schedule, *
     new_state = {"step": state["step"] + 1, "params": optax.apply_updates(state["params"], updates),
                  "opt_state": opt_state}
     out = {"loss": loss, "l_intra": aux["l_intra"], "l_cross": aux["l_cross"], "w": aux["w"],
-           "lr": schedule(state["step"]), "grad_norm": optax.global_norm(grads)}
+           "lr": schedule(state["step"]), "grad_norm": optax.tree.norm(grads)}
     return new_state, out
 
   return step

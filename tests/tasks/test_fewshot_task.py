@@ -174,3 +174,32 @@ def test_bad_settings_and_configs(tmp_path):
     assert fine.task == "finetune" and fine.shots == 0 and fine.data.name == name
     assert fine.data.align_modelnet == name.startswith("modelnet")
   assert _config("finetune", "dataset=modelnet10,tiny").data.num_points == 512
+
+
+def test_detection_with_the_trained_gdpa_and_with_a_depth_encoder(trained, tmp_path, capsys):
+  """The detection issue's last step: a GDPA trained on the built-in shapes
+  classifies box proposals in synthetic scenes; its mAP is reported as it is."""
+  from clip2point_jax.detection import synthetic
+  from clip2point_jax.tasks import detect
+  config, workdir, _ = trained
+  detect_config = _config("detect", "dataset=synthetic,tiny")
+  options = dict(detect_config.data.synthetic)
+  scenes = str(tmp_path / "scenes")
+  synthetic.write_scene_folder(scenes, options.pop("num_scenes"), seed=1, **options)
+  with detect_config.unlocked():
+    detect_config.data.scans_dir = scenes
+    detect_config.classifier.kind = "gdpa"
+    detect_config.classifier.checkpoint = workdir
+  result = detect.run(detect_config, str(tmp_path / "gdpa"))
+  assert 0.0 <= result["mAP@0.25"] <= 1.0 and result["num_detections"] > 0
+  assert "mAP" in capsys.readouterr().out
+
+  # Zero-shot detection through a pre-trained depth encoder.
+  paths = dual_path.load_frozen_paths(config.clip)
+  encoder_dir = depth_encoder.save(str(tmp_path / "encoder"), clip.vision_params(paths.loaded.params))
+  with detect_config.unlocked():
+    detect_config.classifier.kind = "zeroshot"
+    detect_config.clip.name = config.clip.name
+    detect_config.depth_encoder = encoder_dir
+  result = detect.run(detect_config, str(tmp_path / "zeroshot"))
+  assert 0.0 <= result["mAP@0.25"] <= 1.0
