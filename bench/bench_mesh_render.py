@@ -20,7 +20,6 @@ and the projected wall time for ShapeNetCore's 52,460 models.
 import argparse
 import io
 import os
-import statistics
 import tempfile
 import time
 
@@ -28,6 +27,8 @@ import jax
 import numpy as np
 from PIL import Image
 import trimesh
+
+import timing
 
 from renderers import cameras
 from renderers import mesh as mesh_renderer
@@ -76,16 +77,6 @@ def write_obj(folder: str, mesh: trimesh.Trimesh, seed: int = 0) -> str:
   return path
 
 
-def median_seconds(fn, repeats: int) -> float:
-  fn()  # Compile and warm up.
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
-
-
 def peak_memory_gb() -> str:
   stats = jax.devices()[0].memory_stats() or {}
   peak = stats.get("peak_bytes_in_use")
@@ -111,7 +102,7 @@ def benchmark(args, num_faces: int, workdir: str) -> dict:
     out = mesh_renderer.render(jax.device_put(batch), views, **options)
     return np.asarray(out.rgb8)
 
-  seconds = median_seconds(step, args.repeats)
+  seconds = timing.median_seconds(step, args.repeats)
   images = step()
   start = time.perf_counter()
   for image in images[0]:

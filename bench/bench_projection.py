@@ -11,13 +11,12 @@ image loss with respect to the points, as a fitting loop would take it.
 
 import argparse
 import functools
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+import timing
 from renderers import cameras
 from renderers import points as projector
 
@@ -37,16 +36,6 @@ def views_for(count: int) -> np.ndarray:
   return cameras.views_array([pool[i % len(pool)] for i in range(count)])
 
 
-def median_seconds(fn, *args, repeats: int) -> float:
-  jax.block_until_ready(fn(*args))  # Compile and warm up.
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
-
-
 def benchmark(batch: int, points: int, views: int, image_size: int, repeats: int,
               sigma: float, gamma: float) -> list[tuple[str, float]]:
   """[(name, median seconds)] for hard fwd, soft fwd and soft fwd+bwd."""
@@ -58,9 +47,9 @@ def benchmark(batch: int, points: int, views: int, image_size: int, repeats: int
   # A loss that touches every pixel, so no part of the backward pass is dead.
   soft_grad = jax.jit(jax.grad(lambda p, v: jnp.mean(soft(p, v) ** 2)))
   return [
-      ("hard fwd", median_seconds(hard, clouds, view_array, repeats=repeats)),
-      ("soft fwd", median_seconds(soft, clouds, view_array, repeats=repeats)),
-      ("soft fwd+bwd", median_seconds(soft_grad, clouds, view_array, repeats=repeats)),
+      ("hard fwd", timing.median_seconds(lambda: jax.block_until_ready(hard(clouds, view_array)), repeats)),
+      ("soft fwd", timing.median_seconds(lambda: jax.block_until_ready(soft(clouds, view_array)), repeats)),
+      ("soft fwd+bwd", timing.median_seconds(lambda: jax.block_until_ready(soft_grad(clouds, view_array)), repeats)),
   ]
 
 

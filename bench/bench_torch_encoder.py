@@ -11,8 +11,6 @@ installed here.
 """
 
 import argparse
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
@@ -20,18 +18,8 @@ import numpy as np
 import torch
 import transformers
 
+import timing
 from clip2point_jax.models import clip as clip_lib
-
-
-def _median(fn, repeats):
-  fn()
-  fn()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
 
 
 def torch_rows(batch, repeats, device):
@@ -51,7 +39,7 @@ def torch_rows(batch, repeats, device):
       if device.type == "cuda":
         torch.cuda.synchronize()
       return out
-    rows.append((f"torch {name}", batch, _median(step, repeats)))
+    rows.append((f"torch {name}", batch, timing.median_seconds(step, repeats, warmup=2)))
     print(*rows[-1], flush=True)
   return rows
 
@@ -64,7 +52,7 @@ def jax_rows(batch, repeats):
     model = clip_lib.CLIPVisionEncoder(config, dtype=dtype)
     params = jax.jit(model.init)(jax.random.key(0), images[:1])["params"]
     encode = jax.jit(lambda p, x: model.apply({"params": p}, x))
-    rows.append((name, batch, _median(lambda: encode(params, images).block_until_ready(), repeats)))
+    rows.append((name, batch, timing.median_seconds(lambda: encode(params, images).block_until_ready(), repeats, warmup=2)))
     print(*rows[-1], flush=True)
   return rows
 

@@ -11,24 +11,14 @@ with `bench_zeroshot.py`.
 """
 
 import argparse
-import statistics
 import time
 
 import torch
 import transformers
 
+import timing
+
 VIEWS = 6
-
-
-def _median_seconds(step, repeats):
-  for _ in range(3):
-    step()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    step()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
 
 
 def main():
@@ -66,7 +56,7 @@ def main():
       start = time.perf_counter()
       step()
       print(f"  compiled batch {batch} in {time.perf_counter() - start:.1f} s", flush=True)
-    seconds = _median_seconds(step, args.repeats)
+    seconds = timing.median_seconds(step, args.repeats, warmup=3)
     print(f"{name:<48} batch {batch:>5}  {1e3 * seconds:9.2f} ms  {batch / seconds:9.1f} clouds/s",
           flush=True)
 

@@ -38,3 +38,15 @@ def run_with_fake_devices(code: str, num_devices: int = 8, timeout: int = 300):
       env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
   assert proc.returncode == 0, f"subprocess failed:\n{proc.stdout}\n{proc.stderr}"
   return proc
+
+
+def set_fields(config, **dotted):
+  """Sets config fields named by dotted paths: `set_fields(c, **{"clip.dtype": "float32"})`."""
+  with config.unlocked():
+    for key, value in dotted.items():
+      *parents, leaf = key.split(".")
+      node = config
+      for p in parents:
+        node = node[p]
+      node[leaf] = value
+  return config

@@ -45,6 +45,15 @@ def check_points(points: np.ndarray, source: str = "points") -> np.ndarray:
   return array.astype(np.float32)
 
 
+def read_text_lines(path: str) -> list[str]:
+  """The lines of a text file (undecodable bytes replaced); UserError naming it if unreadable."""
+  try:
+    with open(path, "r", encoding="utf-8", errors="replace") as f:
+      return f.read().splitlines()
+  except OSError as e:
+    raise UserError(f"{path}: cannot read the file: {e}") from e
+
+
 def shape_rng(seed: int, key: str) -> np.random.Generator:
   """A generator for one shape, from the global seed and a stable shape key.
 

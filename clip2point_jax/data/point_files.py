@@ -66,11 +66,7 @@ def read_array_file(path: str) -> np.ndarray:
 
 def _from_text_file(path: str) -> np.ndarray:
   """Rows of x y z [extra columns], split on whitespace or commas."""
-  try:
-    with open(path, "r", encoding="utf-8", errors="replace") as f:
-      lines = f.read().splitlines()
-  except OSError as e:
-    raise UserError(f"{path}: cannot read the file: {e}") from e
+  lines = checks.read_text_lines(path)
   rows = []
   for number, line in enumerate(lines, start=1):
     fields = line.split("#", 1)[0].replace(",", " ").split()

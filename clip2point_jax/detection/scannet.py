@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from clip2point_jax.data import point_files
+from clip2point_jax.data import checks, point_files
 from clip2point_jax.errors import UserError
 
 # ScanNet's 18 detection classes in VoteNet's and 3DETR's order, their NYU40
@@ -193,11 +193,7 @@ def write_ply(path: str, points: np.ndarray, colors: np.ndarray | None = None,
 
 def read_axis_alignment(path: str) -> np.ndarray:
   """The 4x4 `axisAlignment` of a ScanNet `<scene>.txt`; identity if it has none."""
-  try:
-    with open(path, "r", encoding="utf-8", errors="replace") as f:
-      lines = f.read().splitlines()
-  except OSError as e:
-    raise UserError(f"{path}: cannot read the file: {e}") from e
+  lines = checks.read_text_lines(path)
   for line in lines:
     key, sep, value = line.partition("=")
     if sep and key.strip() == "axisAlignment":

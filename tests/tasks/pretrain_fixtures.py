@@ -13,6 +13,7 @@ from PIL import Image
 from clip2point_jax.data import primitives, registry, shapenet_classes
 from clip2point_jax.data import pretrain_data
 from renderers import points as projector
+from tests.conftest import set_fields
 
 _TINTS = np.array([[1.0, 0.3, 0.3], [0.3, 1.0, 0.3], [0.3, 0.3, 1.0], [1.0, 1.0, 0.3],
                    [1.0, 0.3, 1.0], [0.3, 1.0, 1.0], [0.6, 0.6, 0.6], [1.0, 0.6, 0.2]])
@@ -84,13 +85,7 @@ def tiny_config(data_dir: str, clip_dir: str, **overrides):
       config.evals[name].data.num_points = 128
       config.evals[name].batch_size = 8
     config.batch_size = 8
-    for key, value in overrides.items():
-      *parents, leaf = key.split(".")
-      node = config
-      for p in parents:
-        node = node[p]
-      node[leaf] = value
-  return config
+  return set_fields(config, **overrides)
 
 
 def zeroshot_config(data_dir: str, clip_dir: str, **overrides):

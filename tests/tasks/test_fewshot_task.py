@@ -18,6 +18,7 @@ from clip2point_jax.models import clip, depth_encoder, dual_path, gdpa, trained_
 from clip2point_jax.tasks import fewshot
 from clip2point_jax.tasks import zeroshot as zeroshot_task
 from renderers import cameras
+from tests.conftest import set_fields
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = os.path.join(REPO, "configs")
@@ -34,13 +35,7 @@ def _tiny(clip_dir, data_dir, **overrides):
   with config.unlocked():
     config.clip.name = clip_dir
     config.data.data_dir = data_dir
-    for key, value in overrides.items():
-      node = config
-      *parents, leaf = key.split(".")
-      for p in parents:
-        node = node[p]
-      node[leaf] = value
-  return config
+  return set_fields(config, **overrides)
 
 
 @pytest.fixture(scope="module")
