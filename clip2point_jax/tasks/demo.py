@@ -43,17 +43,18 @@ def _share(config, clip_name: str, data_dir: str) -> None:
   with config.unlocked():
     for step in steps:
       step.clip.name = clip_name
-      step.clip.dtype = "float32"  # CPUs have no fast bfloat16 matmuls
+      if not config.clip_name:
+        step.clip.dtype = "float32"  # The tiny CLIP is for CPUs, which lack fast bf16 matmuls.
       step.render.image_size = config.image_size
       step.render.radius = config.radius
       step.seed = config.seed
     for data in data_blocks:
       data.data_dir = data_dir
-      data.primitives = ml_dict(config.primitives)
+      data.primitives = _copy(config.primitives)
       data.num_points = config.num_points
 
 
-def ml_dict(block):
+def _copy(block):
   """A fresh copy of a ConfigDict block, so the steps don't share one object."""
   return type(block)(block.to_dict())
 
