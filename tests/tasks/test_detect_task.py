@@ -102,8 +102,12 @@ def test_bad_files_and_settings_are_named(tmp_path, scenes_dir):
   with pytest.raises(UserError, match="scene0001_00_proposals.json"):
     detect.run(config, str(tmp_path / "out"))
   with config.unlocked():
+    config.classifier.kind = "gpda"
+  with pytest.raises(UserError, match="classifier.kind='gpda'; use one of gdpa, oracle, zeroshot"):
+    detect.run(config, str(tmp_path / "out"))
+  with config.unlocked():
     config.classifier.kind = "gdpa"
-  with pytest.raises(UserError, match="classifier.kind='gdpa'; use one of oracle, zeroshot"):
+  with pytest.raises(UserError, match="kind='gdpa' needs config.classifier.checkpoint"):
     detect.run(config, str(tmp_path / "out"))
   with config.unlocked():
     config.classifier.kind = "oracle"
