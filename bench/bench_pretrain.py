@@ -2,6 +2,7 @@
 
   PYTHONPATH=. python bench/bench_pretrain.py         # ViT-B/32, batch 256, bf16, cached F_I
   PYTHONPATH=. python bench/bench_pretrain.py --tiny  # a tiny CLIP, for a CPU check
+  PYTHONPATH=. python bench/bench_pretrain.py --profile --residual_dtype bfloat16
 
 Times the train step of `clip2point_jax.tasks.pretrain` as the task jits it:
 normalise the clouds, render two depth maps per sample at jittered distances,
@@ -16,6 +17,7 @@ reports it), FLOPs per step twice (XLA's cost analysis of the compiled step,
 and an analytic count of the encoder's matmuls: fwd + bwd = 3 x fwd), MFU
 from the analytic count against --peak_tflops, and the projected time of the
 100-epoch recipe on ShapeNet-55 (52,460 shapes, evaluations not included).
+`--profile` adds where the step's GPU time goes (`trace_summary`).
 """
 
 import argparse
@@ -33,6 +35,7 @@ import ml_collections
 import numpy as np
 
 import bench_common
+import trace_summary
 
 from clip2point_jax import optim, parallel
 from clip2point_jax.config_args import load_sibling
@@ -76,7 +79,8 @@ def _encoder(args, dtype):
     config = clip_lib.CLIPConfig(vision=vision, projection_dim=32)
   else:
     config = clip_lib.CLIPConfig()  # HF defaults: ViT-B/32, 224x224, 512-d projection.
-  encoder = clip_lib.CLIPVisionEncoder(config, dtype=dtype)
+  encoder = clip_lib.CLIPVisionEncoder(config, dtype=dtype, attention=args.attention,
+                                       residual_dtype=jnp.dtype(args.residual_dtype))
   image = jnp.zeros((1, config.vision.image_size, config.vision.image_size, 3))
   params = jax.device_get(jax.jit(encoder.init)(jax.random.key(0), image)["params"])
   return encoder, params
@@ -89,11 +93,19 @@ def _batches(batch, num_points, num_rows, seed):
           "row": rng.integers(0, num_rows, batch).astype(np.int32)}
 
 
-def bench(args, dtype_name, batch):
+def setup(args, dtype_name, batch, mesh):
+  """The task's jitted train step on `mesh` and what it is called with.
+
+  The same arguments give the same initial state and batches on any mesh, so
+  first-step losses can be compared across device counts.
+
+  Returns:
+    (step, state, frozen, inputs, cache, encoder): `inputs` is a list of 3
+    global batches of `batch` samples, sharded over the mesh's data axis.
+  """
   dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[dtype_name]
   config = _config(args)
   config.batch_size = batch
-  mesh = parallel.make_mesh()
   encoder, encoder_params = _encoder(args, dtype)
   trainable, frozen = optim.split({"depth_encoder": encoder_params, "w": np.float32(1.0)},
                                   config.optim.trainable)
@@ -110,25 +122,57 @@ def bench(args, dtype_name, batch):
                                     state=state, frozen=frozen, shardings=shardings,
                                     frozen_shardings=frozen_shardings)
   inputs = [parallel.global_batch(mesh, _batches(batch, args.points, num_rows, s)) for s in range(3)]
+  return step, state, frozen, inputs, cache, encoder
 
+
+def time_steps(step, state, frozen, inputs, cache, repeats):
+  """Compiles, takes the first step's metrics, warms up and times `repeats` steps.
+
+  Returns:
+    (median seconds, [seconds per step], compile seconds, first-step metrics
+    as floats, the compiled step, final state).
+  """
   start = time.perf_counter()
   compiled = step.lower(state, frozen, inputs[0], cache).compile()
   compile_s = time.perf_counter() - start
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  xla_flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
-  for x in inputs:  # Warm up.
+  state, metrics = step(state, frozen, inputs[0], cache)
+  first = {k: float(v) for k, v in jax.device_get(metrics).items()}
+  for x in inputs[1:]:  # Warm up.
     state, metrics = step(state, frozen, x, cache)
   jax.block_until_ready(metrics)
   times = []
-  for i in range(args.repeats):
+  for i in range(repeats):
     start = time.perf_counter()
     state, metrics = step(state, frozen, inputs[i % len(inputs)], cache)
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - start)
   if not np.isfinite(float(metrics["loss"])):
     raise SystemExit(f"non-finite loss {float(metrics['loss'])} in the benchmark")
-  median = statistics.median(times)
+  return statistics.median(times), times, compile_s, first, compiled, state
+
+
+def profile(step, state, frozen, inputs, cache, compiled, title, calls=3):
+  """Prints `trace_summary`'s table for a few more steps."""
+  box = [state]
+
+  def run_once():
+    box[0], metrics = step(box[0], frozen, inputs[0], cache)
+    jax.block_until_ready(metrics)
+
+  trace_summary.summarize(run_once, compiled.as_text(), calls=calls, title=title)
+  return box[0]
+
+
+def bench(args, dtype_name, batch):
+  mesh = parallel.make_mesh()
+  step, state, frozen, inputs, cache, encoder = setup(args, dtype_name, batch, mesh)
+  median, times, compile_s, _, compiled, state = time_steps(step, state, frozen, inputs, cache,
+                                                            args.repeats)
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  xla_flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+  if args.profile:
+    profile(step, state, frozen, inputs, cache, compiled, f"pre-training step, batch {batch}")
   analytic = 3 * 2 * batch * encoder_forward_flops(encoder.config.vision, encoder.config.projection_dim)
   stats = jax.devices()[0].memory_stats() or {}
   steps = EPOCHS * (SHAPENET_SHAPES // batch)
@@ -139,30 +183,44 @@ def bench(args, dtype_name, batch):
           "tflops": analytic / median / 1e12, "recipe_min": steps * median / 60, "steps": steps}
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--batch", type=int, nargs="+", default=None, help="global batch sizes")
-  parser.add_argument("--dtypes", nargs="+", default=["bfloat16"])
+def add_model_args(parser):
+  """Arguments that pick the encoder's numerics (shared with bench_scaling)."""
   parser.add_argument("--points", type=int, default=1024)
   parser.add_argument("--image_size", type=int, default=None)
   parser.add_argument("--negatives_group", type=int, default=0)
   parser.add_argument("--cache_rows", type=int, default=0, help="rows of the F_I cache (default: ShapeNet-55)")
-  parser.add_argument("--repeats", type=int, default=10)
-  parser.add_argument("--peak_tflops", type=float, default=0.0,
-                      help="per-device peak for MFU (default: the data-sheet bf16 peak of known GPUs)")
+  parser.add_argument("--attention", default="auto", choices=clip_lib.ATTENTION_IMPLEMENTATIONS)
+  parser.add_argument("--residual_dtype", default="float32", choices=["float32", "bfloat16"])
   parser.add_argument("--tiny", action="store_true", help="a tiny CLIP at 64x64, for a CPU check")
-  args = parser.parse_args()
-  args.batch = args.batch or ([8] if args.tiny else [256])
+
+
+def finish_model_args(args):
   args.image_size = args.image_size or (64 if args.tiny else 224)
   if args.tiny:
     args.points = min(args.points, 256)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--batch", type=int, nargs="+", default=None, help="global batch sizes")
+  parser.add_argument("--dtypes", nargs="+", default=["bfloat16"])
+  parser.add_argument("--repeats", type=int, default=10)
+  parser.add_argument("--profile", action="store_true", help="also print where the step's GPU time goes")
+  parser.add_argument("--peak_tflops", type=float, default=0.0,
+                      help="per-device peak for MFU (default: the data-sheet bf16 peak of known GPUs)")
+  add_model_args(parser)
+  args = parser.parse_args()
+  finish_model_args(args)
+  args.batch = args.batch or ([8] if args.tiny else [256])
+  if args.tiny:
     args.repeats = min(args.repeats, 3)
   device = jax.devices()[0]
   peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in device.device_kind), 0.0)
   rows = [bench(args, d, b) for d in args.dtypes for b in args.batch]
   n = jax.device_count()
   print(f"\npre-training step | {n} x {device.platform} {device.device_kind} | jax {jax.__version__} | "
-        f"{'tiny CLIP' if args.tiny else 'ViT-B/32 (random weights)'} | {args.points} points, "
+        f"{'tiny CLIP' if args.tiny else 'ViT-B/32 (random weights)'} | attention {args.attention}, "
+        f"{args.residual_dtype} residual | {args.points} points, "
         f"2 depth maps of {args.image_size}x{args.image_size} per sample, cached F_I")
   print(f"{'dtype':>9} {'batch':>6} {'ms/step':>9} {'samples/s':>10} {'spread ms':>9} {'compile s':>9} "
         f"{'peak GiB':>8} {'XLA TFLOP':>9} {'TFLOP':>7} {'TFLOP/s':>8} {'MFU':>6} {'100 ep min':>10}")

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# One call on a lent GPU: every benchmark, most needed first, each under its
-# own time limit so a slow one cannot starve the rest. Logs go to $OUT (or
+# One call on a lent GPU machine: the benchmarks named on the command line
+# (default: the single-GPU set), most needed first, each under its own time
+# limit so a slow one cannot starve the rest. Logs go to $OUT (or
 # ./bench_out) for bench/RESULTS.md. Carry .whl (packages the device image
 # lacks: trimesh, ml_collections, tensorflow_datasets and its needs).
+#
+#   bash bench/run_device.sh                      # pretrain mesh_render zeroshot gdpa check torch
+#   bash bench/run_device.sh scaling              # 1, 2, 4, ... GPUs of one host
+#   bash bench/run_device.sh pretrain_variants xla_flags
 set -uo pipefail
 out=${OUT:-bench_out}; mkdir -p "$out"
 if [ -d .whl ]; then
@@ -10,20 +15,52 @@ if [ -d .whl ]; then
   export PYTHONPATH=/tmp/site:$PWD
 fi
 export PYTHONPATH=${PYTHONPATH:-$PWD} PYTHONUNBUFFERED=1
+# NVLink multicast stays off: it can take a shared host's GPUs down.
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 run() {  # run SECONDS NAME COMMAND...: one section, its log in $out/NAME.txt
   local limit=$1 name=$2; shift 2
   echo "=== $name (limit ${limit}s)"
   # --line-buffered: a section killed at its limit keeps the rows it printed.
-  timeout "$limit" "$@" 2>&1 | grep --line-buffered -v -i -e "warning" -e "cuda_timer" | tee "$out/$name.txt"
+  timeout "$limit" "$@" 2>&1 | grep --line-buffered -v -i -e "warning" -e "cuda_timer" | tee -a "$out/$name.txt"
 }
+one_gpu() { CUDA_VISIBLE_DEVICES=0 "$@"; }  # single-GPU numbers on a multi-GPU machine
+
+pretrain() { run 130 pretrain one_gpu python3 bench/bench_pretrain.py --dtypes bfloat16; }
+mesh_render() { run 110 mesh_render one_gpu python3 bench/bench_mesh_render.py --repeats 3; }
+zeroshot() {
+  run 100 zeroshot one_gpu python3 bench/bench_zeroshot.py --batch 1024 \
+    --variants depth-cudnn depth-cudnn-bf16res --repeats 6
+}
+gdpa() { run 90 gdpa one_gpu python3 bench/bench_gdpa.py --dtypes bfloat16; }
+check() { run 45 check one_gpu python3 bench/check_device.py --parts encoder; }
+torch() {
+  run 40 torch_eager one_gpu python3 bench/bench_torch_zeroshot.py --batch 1024
+  run 80 torch_compiled one_gpu python3 bench/bench_torch_zeroshot.py --batch 1024 \
+    --compile max-autotune-no-cudagraphs
+}
+scaling() { run 300 scaling python3 bench/bench_scaling.py --profile; }
+pretrain_variants() {  # where the step's time goes, and what changes it
+  run 75 pretrain_variants one_gpu python3 bench/bench_pretrain.py --batch 256 --profile
+  run 50 pretrain_variants one_gpu python3 bench/bench_pretrain.py --batch 256 512 --residual_dtype bfloat16
+  run 40 pretrain_variants one_gpu python3 bench/bench_pretrain.py --batch 256 --attention xla
+}
+xla_flags() {  # zero-shot under XLA flag sets; a flag the user sets wins over xla_defaults
+  local flags
+  for flags in "" \
+      "--xla_gpu_experimental_enable_triton_softmax_priority_fusion=true" \
+      "--xla_gpu_enable_triton_gemm=true --xla_gpu_cudnn_gemm_fusion_level=3" \
+      "--xla_gpu_enable_triton_gemm=true --xla_gpu_experimental_enable_triton_tma=true" \
+      "--xla_gpu_experimental_enable_fusion_block_level_rewriter=true"; do
+    echo "XLA_FLAGS=$flags" | tee -a "$out/xla_flags.txt"
+    XLA_FLAGS="$flags" run 60 xla_flags one_gpu python3 bench/bench_zeroshot.py --batch 1024 \
+      --variants depth-cudnn depth-cudnn-bf16res --repeats 5 --no-projector
+  done
+}
+
 {
   date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python3 -c "import jax, flax, torch; print('jax', jax.__version__, 'flax', flax.__version__, 'torch', torch.__version__, jax.devices())"
 } 2>&1 | tee "$out/env.txt"
-run 130 pretrain python3 bench/bench_pretrain.py --dtypes bfloat16
-run 110 mesh_render python3 bench/bench_mesh_render.py --repeats 3
-run 100 zeroshot python3 bench/bench_zeroshot.py --batch 1024 --variants depth-cudnn depth-cudnn-bf16res --repeats 6
-run 90 gdpa python3 bench/bench_gdpa.py --dtypes bfloat16
-run 45 check python3 bench/check_device.py --parts encoder
-run 40 torch_eager python3 bench/bench_torch_zeroshot.py --batch 1024
-run 80 torch_compiled python3 bench/bench_torch_zeroshot.py --batch 1024 --compile max-autotune-no-cudagraphs
+for section in "${@:-pretrain mesh_render zeroshot gdpa check torch}"; do
+  for name in $section; do "$name"; done
+done

@@ -1,0 +1,151 @@
+"""Data-parallel scaling over the GPUs of one host: pre-training step and zero-shot.
+
+  PYTHONPATH=. python bench/bench_scaling.py                      # 1, 2, 4, ... up to every device
+  PYTHONPATH=. python bench/bench_scaling.py --devices 1 2 --batch 256 2048 --profile
+  XLA_FLAGS=--xla_force_host_platform_device_count=8 \
+    PYTHONPATH=. python bench/bench_scaling.py --tiny --devices 1 2 8   # a CPU check
+
+For each device count n, the first n devices form the data mesh and run:
+- the pre-training train step of `clip2point_jax.tasks.pretrain` (ViT-B/32,
+  bf16, cached image features, negatives over the whole global batch, LAMB)
+  at each global batch: the batch is split over the n devices, so the work
+  per step is the same for every n (strong scaling). The first step starts
+  from the same parameters on the same batch for every n; its loss is
+  printed next to the 1-device loss, which it must match to bf16 rounding.
+- zero-shot points -> logits (6 views) with `--zeroshot_batch` clouds per
+  device (weak scaling: inference has no global batch).
+
+Efficiency is throughput(n) / (n x throughput(1)). `--profile` prints where
+the largest mesh's step spends its GPU time, collectives included.
+"""
+
+import argparse
+import itertools
+import time
+
+from clip2point_jax import xla_defaults
+
+xla_defaults.apply()  # Before jax starts, as the CLI does.
+
+import jax  # pylint: disable=g-import-not-at-top
+import jax.numpy as jnp
+import numpy as np
+
+import bench_common
+import bench_pretrain
+import bench_zeroshot
+from bench_zeroshot import NUM_CLASSES
+from clip2point_jax import parallel
+from clip2point_jax.models import zeroshot
+from renderers import cameras
+from timing import median_seconds
+
+
+def pretrain_row(args, n, batch):
+  mesh = parallel.make_mesh(jax.devices()[:n])
+  step, state, frozen, inputs, cache, _ = bench_pretrain.setup(args, "bfloat16", batch, mesh)
+  median, _, compile_s, first, compiled, state = bench_pretrain.time_steps(
+      step, state, frozen, inputs, cache, args.repeats)
+  peak = max((d.memory_stats() or {}).get("peak_bytes_in_use", float("nan")) for d in mesh.devices.flat)
+  if args.profile and n == max(args.devices):
+    bench_pretrain.profile(step, state, frozen, inputs, cache, compiled,
+                           f"pre-training step, {n} devices, global batch {batch}")
+  return {"what": "pretrain step", "n": n, "batch": batch, "ms": 1e3 * median,
+          "per_s": batch / median, "compile_s": compile_s, "loss": first["loss"],
+          "peak_gib": peak / 2**30}
+
+
+def zeroshot_row(args, n):
+  mesh = parallel.make_mesh(jax.devices()[:n])
+  config = bench_zeroshot._config(args.tiny)  # pylint: disable=protected-access
+  attention = args.attention
+  if attention == "auto":
+    attention = "cudnn" if jax.devices()[0].platform == "gpu" else "xla"
+  variant = f"depth-{attention}" + ("-bf16res" if args.residual_dtype == "bfloat16" else "")
+  encode, params = bench_zeroshot._encoder(config, jnp.bfloat16, variant)  # pylint: disable=protected-access
+  params = jax.device_put(params, parallel.replicated(mesh))
+  rng = np.random.default_rng(0)
+  text = rng.normal(size=(NUM_CLASSES, config.projection_dim)).astype(np.float32)
+  text = jax.device_put(text / np.linalg.norm(text, axis=-1, keepdims=True), parallel.replicated(mesh))
+  classify = zeroshot.make_classifier(encode, views=cameras.VIEWS_ZERO_SHOT)
+  batch = args.zeroshot_batch * n
+  inputs = [parallel.global_batch(mesh, np.asarray(bench_common.clouds(batch, args.points, s)))
+            for s in range(3)]
+  start = time.perf_counter()
+  jax.block_until_ready(classify(params, text, inputs[0]))
+  compile_s = time.perf_counter() - start
+  calls = itertools.cycle(inputs)  # Rotate: no cache effects.
+  seconds = median_seconds(lambda: jax.block_until_ready(classify(params, text, next(calls))),
+                           args.repeats, warmup=len(inputs))
+  return {"what": "zero-shot", "n": n, "batch": batch, "ms": 1e3 * seconds, "per_s": batch / seconds,
+          "compile_s": compile_s, "loss": float("nan"), "peak_gib": float("nan")}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--devices", type=int, nargs="+", default=None,
+                      help="device counts (default: 1, 2, 4, ... up to every device)")
+  parser.add_argument("--batch", type=int, nargs="+", default=None,
+                      help="global batches of the pre-training step (default 256 2048)")
+  parser.add_argument("--zeroshot_batch", type=int, default=None,
+                      help="zero-shot clouds per device (default 1024)")
+  parser.add_argument("--repeats", type=int, default=8)
+  parser.add_argument("--profile", action="store_true",
+                      help="print where the largest mesh's pre-training step spends its GPU time")
+  parser.add_argument("--skip_zeroshot", action="store_true")
+  bench_pretrain.add_model_args(parser)
+  args = parser.parse_args()
+  bench_pretrain.finish_model_args(args)
+  total = jax.device_count()
+  args.devices = args.devices or [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= total]
+  if max(args.devices) > total:
+    raise SystemExit(f"--devices {max(args.devices)} asked for, only {total} present")
+  args.batch = args.batch or ([16, 64] if args.tiny else [256, 2048])
+  args.zeroshot_batch = args.zeroshot_batch or (4 if args.tiny else 1024)
+  if args.tiny:
+    args.repeats = min(args.repeats, 3)
+  device = jax.devices()[0]
+  print(f"scaling | {total} x {device.platform} {device.device_kind} | jax {jax.__version__} | "
+        f"{'tiny CLIP' if args.tiny else 'ViT-B/32 (random weights)'}, bf16, attention "
+        f"{args.attention}, {args.residual_dtype} residual | {args.points} points", flush=True)
+
+  rows = []
+  header = (f"{'what':<14} {'GPUs':>4} {'global batch':>12} {'ms/step':>9} {'samples/s':>10} "
+            f"{'efficiency':>10} {'compile s':>9} {'peak GiB':>8} {'first loss':>11} {'vs fewest':>9}")
+
+  def line(r):
+    loss = f"{r['loss']:>11.6f} {r['loss_diff']:>+9.2e}" if np.isfinite(r["loss"]) else f"{'-':>11} {'-':>9}"
+    return (f"{r['what']:<14} {r['n']:>4} {r['batch']:>12} {r['ms']:>9.2f} {r['per_s']:>10.1f} "
+            f"{100 * r['efficiency']:>9.1f}% {r['compile_s']:>9.1f} {r['peak_gib']:>8.2f} {loss}")
+
+  def report(row):
+    """Adds efficiency and the loss difference against the fewest devices' row."""
+    base = next((r for r in rows if r["what"] == row["what"] and r["n"] == min(args.devices)
+                 and (r["batch"] == row["batch"] or row["what"] == "zero-shot")), row)
+    row["efficiency"] = (row["per_s"] / row["n"]) / (base["per_s"] / base["n"])
+    row["loss_diff"] = row["loss"] - base["loss"]
+    rows.append(row)
+    print(line(row), flush=True)
+
+  print(header, flush=True)
+  for batch in args.batch:
+    for n in args.devices:
+      if batch % n:
+        print(f"skipped: global batch {batch} does not split over {n} devices")
+        continue
+      report(pretrain_row(args, n, batch))
+  if not args.skip_zeroshot:
+    for n in args.devices:
+      report(zeroshot_row(args, n))
+
+  print(f"\n{header}")
+  for r in rows:
+    print(line(r))
+  print(f"samples/s: point clouds per second (zero-shot: {args.zeroshot_batch} clouds per device). "
+        f"Efficiency: throughput per device over the {min(args.devices)}-device run's. "
+        f"vs fewest: first-step loss minus the {min(args.devices)}-device run's (same batch, same "
+        f"initial state). Peak GiB: the largest of the mesh's devices.")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,102 @@
+"""Where a jitted program spends its GPU time: a `jax.profiler` trace, summarised.
+
+Used by `profile_zeroshot.py`, `bench_pretrain.py --profile` and
+`bench_scaling.py --profile`. The Perfetto trace is read on the machine that
+ran it and only the table is printed, so nothing large leaves the device.
+"""
+
+import collections
+import glob
+import gzip
+import json
+import os
+import re
+import tempfile
+from typing import Callable
+
+import jax
+
+
+def fused_ops(hlo_text: str) -> dict[str, str]:
+  """Instruction name -> a short list of the ops inside it (for fusions)."""
+  computations, current = {}, None
+  for line in hlo_text.splitlines():
+    header = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{$", line.strip())
+    if header:
+      current = header.group(1)
+      computations[current] = []
+    elif current and "=" in line:
+      op = re.search(r"= \S+ (\w[\w\-]*)\(", line)
+      if op:
+        computations[current].append(op.group(1))
+  summary = {}
+  for line in hlo_text.splitlines():
+    call = re.match(r"^\s*%?([\w.\-]+) = .*calls=%?([\w.\-]+)", line)
+    if call:
+      ops = collections.Counter(o for o in computations.get(call.group(2), [])
+                                if o not in ("parameter", "constant", "bitcast", "get-tuple-element"))
+      summary[call.group(1)] = " ".join(f"{k}x{v}" if v > 1 else k for k, v in ops.most_common(6))
+  return summary
+
+
+def _gpu_events(run_once: Callable[[], None], calls: int):
+  folder = tempfile.mkdtemp()
+  with jax.profiler.trace(folder, create_perfetto_trace=True):
+    for _ in range(calls):
+      run_once()
+  trace_path = glob.glob(os.path.join(folder, "**", "*perfetto_trace.json.gz"), recursive=True)[0]
+  with gzip.open(trace_path) as f:
+    trace = json.load(f)
+  events = trace["traceEvents"] if isinstance(trace, dict) else trace
+  processes = {e["pid"]: e["args"]["name"] for e in events
+               if e.get("ph") == "M" and e.get("name") == "process_name"}
+  threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in events
+             if e.get("ph") == "M" and e.get("name") == "thread_name"}
+  gpu = {pid for pid, name in processes.items() if "GPU" in name}
+  return [(processes[e["pid"]], threads.get((e["pid"], e["tid"]), ""), e) for e in events
+          if e.get("ph") == "X" and e.get("pid") in gpu and "dur" in e]
+
+
+def summarize(run_once: Callable[[], None], hlo_text: str, *, calls: int = 3, top: int = 25,
+              title: str = "") -> None:
+  """Traces `calls` calls of `run_once` (which must block) and prints the top GPU kernels.
+
+  Times are per call, on the first GPU of the trace; kernels are named by
+  their HLO instruction with the ops fused into it, from `hlo_text` (the
+  compiled module's text). Collectives (all-reduce, all-gather, ...) appear
+  as their own rows.
+  """
+  events = _gpu_events(run_once, calls)
+  first_gpu = min((p for p, _, _ in events), default="")
+  line_names = sorted({line for p, line, _ in events if p == first_gpu})
+  print(f"GPU trace lines of {first_gpu}: {line_names}")
+  wanted = "XLA Ops" if "XLA Ops" in line_names else None
+  names = fused_ops(hlo_text)
+  totals, counts, kernels = collections.Counter(), collections.Counter(), 0.0
+  for process, line, e in events:
+    if process != first_gpu:
+      continue
+    if line.startswith("Stream"):
+      kernels += e["dur"]
+    if (wanted and line == wanted) or (not wanted and line.startswith("Stream")):
+      totals[e["name"]] += e["dur"]
+      counts[e["name"]] += 1
+  busy = sum(totals.values()) / calls
+  print(f"{title}: CUDA kernels {kernels / calls / 1e3:.2f} ms per call; "
+        f"GPU busy {busy / 1e3:.2f} ms per call ({len(totals)} distinct ops)")
+  print(f"{'ms/call':>8} {'share':>6} {'n/call':>6}  op: fused ops")
+  for name, total in totals.most_common(top):
+    short = name if len(name) < 60 else name[:57] + "..."
+    hlo_name = re.sub(r"_(\d+)$", r".\1", name)  # Trace names use _N where HLO has .N
+    print(f"{total / calls / 1e3:8.3f} {100 * total / calls / max(busy, 1e-9):5.1f}% "
+          f"{counts[name] / calls:6.1f}  {short}: {names.get(hlo_name, names.get(name, ''))}")
+  # Group the rest too: many small kernels (optimiser updates) add up.
+  groups = collections.Counter()
+  for name, total in totals.items():
+    ops = names.get(re.sub(r"_(\d+)$", r".\1", name), names.get(name, ""))
+    kind = ("collective" if re.search(r"all-reduce|all-gather|reduce-scatter|collective|nccl", name + ops)
+            else "matmul" if re.search(r"gemm|cublas|dot|custom-call", name + ops)
+            else "attention" if re.search(r"fmha|cudnn|attention", name + ops)
+            else "other")
+    groups[kind] += total
+  print("by kind (ms/call): " + ", ".join(f"{k} {v / calls / 1e3:.2f}" for k, v in groups.most_common()))
