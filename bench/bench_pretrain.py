@@ -33,9 +33,11 @@ import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 import bench_common
 import trace_summary
+from timing import median_seconds
 
 from clip2point_jax import optim, parallel
 from clip2point_jax.config_args import load_sibling
@@ -151,6 +153,23 @@ def time_steps(step, state, frozen, inputs, cache, repeats):
   return statistics.median(times), times, compile_s, first, compiled, state
 
 
+def optimizer_ms(tx, state, repeats=10) -> float:
+  """Milliseconds of the optimiser's update alone (LAMB on every trainable tensor), jitted and donated."""
+  update = jax.jit(lambda params, opt_state, grads: (
+      optax.apply_updates(params, tx.update(grads, opt_state, params)[0]), opt_state),
+                   donate_argnums=(0, 1))
+  params = jax.tree.map(jnp.copy, state["params"])
+  opt_state = jax.tree.map(jnp.copy, state["opt_state"])
+  grads = jax.tree.map(lambda p: 1e-3 * jnp.ones_like(p), params)
+  box = [params, opt_state]
+
+  def run():
+    box[0], box[1] = update(box[0], box[1], grads)
+    jax.block_until_ready(box[0])
+
+  return 1e3 * median_seconds(run, repeats, warmup=2)
+
+
 def profile(step, state, frozen, inputs, cache, compiled, title, calls=3):
   """Prints `trace_summary`'s table for a few more steps."""
   box = [state]
@@ -172,7 +191,10 @@ def bench(args, dtype_name, batch):
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   xla_flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
   if args.profile:
-    profile(step, state, frozen, inputs, cache, compiled, f"pre-training step, batch {batch}")
+    state = profile(step, state, frozen, inputs, cache, compiled, f"pre-training step, batch {batch}")
+    tx = pretrain.make_optimizer(_config(args), state["params"], 1000)[0]
+    print(f"optimiser update alone (LAMB, {len(jax.tree.leaves(state['params']))} tensors): "
+          f"{optimizer_ms(tx, state):.2f} ms", flush=True)
   analytic = 3 * 2 * batch * encoder_forward_flops(encoder.config.vision, encoder.config.projection_dim)
   stats = jax.devices()[0].memory_stats() or {}
   steps = EPOCHS * (SHAPENET_SHAPES // batch)

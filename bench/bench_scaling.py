@@ -1,7 +1,7 @@
 """Data-parallel scaling over the GPUs of one host: pre-training step and zero-shot.
 
   PYTHONPATH=. python bench/bench_scaling.py                      # 1, 2, 4, ... up to every device
-  PYTHONPATH=. python bench/bench_scaling.py --devices 1 2 --batch 256 2048 --profile
+  PYTHONPATH=. python bench/bench_scaling.py --devices 1 2 --batch 256 2048 --profile 2
   XLA_FLAGS=--xla_force_host_platform_device_count=8 \
     PYTHONPATH=. python bench/bench_scaling.py --tiny --devices 1 2 8   # a CPU check
 
@@ -15,8 +15,8 @@ For each device count n, the first n devices form the data mesh and run:
 - zero-shot points -> logits (6 views) with `--zeroshot_batch` clouds per
   device (weak scaling: inference has no global batch).
 
-Efficiency is throughput(n) / (n x throughput(1)). `--profile` prints where
-the largest mesh's step spends its GPU time, collectives included.
+Efficiency is throughput(n) / (n x throughput(1)). `--profile N` prints where
+the N-device step spends its GPU time, collectives included.
 """
 
 import argparse
@@ -37,6 +37,7 @@ import bench_zeroshot
 from bench_zeroshot import NUM_CLASSES
 from clip2point_jax import parallel
 from clip2point_jax.models import zeroshot
+from clip2point_jax.tasks import pretrain
 from renderers import cameras
 from timing import median_seconds
 
@@ -47,9 +48,12 @@ def pretrain_row(args, n, batch):
   median, _, compile_s, first, compiled, state = bench_pretrain.time_steps(
       step, state, frozen, inputs, cache, args.repeats)
   peak = max((d.memory_stats() or {}).get("peak_bytes_in_use", float("nan")) for d in mesh.devices.flat)
-  if args.profile and n == max(args.devices):
-    bench_pretrain.profile(step, state, frozen, inputs, cache, compiled,
-                           f"pre-training step, {n} devices, global batch {batch}")
+  if args.profile == n and batch == args.batch[0]:
+    state = bench_pretrain.profile(step, state, frozen, inputs, cache, compiled,
+                                   f"pre-training step, {n} devices, global batch {batch}")
+    tx = pretrain.make_optimizer(bench_pretrain._config(args), state["params"], 1000)[0]  # pylint: disable=protected-access
+    print(f"optimiser update alone (LAMB, {len(jax.tree.leaves(state['params']))} tensors): "
+          f"{bench_pretrain.optimizer_ms(tx, state):.2f} ms", flush=True)
   return {"what": "pretrain step", "n": n, "batch": batch, "ms": 1e3 * median,
           "per_s": batch / median, "compile_s": compile_s, "loss": first["loss"],
           "peak_gib": peak / 2**30}
@@ -90,9 +94,11 @@ def main():
   parser.add_argument("--zeroshot_batch", type=int, default=None,
                       help="zero-shot clouds per device (default 1024)")
   parser.add_argument("--repeats", type=int, default=8)
-  parser.add_argument("--profile", action="store_true",
-                      help="print where the largest mesh's pre-training step spends its GPU time")
+  parser.add_argument("--profile", type=int, default=0, metavar="N",
+                      help="print where the N-device pre-training step spends its GPU time "
+                           "(first batch size), and the optimiser update's time alone")
   parser.add_argument("--skip_zeroshot", action="store_true")
+  parser.add_argument("--skip_pretrain", action="store_true")
   bench_pretrain.add_model_args(parser)
   args = parser.parse_args()
   bench_pretrain.finish_model_args(args)
@@ -118,6 +124,8 @@ def main():
     return (f"{r['what']:<14} {r['n']:>4} {r['batch']:>12} {r['ms']:>9.2f} {r['per_s']:>10.1f} "
             f"{100 * r['efficiency']:>9.1f}% {r['compile_s']:>9.1f} {r['peak_gib']:>8.2f} {loss}")
 
+  started = time.perf_counter()
+
   def report(row):
     """Adds efficiency and the loss difference against the fewest devices' row."""
     base = next((r for r in rows if r["what"] == row["what"] and r["n"] == min(args.devices)
@@ -125,10 +133,10 @@ def main():
     row["efficiency"] = (row["per_s"] / row["n"]) / (base["per_s"] / base["n"])
     row["loss_diff"] = row["loss"] - base["loss"]
     rows.append(row)
-    print(line(row), flush=True)
+    print(f"{line(row)}   at {time.perf_counter() - started:.0f}s", flush=True)
 
   print(header, flush=True)
-  for batch in args.batch:
+  for batch in [] if args.skip_pretrain else args.batch:
     for n in args.devices:
       if batch % n:
         print(f"skipped: global batch {batch} does not split over {n} devices")

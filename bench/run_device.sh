@@ -18,41 +18,49 @@ export PYTHONPATH=${PYTHONPATH:-$PWD} PYTHONUNBUFFERED=1
 # NVLink multicast stays off: it can take a shared host's GPUs down.
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 run() {  # run SECONDS NAME COMMAND...: one section, its log in $out/NAME.txt
-  local limit=$1 name=$2; shift 2
-  echo "=== $name (limit ${limit}s)"
+  local limit=$1 name=$2 start=$SECONDS; shift 2
+  echo "=== $name (limit ${limit}s): $*" | tee -a "$out/$name.txt"
   # --line-buffered: a section killed at its limit keeps the rows it printed.
   timeout "$limit" "$@" 2>&1 | grep --line-buffered -v -i -e "warning" -e "cuda_timer" | tee -a "$out/$name.txt"
+  echo "=== $name took $((SECONDS - start))s" | tee -a "$out/$name.txt"
 }
-one_gpu() { CUDA_VISIBLE_DEVICES=0 "$@"; }  # single-GPU numbers on a multi-GPU machine
+one_gpu="env CUDA_VISIBLE_DEVICES=0"  # single-GPU numbers on a multi-GPU machine
 
-pretrain() { run 130 pretrain one_gpu python3 bench/bench_pretrain.py --dtypes bfloat16; }
-mesh_render() { run 110 mesh_render one_gpu python3 bench/bench_mesh_render.py --repeats 3; }
+pretrain() { run 130 pretrain $one_gpu python3 bench/bench_pretrain.py --dtypes bfloat16; }
+mesh_render() { run 110 mesh_render $one_gpu python3 bench/bench_mesh_render.py --repeats 3; }
 zeroshot() {
-  run 100 zeroshot one_gpu python3 bench/bench_zeroshot.py --batch 1024 \
+  run 100 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 \
     --variants depth-cudnn depth-cudnn-bf16res --repeats 6
 }
-gdpa() { run 90 gdpa one_gpu python3 bench/bench_gdpa.py --dtypes bfloat16; }
-check() { run 45 check one_gpu python3 bench/check_device.py --parts encoder; }
+gdpa() { run 90 gdpa $one_gpu python3 bench/bench_gdpa.py --dtypes bfloat16; }
+check() { run 45 check $one_gpu python3 bench/check_device.py --parts encoder; }
 torch() {
-  run 40 torch_eager one_gpu python3 bench/bench_torch_zeroshot.py --batch 1024
-  run 80 torch_compiled one_gpu python3 bench/bench_torch_zeroshot.py --batch 1024 \
+  run 40 torch_eager $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1024
+  run 80 torch_compiled $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1024 \
     --compile max-autotune-no-cudagraphs
 }
-scaling() { run 300 scaling python3 bench/bench_scaling.py --profile; }
+scaling() { run 450 scaling python3 bench/bench_scaling.py --profile 1; }
+zeroshot_bf16res() {
+  run 90 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 \
+    --variants depth-cudnn-bf16res --repeats 6
+}
 pretrain_variants() {  # where the step's time goes, and what changes it
-  run 75 pretrain_variants one_gpu python3 bench/bench_pretrain.py --batch 256 --profile
-  run 50 pretrain_variants one_gpu python3 bench/bench_pretrain.py --batch 256 512 --residual_dtype bfloat16
-  run 40 pretrain_variants one_gpu python3 bench/bench_pretrain.py --batch 256 --attention xla
+  run 75 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 --profile
+  run 75 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 128 512 1024
+  run 50 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 --residual_dtype bfloat16
+  XLA_FLAGS=--xla_gpu_enable_command_buffer= \
+    run 50 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256
+  XLA_FLAGS="--xla_gpu_graph_min_graph_size=1" \
+    run 50 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256
 }
 xla_flags() {  # zero-shot under XLA flag sets; a flag the user sets wins over xla_defaults
   local flags
   for flags in "" \
       "--xla_gpu_experimental_enable_triton_softmax_priority_fusion=true" \
       "--xla_gpu_enable_triton_gemm=true --xla_gpu_cudnn_gemm_fusion_level=3" \
-      "--xla_gpu_enable_triton_gemm=true --xla_gpu_experimental_enable_triton_tma=true" \
       "--xla_gpu_experimental_enable_fusion_block_level_rewriter=true"; do
     echo "XLA_FLAGS=$flags" | tee -a "$out/xla_flags.txt"
-    XLA_FLAGS="$flags" run 60 xla_flags one_gpu python3 bench/bench_zeroshot.py --batch 1024 \
+    XLA_FLAGS="$flags" run 50 xla_flags $one_gpu python3 bench/bench_zeroshot.py --batch 1024 \
       --variants depth-cudnn depth-cudnn-bf16res --repeats 5 --no-projector
   done
 }

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from typing import Callable
 
 import jax
@@ -40,10 +41,13 @@ def fused_ops(hlo_text: str) -> dict[str, str]:
 
 
 def _gpu_events(run_once: Callable[[], None], calls: int):
+  """(GPU events, wall seconds of the traced calls)."""
   folder = tempfile.mkdtemp()
   with jax.profiler.trace(folder, create_perfetto_trace=True):
+    start = time.perf_counter()
     for _ in range(calls):
       run_once()
+    wall = time.perf_counter() - start
   trace_path = glob.glob(os.path.join(folder, "**", "*perfetto_trace.json.gz"), recursive=True)[0]
   with gzip.open(trace_path) as f:
     trace = json.load(f)
@@ -54,7 +58,7 @@ def _gpu_events(run_once: Callable[[], None], calls: int):
              if e.get("ph") == "M" and e.get("name") == "thread_name"}
   gpu = {pid for pid, name in processes.items() if "GPU" in name}
   return [(processes[e["pid"]], threads.get((e["pid"], e["tid"]), ""), e) for e in events
-          if e.get("ph") == "X" and e.get("pid") in gpu and "dur" in e]
+          if e.get("ph") == "X" and e.get("pid") in gpu and "dur" in e], wall
 
 
 def summarize(run_once: Callable[[], None], hlo_text: str, *, calls: int = 3, top: int = 25,
@@ -66,24 +70,26 @@ def summarize(run_once: Callable[[], None], hlo_text: str, *, calls: int = 3, to
   compiled module's text). Collectives (all-reduce, all-gather, ...) appear
   as their own rows.
   """
-  events = _gpu_events(run_once, calls)
+  events, wall = _gpu_events(run_once, calls)
   first_gpu = min((p for p, _, _ in events), default="")
   line_names = sorted({line for p, line, _ in events if p == first_gpu})
   print(f"GPU trace lines of {first_gpu}: {line_names}")
   wanted = "XLA Ops" if "XLA Ops" in line_names else None
   names = fused_ops(hlo_text)
-  totals, counts, kernels = collections.Counter(), collections.Counter(), 0.0
+  totals, counts, kernels, launches = collections.Counter(), collections.Counter(), 0.0, 0
   for process, line, e in events:
     if process != first_gpu:
       continue
     if line.startswith("Stream"):
       kernels += e["dur"]
+      launches += 1
     if (wanted and line == wanted) or (not wanted and line.startswith("Stream")):
       totals[e["name"]] += e["dur"]
       counts[e["name"]] += 1
   busy = sum(totals.values()) / calls
-  print(f"{title}: CUDA kernels {kernels / calls / 1e3:.2f} ms per call; "
-        f"GPU busy {busy / 1e3:.2f} ms per call ({len(totals)} distinct ops)")
+  print(f"{title}: wall {1e3 * wall / calls:.2f} ms per call (traced), CUDA kernels "
+        f"{kernels / calls / 1e3:.2f} ms in {launches / calls:.0f} kernels per call; GPU busy "
+        f"{busy / 1e3:.2f} ms per call ({len(totals)} distinct ops)")
   print(f"{'ms/call':>8} {'share':>6} {'n/call':>6}  op: fused ops")
   for name, total in totals.most_common(top):
     short = name if len(name) < 60 else name[:57] + "..."
@@ -95,7 +101,7 @@ def summarize(run_once: Callable[[], None], hlo_text: str, *, calls: int = 3, to
   for name, total in totals.items():
     ops = names.get(re.sub(r"_(\d+)$", r".\1", name), names.get(name, ""))
     kind = ("collective" if re.search(r"all-reduce|all-gather|reduce-scatter|collective|nccl", name + ops)
-            else "matmul" if re.search(r"gemm|cublas|dot|custom-call", name + ops)
+            else "matmul" if re.search(r"gemm|cublas|nvjet|xmma|cutlass|dot|custom-call", name + ops)
             else "attention" if re.search(r"fmha|cudnn|attention", name + ops)
             else "other")
     groups[kind] += total

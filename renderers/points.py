@@ -102,7 +102,7 @@ class Footprints(NamedTuple):
   """Each point's square of K x K candidate pixels, for every view."""
   dist2: jax.Array  # float[B, V, N, K, K]: squared NDC distance point -> pixel centre
   inside: jax.Array  # bool[B, V, N, K, K]: the pixel lies in the image
-  flat: jax.Array  # int32[B, V, N, K, K]: index into the B*V*H*W pixels
+  flat: jax.Array  # int32[B, V, N, K, K]: index into the cloud's V*H*W pixels
 
 
 def point_footprints(ndc: jax.Array, *, image_size: int, reach: float) -> Footprints:
@@ -129,9 +129,23 @@ def point_footprints(ndc: jax.Array, *, image_size: int, reach: float) -> Footpr
   dy = cameras.pixel_ndc(rows, size, ndc.dtype) - y[..., None]
   dist2 = dy[..., :, None] * dy[..., :, None] + dx[..., None, :] * dx[..., None, :]
   inside = ((rows >= 0) & (rows < size))[..., :, None] & ((cols >= 0) & (cols < size))[..., None, :]
-  image = (jnp.arange(b * v, dtype=jnp.int32) * (size * size)).reshape(b, v, 1, 1, 1)
+  image = (jnp.arange(v, dtype=jnp.int32) * (size * size)).reshape(1, v, 1, 1, 1)
   flat = image + rows[..., :, None] * size + cols[..., None, :]
   return Footprints(dist2, inside, flat)
+
+
+def _scatter_per_cloud(method: str, fill, pixels: int, flat: jax.Array, values: jax.Array) -> jax.Array:
+  """float[B, pixels]: `values` float[B, M] combined by `method` ("min", "max", "add")
+  at `flat` int32[B, M] into a buffer of `fill`, separately for each cloud.
+
+  One scatter per cloud (vmapped) rather than one over all B*V*H*W pixels:
+  XLA can then split it over the devices that hold the batch; a single flat
+  scatter would make every device render the whole global batch.
+  Out-of-range indices are dropped.
+  """
+  def one(index, value):
+    return getattr(jnp.full((pixels,), fill, values.dtype).at[index], method)(value, mode="drop")
+  return jax.vmap(one)(flat, values)
 
 
 def rasterize_zbuffer(ndc: jax.Array, mask: jax.Array, *, image_size: int,
@@ -149,15 +163,14 @@ def rasterize_zbuffer(ndc: jax.Array, mask: jax.Array, *, image_size: int,
     point covers the pixel. Points behind the camera (z < 0) are skipped.
   """
   b, v = ndc.shape[:2]
-  pixels = b * v * image_size * image_size
+  pixels = v * image_size * image_size  # per cloud
   z = ndc[..., 2]
   fp = point_footprints(ndc, image_size=image_size, reach=radius)
   valid = jnp.isfinite(ndc).all(-1) & (z >= 0) & mask[:, None, :]
   covered = fp.inside & (fp.dist2 < jnp.float32(radius) * jnp.float32(radius)) & valid[..., None, None]
   flat = jnp.where(covered, fp.flat, pixels)  # Out of range: dropped.
-  depth = jnp.broadcast_to(z[..., None, None], flat.shape)
-  zbuf = jnp.full((pixels,), jnp.inf, jnp.float32)
-  zbuf = zbuf.at[flat.reshape(-1)].min(depth.reshape(-1), mode="drop")
+  depth = jnp.broadcast_to(z[..., None, None], flat.shape).astype(jnp.float32)
+  zbuf = _scatter_per_cloud("min", jnp.inf, pixels, flat.reshape(b, -1), depth.reshape(b, -1))
   return zbuf.reshape(b, v, image_size, image_size)
 
 
@@ -274,26 +287,26 @@ def rasterize_soft(ndc: jax.Array, mask: jax.Array, *, image_size: int,
   fp = point_footprints(ndc, image_size=image_size, reach=outer)
   cover = _smootherstep((outer * outer - fp.dist2) / (outer * outer - inner * inner))
   covered = fp.inside & (cover > 0) & valid[..., None, None]
-  pixels = b * v * image_size * image_size
-  flat = jnp.where(covered, fp.flat, pixels).reshape(-1)  # Out of range: dropped.
+  pixels = v * image_size * image_size  # per cloud
+  flat = jnp.where(covered, fp.flat, pixels).reshape(b, -1)  # Out of range: dropped.
 
   # Log-weights, with the double `where` keeping log(0) out of the gradient.
   log_cover = jnp.where(covered, jnp.log(jnp.where(covered, cover, 1.0)), -jnp.inf)
-  log_w = (log_cover - (z / gamma)[..., None, None]).reshape(-1)
-  top = jnp.full((pixels,), -jnp.inf, dtype).at[flat].max(jax.lax.stop_gradient(log_w), mode="drop")
-  top = top.at[flat].get(mode="fill", fill_value=0.0)
-  w = jnp.exp(jnp.where(covered.reshape(-1), log_w - top, -jnp.inf))
-  z_cand = jnp.broadcast_to(z[..., None, None], covered.shape).reshape(-1)
+  log_w = (log_cover - (z / gamma)[..., None, None]).reshape(b, -1)
+  top = _scatter_per_cloud("max", -jnp.inf, pixels, flat, jax.lax.stop_gradient(log_w))
+  top = jnp.take_along_axis(top, flat, axis=1, mode="fill", fill_value=0.0)
+  w = jnp.exp(jnp.where(covered.reshape(b, -1), log_w - top, -jnp.inf))
+  z_cand = jnp.broadcast_to(z[..., None, None], covered.shape).reshape(b, -1)
   # alpha = 1 - prod(1 - c). A full cover (c = 1) adds log(1e-30) rather than
   # -inf, so sums stay finite and alpha is still exactly 1; the double `where`
   # keeps log1p(-1) out of the gradient.
   partial = covered & (cover < 1.0)
   log_miss = jnp.where(partial, jnp.log1p(-jnp.where(partial, cover, 0.0)),
-                       jnp.where(covered, jnp.log(1e-30), 0.0)).reshape(-1)
+                       jnp.where(covered, jnp.log(1e-30), 0.0)).reshape(b, -1)
   # Three scalar scatters: on XLA:CPU they beat one scatter of 3-vectors.
-  w_sum = jnp.zeros((pixels,), dtype).at[flat].add(w, mode="drop")
-  wz_sum = jnp.zeros((pixels,), dtype).at[flat].add(w * z_cand, mode="drop")
-  log_miss = jnp.zeros((pixels,), dtype).at[flat].add(log_miss, mode="drop")
+  w_sum = _scatter_per_cloud("add", 0.0, pixels, flat, w)
+  wz_sum = _scatter_per_cloud("add", 0.0, pixels, flat, w * z_cand)
+  log_miss = _scatter_per_cloud("add", 0.0, pixels, flat, log_miss)
   # w_sum >= 1 wherever something covers the pixel (its top weight is 1).
   depth = jnp.where(w_sum > 0, wz_sum / jnp.where(w_sum > 0, w_sum, 1.0), 0.0)
   alpha = -jnp.expm1(log_miss)
