@@ -41,3 +41,17 @@ def matmul_tflops(size: int = 8192, repeats: int = 30) -> float:
     product(a, b).block_until_ready()
     times.append(time.perf_counter() - start)
   return 2 * size**3 / statistics.median(times) / 1e12
+
+
+def program_gib(compiled) -> float:
+  """GiB one device needs for a compiled program (`jit(f).lower(...).compile()`):
+  XLA's own peak for it where reported, else arguments + outputs + temporaries
+  - donated aliases. Unlike the allocator's peak, it is per program, not per
+  process, so runs of one process can be compared."""
+  stats = compiled.memory_analysis()
+  if stats is None:
+    return float("nan")
+  peak = getattr(stats, "peak_memory_in_bytes", 0) or (
+      stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
+      - stats.alias_size_in_bytes)
+  return peak / 2**30

@@ -14,6 +14,7 @@ does not depend on the values). Each setting is compiled and warmed up, then
 timed over repeats on rotating random clouds; the median is reported. The
 table also gives the ideal: the card's bf16 matmul rate, measured in the same
 run on an 8192^3 product, over 8.82 GFLOP per view (ViT-B/32 at 224x224).
+GiB is the compiled program's peak device memory (XLA's memory analysis).
 """
 
 import argparse
@@ -94,7 +95,8 @@ def bench(args, config, dtype_name, variant, batch, views):
   seconds, compile_s, spread = _time(lambda x: classify(params, text, x), inputs, args.repeats)
   row = {"what": f"points->logits {variant}", "dtype": dtype_name, "batch": batch,
          "ms": 1e3 * seconds, "clouds_per_s": batch / seconds, "compile_s": compile_s,
-         "spread_ms": 1e3 * spread}
+         "spread_ms": 1e3 * spread,
+         "gib": bench_common.program_gib(classify.lower(params, text, inputs[0]).compile())}
   print(_format(row), flush=True)
   return row
 
@@ -104,18 +106,19 @@ def bench_projector(args, batch, views):
   inputs = [bench_common.clouds(batch, args.points, seed) for seed in range(3)]
   seconds, compile_s, spread = _time(render, inputs, args.repeats)
   row = {"what": "projector alone", "dtype": "float32", "batch": batch, "ms": 1e3 * seconds,
-         "clouds_per_s": batch / seconds, "compile_s": compile_s, "spread_ms": 1e3 * spread}
+         "clouds_per_s": batch / seconds, "compile_s": compile_s, "spread_ms": 1e3 * spread,
+         "gib": bench_common.program_gib(render.lower(inputs[0]).compile())}
   print(_format(row), flush=True)
   return row
 
 
 HEADER = (f"{'what':<28} {'dtype':>9} {'batch':>6} {'ms/batch':>9} {'clouds/s':>10} "
-          f"{'spread ms':>9} {'compile s':>9}")
+          f"{'spread ms':>9} {'compile s':>9} {'GiB':>6}")
 
 
 def _format(r):
   return (f"{r['what']:<28} {r['dtype']:>9} {r['batch']:>6} {r['ms']:>9.2f} "
-          f"{r['clouds_per_s']:>10.1f} {r['spread_ms']:>9.2f} {r['compile_s']:>9.1f}")
+          f"{r['clouds_per_s']:>10.1f} {r['spread_ms']:>9.2f} {r['compile_s']:>9.1f} {r['gib']:>6.2f}")
 
 
 def main():
