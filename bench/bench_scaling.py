@@ -48,7 +48,7 @@ def pretrain_row(args, n, batch):
   median, _, compile_s, first, compiled, state = bench_pretrain.time_steps(
       step, state, frozen, inputs, cache, args.repeats)
   if args.profile == n and batch == args.batch[0]:
-    state = bench_pretrain.profile(step, state, frozen, inputs, cache, compiled,
+    state = bench_pretrain.profile(state, frozen, inputs, cache, compiled,
                                    f"pre-training step, {n} devices, global batch {batch}")
     tx = pretrain.make_optimizer(bench_pretrain._config(args), state["params"], 1000)[0]  # pylint: disable=protected-access
     print(f"optimiser update alone (LAMB, {len(jax.tree.leaves(state['params']))} tensors): "
