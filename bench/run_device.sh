@@ -40,27 +40,30 @@ torch() {
     --compile max-autotune-no-cudagraphs
 }
 scaling() { run 450 scaling python3 bench/bench_scaling.py --profile 1; }
+scaling_multi_tensor() {
+  run 300 scaling python3 bench/bench_scaling.py --batch 2048 --multi_tensor_lamb --skip_zeroshot
+}
 zeroshot_bf16res() {
   run 90 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 \
     --variants depth-cudnn-bf16res --repeats 6
 }
 pretrain_variants() {  # where the step's time goes, and what changes it
-  run 75 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 --profile
-  run 75 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 128 512 1024
-  run 50 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 --residual_dtype bfloat16
+  run 150 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 2048 --profile
+  run 150 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 2048 --profile \
+    --multi_tensor_lamb
   XLA_FLAGS=--xla_gpu_enable_command_buffer= \
-    run 50 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256
+    run 70 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256
   XLA_FLAGS="--xla_gpu_graph_min_graph_size=1" \
-    run 50 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256
+    run 70 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256
+  run 70 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 --residual_dtype bfloat16
 }
 xla_flags() {  # zero-shot under XLA flag sets; a flag the user sets wins over xla_defaults
   local flags
   for flags in "" \
-      "--xla_gpu_experimental_enable_triton_softmax_priority_fusion=true" \
       "--xla_gpu_enable_triton_gemm=true --xla_gpu_cudnn_gemm_fusion_level=3" \
       "--xla_gpu_experimental_enable_fusion_block_level_rewriter=true"; do
     echo "XLA_FLAGS=$flags" | tee -a "$out/xla_flags.txt"
-    XLA_FLAGS="$flags" run 50 xla_flags $one_gpu python3 bench/bench_zeroshot.py --batch 1024 \
+    XLA_FLAGS="$flags" run 90 xla_flags $one_gpu python3 bench/bench_zeroshot.py --batch 1024 \
       --variants depth-cudnn depth-cudnn-bf16res --repeats 5 --no-projector
   done
 }
