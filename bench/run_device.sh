@@ -34,9 +34,10 @@ zeroshot() {
 }
 gdpa() { run 90 gdpa $one_gpu python3 bench/bench_gdpa.py --dtypes bfloat16; }
 check() { run 45 check $one_gpu python3 bench/check_device.py --parts encoder; }
-torch() {
-  run 40 torch_eager $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1024
-  run 80 torch_compiled $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1024 \
+torch() {  # max-autotune tunes every GEMM shape first: minutes, hence its own long limit
+  run 60 torch_eager $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1024
+  run 150 torch_compiled $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1024 --compile default
+  run 400 torch_compiled $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1024 1536 \
     --compile max-autotune-no-cudagraphs
 }
 scaling() { run 450 scaling python3 bench/bench_scaling.py --profile 1; }
