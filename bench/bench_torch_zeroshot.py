@@ -57,8 +57,9 @@ def main():
       step()
       print(f"  compiled batch {batch} in {time.perf_counter() - start:.1f} s", flush=True)
     seconds = timing.median_seconds(step, args.repeats, warmup=3)
-    print(f"{name:<48} batch {batch:>5}  {1e3 * seconds:9.2f} ms  {batch / seconds:9.1f} clouds/s",
-          flush=True)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    print(f"{name:<48} batch {batch:>5}  {1e3 * seconds:9.2f} ms  {batch / seconds:9.1f} clouds/s"
+          f"  peak {peak:.2f} GiB", flush=True)
 
 
 if __name__ == "__main__":
