@@ -172,6 +172,14 @@ def optimizer_ms(tx, state, repeats=10) -> float:
   return 1e3 * median_seconds(run, repeats, warmup=2)
 
 
+def print_optimizer_ms(args, state):
+  """Prints `optimizer_ms` for the optimiser the config builds."""
+  tx = pretrain.make_optimizer(_config(args), state["params"], 1000)[0]
+  lamb = "multi-tensor" if args.multi_tensor_lamb else "per-tensor"
+  print(f"optimiser update alone ({lamb} LAMB, {len(jax.tree.leaves(state['params']))} tensors): "
+        f"{optimizer_ms(tx, state):.2f} ms", flush=True)
+
+
 def profile(state, frozen, inputs, cache, compiled, title, calls=3):
   """Prints `trace_summary`'s table for a few more steps of the compiled step."""
   box = [state]
@@ -194,9 +202,7 @@ def bench(args, dtype_name, batch):
   xla_flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
   if args.profile:
     state = profile(state, frozen, inputs, cache, compiled, f"pre-training step, batch {batch}")
-    tx = pretrain.make_optimizer(_config(args), state["params"], 1000)[0]
-    print(f"optimiser update alone (LAMB, {len(jax.tree.leaves(state['params']))} tensors): "
-          f"{optimizer_ms(tx, state):.2f} ms", flush=True)
+    print_optimizer_ms(args, state)
   analytic = 3 * 2 * batch * encoder_forward_flops(encoder.config.vision, encoder.config.projection_dim)
   stats = jax.devices()[0].memory_stats() or {}
   steps = EPOCHS * (SHAPENET_SHAPES // batch)

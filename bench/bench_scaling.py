@@ -37,7 +37,6 @@ import bench_zeroshot
 from bench_zeroshot import NUM_CLASSES
 from clip2point_jax import parallel
 from clip2point_jax.models import zeroshot
-from clip2point_jax.tasks import pretrain
 from renderers import cameras
 from timing import median_seconds
 
@@ -50,12 +49,10 @@ def pretrain_row(args, n, batch):
   if args.profile == n and batch == args.batch[0]:
     state = bench_pretrain.profile(state, frozen, inputs, cache, compiled,
                                    f"pre-training step, {n} devices, global batch {batch}")
-    tx = pretrain.make_optimizer(bench_pretrain._config(args), state["params"], 1000)[0]  # pylint: disable=protected-access
-    print(f"optimiser update alone (LAMB, {len(jax.tree.leaves(state['params']))} tensors): "
-          f"{bench_pretrain.optimizer_ms(tx, state):.2f} ms", flush=True)
+    bench_pretrain.print_optimizer_ms(args, state)
   return {"what": "pretrain step", "n": n, "batch": batch, "ms": 1e3 * median,
           "per_s": batch / median, "compile_s": compile_s, "loss": first["loss"],
-          "peak_gib": bench_common.program_gib(compiled)}
+          "gib": bench_common.program_gib(compiled)}
 
 
 def zeroshot_row(args, n):
@@ -82,7 +79,7 @@ def zeroshot_row(args, n):
                            args.repeats, warmup=len(inputs))
   memory = bench_common.program_gib(classify.lower(params, text, inputs[0]).compile())
   return {"what": "zero-shot", "n": n, "batch": batch, "ms": 1e3 * seconds, "per_s": batch / seconds,
-          "compile_s": compile_s, "loss": float("nan"), "peak_gib": memory}
+          "compile_s": compile_s, "loss": float("nan"), "gib": memory}
 
 
 def main():
@@ -124,7 +121,7 @@ def main():
   def line(r):
     loss = f"{r['loss']:>11.6f} {r['loss_diff']:>+9.2e}" if np.isfinite(r["loss"]) else f"{'-':>11} {'-':>9}"
     return (f"{r['what']:<14} {r['n']:>4} {r['batch']:>12} {r['ms']:>9.2f} {r['per_s']:>10.1f} "
-            f"{100 * r['efficiency']:>9.1f}% {r['compile_s']:>9.1f} {r['peak_gib']:>8.2f} {loss}")
+            f"{100 * r['efficiency']:>9.1f}% {r['compile_s']:>9.1f} {r['gib']:>8.2f} {loss}")
 
   started = time.perf_counter()
 
