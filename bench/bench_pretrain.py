@@ -157,9 +157,11 @@ def time_steps(step, state, frozen, inputs, cache, repeats):
 
 def optimizer_ms(tx, state, repeats=10) -> float:
   """Milliseconds of the optimiser's update alone (LAMB on every trainable tensor), jitted and donated."""
-  update = jax.jit(lambda params, opt_state, grads: (
-      optax.apply_updates(params, tx.update(grads, opt_state, params)[0]), opt_state),
-                   donate_argnums=(0, 1))
+  def apply(params, opt_state, grads):
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+  update = jax.jit(apply, donate_argnums=(0, 1))
   params = jax.tree.map(jnp.copy, state["params"])
   opt_state = jax.tree.map(jnp.copy, state["opt_state"])
   grads = jax.tree.map(lambda p: 1e-3 * jnp.ones_like(p), params)
