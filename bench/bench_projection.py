@@ -1,7 +1,7 @@
 """Times the hard and soft depth renderers on one device.
 
   python bench/bench_projector.py                 # B=32, N=1024, V=6, 224x224
-  python bench/bench_projector.py --tiny          # a CPU-sized setting
+  python bench/bench_projection.py --tiny         # a CPU-sized setting
   python bench/bench_projector.py --batch 8 --points 2048 --image_size 128
 
 Every timed function is jitted, warmed up once and blocked on; the table shows
