@@ -1,8 +1,8 @@
 """Times the hard and soft depth renderers on one device.
 
-  python bench/bench_projector.py                 # B=32, N=1024, V=6, 224x224
+  python bench/bench_projection.py                 # B=32, N=1024, V=6, 224x224
   python bench/bench_projection.py --tiny         # a CPU-sized setting
-  python bench/bench_projector.py --batch 8 --points 2048 --image_size 128
+  python bench/bench_projection.py --batch 8 --points 2048 --image_size 128
 
 Every timed function is jitted, warmed up once and blocked on; the table shows
 the median of `--repeats` runs. "soft fwd+bwd" is the gradient of a scalar
