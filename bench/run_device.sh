@@ -8,7 +8,8 @@
 #   bash bench/run_device.sh                      # pretrain mesh_render zeroshot gdpa check
 #   bash bench/run_device.sh torch                # the PyTorch baseline (max-autotune: minutes)
 #   bash bench/run_device.sh scaling              # 1, 2, 4, ... GPUs of one host
-#   bash bench/run_device.sh pretrain_variants    # also: xla_flags, scaling_multi_tensor, zeroshot_bf16res
+#   bash bench/run_device.sh pretrain_variants    # also: xla_flags, zeroshot_bf16res
+#   bash bench/run_device.sh scaling_multi_tensor scaling_lhs   # on 4 GPUs: the 2,048-batch fixes
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -45,7 +46,11 @@ torch() {  # max-autotune tunes every GEMM shape first: minutes, hence its own l
 }
 scaling() { run 450 scaling python3 bench/bench_scaling.py --profile 1; }
 scaling_multi_tensor() {
-  run 300 scaling python3 bench/bench_scaling.py --batch 2048 --multi_tensor_lamb --skip_zeroshot
+  run 280 scaling python3 bench/bench_scaling.py --batch 2048 --multi_tensor_lamb --skip_zeroshot
+}
+scaling_lhs() {  # XLA's latency-hiding scheduler: overlap the all-reduce with the backward pass
+  XLA_FLAGS=--xla_gpu_enable_latency_hiding_scheduler=true \
+    run 280 scaling python3 bench/bench_scaling.py --batch 2048 --skip_zeroshot
 }
 zeroshot_bf16res() {
   run 90 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 \
