@@ -23,6 +23,13 @@ def tiny_clip_dir(tmp_path_factory):
   return str(out)
 
 
+def task_config(name: str, arg=None):
+  """`configs/<name>.py`'s `get_config(arg)`, loaded by path as the CLI loads it."""
+  from clip2point_jax.config_args import load_sibling
+
+  return load_sibling(os.path.join(REPO_ROOT, "configs", f"{name}.py"), name).get_config(arg)
+
+
 def run_with_fake_devices(code: str, num_devices: int = 8, timeout: int = 300):
   """Runs `code` in a fresh python with `num_devices` fake CPU devices.
 

@@ -1,6 +1,5 @@
 """configs/prepare.py and the prepare task, in process and through main."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -10,15 +9,11 @@ import pytest
 from clip2point_jax.data import registry
 from clip2point_jax.errors import UserError
 from clip2point_jax.tasks import prepare
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, task_config
 
 
 def _get_config(arg):
-  spec = importlib.util.spec_from_file_location(
-      "prepare_config", os.path.join(REPO_ROOT, "configs", "prepare.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return task_config("prepare", arg)
 
 
 def test_config():

@@ -19,6 +19,7 @@ from clip2point_jax.models import depth_encoder, hf_clip
 from clip2point_jax.tasks import pretrain
 from clip2point_jax.tasks import zeroshot as zeroshot_task
 from clip2point_jax.tools import make_tiny_clip
+from tests.conftest import task_config
 from tests.tasks import pretrain_fixtures as pf
 
 NO_EVALS = {"evals.val.data.name": "", "evals.downstream.data.name": ""}
@@ -180,9 +181,7 @@ def test_presets_paper_and_released_code():
 
 
 def test_multi_tensor_lamb_refuses_sharded_parameters():
-  from clip2point_jax.config_args import load_sibling  # pylint: disable=g-import-not-at-top
-  config = load_sibling(os.path.join(os.path.dirname(pf.__file__), "..", "..", "configs", "x.py"),
-                        "pretrain").get_config("tiny")
+  config = task_config("pretrain", "tiny")
   with config.unlocked():
     config.optim.multi_tensor = True
   pretrain._validate(config)  # pylint: disable=protected-access

@@ -1,6 +1,5 @@
 """configs/render.py on a tiny ShapeNetCore v2 tree: layout, report, resume, shards."""
 
-import importlib.util
 import json
 import os
 
@@ -11,7 +10,7 @@ from PIL import Image
 from clip2point_jax.data.builders import shapenet55
 from clip2point_jax.errors import UserError
 from clip2point_jax.tasks import render
-from tests.conftest import REPO_ROOT
+from tests.conftest import task_config
 from tests.renderers import mesh_fixtures
 
 GOOD = [("02691156", "1a04e3eab45ca15dd86060f189eb133"), ("03001627", "u6028f63e")]
@@ -20,11 +19,7 @@ MISSING = ("02958343", "notdownloaded")
 
 
 def _config(arg="tiny"):
-  spec = importlib.util.spec_from_file_location("render_config",
-                                                os.path.join(REPO_ROOT, "configs", "render.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return task_config("render", arg)
 
 
 @pytest.fixture(name="tree")
@@ -120,11 +115,7 @@ def test_renderings_feed_shapenet55_and_its_figures(tmp_path, tree):
   data_dir = str(tmp_path / "tfds")
   registry.prepare("shapenet55", data_dir, str(tmp_path / "manual"), num_points_stored=256)
   assert registry.metadata("shapenet55", data_dir)["renderings"]["train"]["with_images"] == 2
-  v = importlib.util.spec_from_file_location("visualize_config",
-                                             os.path.join(REPO_ROOT, "configs", "visualize.py"))
-  module = importlib.util.module_from_spec(v)
-  v.loader.exec_module(module)
-  vc = module.get_config("dataset=shapenet55")
+  vc = task_config("visualize", "dataset=shapenet55")
   vc.data.data_dir, vc.data.num_points = data_dir, 256
   vc.shape_id = f"{GOOD[1][0]}-{GOOD[1][1]}"
   paths = visualize.run(vc, str(tmp_path / "vis"))

@@ -1,7 +1,5 @@
 """configs/visualize.py on the built-in shapes: the two figures, and clear errors."""
 
-import importlib.util
-import os
 
 import numpy as np
 import pytest
@@ -9,15 +7,11 @@ from PIL import Image
 
 from clip2point_jax.errors import UserError
 from clip2point_jax.tasks import visualize
-from tests.conftest import REPO_ROOT
+from tests.conftest import task_config
 
 
 def _config(arg="tiny"):
-  spec = importlib.util.spec_from_file_location("visualize_config",
-                                                os.path.join(REPO_ROOT, "configs", "visualize.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return task_config("visualize", arg)
 
 
 def test_figures_of_primitives(tmp_path, capsys):
