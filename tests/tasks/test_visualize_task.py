@@ -1,6 +1,5 @@
 """configs/visualize.py on the built-in shapes: the two figures, and clear errors."""
 
-
 import numpy as np
 import pytest
 from PIL import Image
