@@ -20,7 +20,6 @@ the N-device step spends its GPU time, collectives included.
 """
 
 import argparse
-import itertools
 import time
 
 from clip2point_jax import xla_defaults
@@ -38,7 +37,6 @@ from bench_zeroshot import NUM_CLASSES
 from clip2point_jax import parallel
 from clip2point_jax.models import zeroshot
 from renderers import cameras
-from timing import median_seconds
 
 
 def pretrain_row(args, n, batch):
@@ -71,13 +69,8 @@ def zeroshot_row(args, n):
   batch = args.zeroshot_batch * n
   inputs = [parallel.global_batch(mesh, np.asarray(bench_common.clouds(batch, args.points, s)))
             for s in range(3)]
-  start = time.perf_counter()
-  jax.block_until_ready(classify(params, text, inputs[0]))
-  compile_s = time.perf_counter() - start
-  calls = itertools.cycle(inputs)  # Rotate: no cache effects.
-  seconds = median_seconds(lambda: jax.block_until_ready(classify(params, text, next(calls))),
-                           args.repeats, warmup=len(inputs))
-  memory = bench_common.program_gib(classify.lower(params, text, inputs[0]).compile())
+  seconds, compile_s, _, memory = bench_zeroshot.time_compiled(classify, (params, text), inputs,
+                                                               args.repeats)
   return {"what": "zero-shot", "n": n, "batch": batch, "ms": 1e3 * seconds, "per_s": batch / seconds,
           "compile_s": compile_s, "loss": float("nan"), "gib": memory}
 

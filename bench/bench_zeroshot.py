@@ -70,18 +70,25 @@ def _encoder(config, dtype, variant):
   return (lambda p, depth: model.apply({"params": p}, zeroshot.depth_to_clip_images(depth))), params
 
 
-def _time(fn, inputs, repeats):
+def time_compiled(jitted, fixed, inputs, repeats):
+  """Compiles `jitted(*fixed, x)` once, then times the compiled program over
+  `repeats` calls rotating through `inputs` (after one warm-up pass).
+
+  Returns:
+    (median seconds, compile seconds, spread seconds, the program's GiB).
+  """
   start = time.perf_counter()
-  jax.block_until_ready(fn(inputs[0]))
+  compiled = jitted.lower(*fixed, inputs[0]).compile()
   compile_s = time.perf_counter() - start
   for x in inputs:
-    jax.block_until_ready(fn(x))
+    jax.block_until_ready(compiled(*fixed, x))
   times = []
   for i in range(repeats):
     start = time.perf_counter()
-    jax.block_until_ready(fn(inputs[i % len(inputs)]))
+    jax.block_until_ready(compiled(*fixed, inputs[i % len(inputs)]))
     times.append(time.perf_counter() - start)
-  return statistics.median(times), compile_s, max(times) - min(times)
+  return (statistics.median(times), compile_s, max(times) - min(times),
+          bench_common.program_gib(compiled))
 
 
 def bench(args, config, dtype_name, variant, batch, views):
@@ -92,11 +99,10 @@ def bench(args, config, dtype_name, variant, batch, views):
   text = jnp.asarray(text / np.linalg.norm(text, axis=-1, keepdims=True))
   classify = zeroshot.make_classifier(encode, views=views)
   inputs = [bench_common.clouds(batch, args.points, seed) for seed in range(3)]  # Rotate: no cache effects.
-  seconds, compile_s, spread = _time(lambda x: classify(params, text, x), inputs, args.repeats)
+  seconds, compile_s, spread, gib = time_compiled(classify, (params, text), inputs, args.repeats)
   row = {"what": f"points->logits {variant}", "dtype": dtype_name, "batch": batch,
          "ms": 1e3 * seconds, "clouds_per_s": batch / seconds, "compile_s": compile_s,
-         "spread_ms": 1e3 * spread,
-         "gib": bench_common.program_gib(classify.lower(params, text, inputs[0]).compile())}
+         "spread_ms": 1e3 * spread, "gib": gib}
   print(_format(row), flush=True)
   return row
 
@@ -104,10 +110,10 @@ def bench(args, config, dtype_name, variant, batch, views):
 def bench_projector(args, batch, views):
   render = jax.jit(lambda p: projector.render_depth(projector.normalize_points(p), views))
   inputs = [bench_common.clouds(batch, args.points, seed) for seed in range(3)]
-  seconds, compile_s, spread = _time(render, inputs, args.repeats)
+  seconds, compile_s, spread, gib = time_compiled(render, (), inputs, args.repeats)
   row = {"what": "projector alone", "dtype": "float32", "batch": batch, "ms": 1e3 * seconds,
          "clouds_per_s": batch / seconds, "compile_s": compile_s, "spread_ms": 1e3 * spread,
-         "gib": bench_common.program_gib(render.lower(inputs[0]).compile())}
+         "gib": gib}
   print(_format(row), flush=True)
   return row
 
