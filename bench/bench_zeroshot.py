@@ -7,7 +7,8 @@
 Variants: `rgb-*` feeds the encoder the 3-channel normalised copy of each
 depth map (what CLIP2Point does); `depth-*` folds that copy and the
 normalisation into the patch embedding (`encode_depth`, the default path);
-`*-xla` / `*-cudnn` pick the attention implementation.
+`*-xla` / `*-cudnn` / `*-pallas` pick the attention implementation;
+`*-bf16res` keeps the residual stream in bfloat16.
 
 The encoder has CLIP ViT-B/32's architecture with random weights (the speed
 does not depend on the values). Each setting is compiled and warmed up, then
@@ -36,8 +37,8 @@ from renderers import cameras
 from renderers import points as projector
 
 NUM_CLASSES = 40  # ModelNet40
-VARIANTS = ("rgb-xla", "rgb-cudnn", "depth-xla", "depth-cudnn", "depth-xla-bf16res",
-            "depth-cudnn-bf16res")
+VARIANTS = ("rgb-xla", "rgb-cudnn", "depth-xla", "depth-cudnn", "depth-pallas",
+            "depth-xla-bf16res", "depth-cudnn-bf16res", "depth-pallas-bf16res")
 
 
 def vit_flops_per_image(config: clip_lib.CLIPConfig) -> float:

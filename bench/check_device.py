@@ -84,17 +84,20 @@ def _check_encoder(rows, both, points, rng, cpu):
       reference = np.asarray(jax.jit(lambda p, d: reference_model.apply({"params": p}, grey=d))(
           jax.device_put(params, cpu), jax.device_put(depth, cpu)))
   acc = jax.devices()[0]
-  for name, dtype, residual, precision in (
-      ("float32, highest", jnp.float32, jnp.float32, "highest"),
-      ("float32, default (TF32)", jnp.float32, jnp.float32, None),
-      ("bfloat16 (the fast path)", jnp.bfloat16, jnp.float32, None),
-      ("bfloat16, bf16 residual", jnp.bfloat16, jnp.bfloat16, None)):
-    model = clip_lib.CLIPVisionEncoder(config, dtype=dtype, residual_dtype=residual)
+  gpu = acc.platform == "gpu"
+  for name, dtype, residual, precision, attention in (
+      ("float32, highest", jnp.float32, jnp.float32, "highest", "auto"),
+      ("float32, default (TF32)", jnp.float32, jnp.float32, None, "auto"),
+      ("bfloat16 (the fast path)", jnp.bfloat16, jnp.float32, None, "auto"),
+      ("bfloat16, cuDNN attention", jnp.bfloat16, jnp.float32, None, "cudnn" if gpu else "auto"),
+      ("bfloat16, bf16 residual", jnp.bfloat16, jnp.bfloat16, None, "auto")):
+    model = clip_lib.CLIPVisionEncoder(config, dtype=dtype, attention=attention,
+                                       residual_dtype=residual)
     with jax.default_matmul_precision(precision) if precision else contextlib.nullcontext():
       out = np.asarray(jax.jit(lambda p, d: model.apply({"params": p}, grey=d))(
           jax.device_put(params, acc), jax.device_put(depth, acc)))
     rel = np.linalg.norm(out - reference) / np.linalg.norm(reference)
-    attention = clip_lib.resolve_attention("auto", dtype) if acc.platform == "gpu" else "xla"
+    attention = clip_lib.resolve_attention(attention, dtype)
     rows.append((f"encoder {name}: rel. error vs CPU f32", f"{rel:.2e}", f"attention {attention}"))
 
   model32 = clip_lib.CLIPVisionEncoder(config, dtype=jnp.float32, attention="xla")

@@ -21,8 +21,9 @@ Parameters are always float32. With `dtype=jnp.bfloat16` the matmuls run in
 bfloat16 with float32 accumulation while layer norms, the attention softmax
 and the residual stream stay float32 (`residual_dtype=jnp.bfloat16` makes the
 residual stream bfloat16 too: faster, less exact). `attention="auto"` runs
-attention as cuDNN's fused kernel on NVIDIA GPUs in half precision and as
-XLA einsums elsewhere; "xla" and "cudnn" force one.
+attention as one Pallas kernel for short sequences (`short_attention.py`) on
+GPUs in half precision and as XLA einsums elsewhere; "xla", "pallas" and
+"cudnn" (cuDNN's flash attention) force one.
 
 Depth maps have one channel: `encode_depth` folds CLIP's grey-to-RGB copy and
 its per-channel mean/std into the patch-embedding weights, so a depth map
@@ -38,6 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from clip2point_jax.errors import UserError
+from clip2point_jax.models import short_attention
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -183,17 +185,17 @@ def _dense(features: int, dtype, name: str | None,
                   kernel_init=nn.initializers.normal(0.02), name=name)
 
 
-ATTENTION_IMPLEMENTATIONS = ("auto", "xla", "cudnn")
+ATTENTION_IMPLEMENTATIONS = ("auto", "xla", "cudnn", "pallas")
 
 
 def resolve_attention(attention: str, dtype) -> str:
-  """"auto" is cuDNN's fused kernel on NVIDIA GPUs in half precision, else XLA's einsums."""
+  """"auto" is the Pallas kernel on GPUs in half precision, else XLA's einsums."""
   if attention not in ATTENTION_IMPLEMENTATIONS:
     raise UserError(f"attention={attention!r}; use one of {ATTENTION_IMPLEMENTATIONS}")
   if attention != "auto":
     return attention
   half = jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
-  return "cudnn" if half and jax.default_backend() == "gpu" else "xla"
+  return "pallas" if half and jax.default_backend() == "gpu" else "xla"
 
 
 class CLIPAttention(nn.Module):
@@ -211,17 +213,13 @@ class CLIPAttention(nn.Module):
     q = split(_dense(width, self.dtype, "q_proj")(x))
     k = split(_dense(width, self.dtype, "k_proj")(x))
     v = split(_dense(width, self.dtype, "v_proj")(x))
-    if resolve_attention(self.attention, self.dtype) == "cudnn":
+    implementation = resolve_attention(self.attention, self.dtype)
+    if implementation == "cudnn":
       out = jax.nn.dot_product_attention(q, k, v, is_causal=causal, implementation="cudnn")
+    elif implementation == "pallas":
+      out = short_attention.pallas_attention(q, k, v, causal)
     else:
-      logits = jnp.einsum("bqhd,bkhd->bhqk", q, k,
-                          preferred_element_type=jnp.float32) * head_dim**-0.5
-      if causal:
-        length = x.shape[-2]
-        allowed = jnp.tril(jnp.ones((length, length), bool))
-        logits = jnp.where(allowed, logits, jnp.finfo(jnp.float32).min)
-      weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
-      out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+      out = short_attention.xla_attention(q, k, v, causal)
     out = out.reshape(*out.shape[:-2], width)
     return _dense(width, self.dtype, "out_proj")(out)
 

@@ -289,7 +289,7 @@ def load_clip(name_or_path: str = "openai/clip-vit-base-patch32",
     name_or_path: a local checkpoint directory or a Hugging Face Hub id.
     dtype: compute dtype of the model, jnp.float32 or jnp.bfloat16; the params
       are float32 either way.
-    attention: "auto", "xla" or "cudnn" (see `clip.resolve_attention`).
+    attention: "auto", "xla", "cudnn" or "pallas" (see `clip.resolve_attention`).
     residual_dtype: the residual stream's dtype (float32 unless speed matters
       more than the last digits).
 
@@ -318,7 +318,7 @@ def load_configured(clip_config) -> LoadedCLIP:
 
   Args:
     clip_config: has `name`, `dtype` and `residual_dtype` ("float32" or
-      "bfloat16") and `attention` ("auto", "xla" or "cudnn").
+      "bfloat16") and `attention` ("auto", "xla", "cudnn" or "pallas").
   """
   for field in ("dtype", "residual_dtype"):
     if clip_config[field] not in DTYPES:

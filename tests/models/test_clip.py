@@ -94,8 +94,9 @@ def _random_token_ids(rng, length):
   return ids  # row 4 has no EOS: each pooling rule has its own fallback.
 
 
-def test_matches_transformers(clip_dir):
-  loaded = hf_clip.load_clip(clip_dir)
+@pytest.mark.parametrize("attention", ["auto", "pallas"])
+def test_matches_transformers(clip_dir, attention):
+  loaded = hf_clip.load_clip(clip_dir, attention=attention)
   cfg = loaded.config
   rng = np.random.default_rng(0)
   size = cfg.vision.image_size
