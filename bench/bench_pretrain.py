@@ -70,7 +70,6 @@ def _config(args):
     config.render.image_size = args.image_size
     config.render.radius = 0.02 if args.image_size >= 224 else 0.06
     config.loss.negatives_group = args.negatives_group
-    config.optim.multi_tensor = args.multi_tensor_lamb
   return config
 
 
@@ -177,8 +176,7 @@ def optimizer_ms(tx, state, repeats=10) -> float:
 def print_optimizer_ms(args, state):
   """Prints `optimizer_ms` for the optimiser the config builds."""
   tx = pretrain.make_optimizer(_config(args), state["params"], 1000)[0]
-  lamb = "multi-tensor" if args.multi_tensor_lamb else "per-tensor"
-  print(f"optimiser update alone ({lamb} LAMB, {len(jax.tree.leaves(state['params']))} tensors): "
+  print(f"optimiser update alone (LAMB, {len(jax.tree.leaves(state['params']))} tensors): "
         f"{optimizer_ms(tx, state):.2f} ms", flush=True)
 
 
@@ -224,8 +222,6 @@ def add_model_args(parser):
   parser.add_argument("--cache_rows", type=int, default=0, help="rows of the F_I cache (default: ShapeNet-55)")
   parser.add_argument("--attention", default="auto", choices=clip_lib.ATTENTION_IMPLEMENTATIONS)
   parser.add_argument("--residual_dtype", default="float32", choices=["float32", "bfloat16"])
-  parser.add_argument("--multi_tensor_lamb", action="store_true",
-                      help="config.optim.multi_tensor: LAMB on all tensors packed into one array")
   parser.add_argument("--tiny", action="store_true", help="a tiny CLIP at 64x64, for a CPU check")
 
 
@@ -254,8 +250,7 @@ def main():
   n = jax.device_count()
   print(f"pre-training step | {n} x {device.platform} {device.device_kind} | jax {jax.__version__} | "
         f"{'tiny CLIP' if args.tiny else 'ViT-B/32 (random weights)'} | attention {args.attention}, "
-        f"{args.residual_dtype} residual, {'multi-tensor' if args.multi_tensor_lamb else 'per-tensor'} "
-        f"LAMB | {args.points} points, "
+        f"{args.residual_dtype} residual | {args.points} points, "
         f"2 depth maps of {args.image_size}x{args.image_size} per sample, cached F_I", flush=True)
   header = (f"{'dtype':>9} {'batch':>6} {'ms/step':>9} {'samples/s':>10} {'spread ms':>9} "
             f"{'compile s':>9} {'peak GiB':>8} {'prog GiB':>8} {'XLA TFLOP':>9} {'TFLOP':>7} "

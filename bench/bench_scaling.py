@@ -103,9 +103,7 @@ def main():
   device = jax.devices()[0]
   print(f"scaling | {total} x {device.platform} {device.device_kind} | jax {jax.__version__} | "
         f"{'tiny CLIP' if args.tiny else 'ViT-B/32 (random weights)'}, bf16, attention "
-        f"{args.attention}, {args.residual_dtype} residual, "
-        f"{'multi-tensor' if args.multi_tensor_lamb else 'per-tensor'} LAMB | {args.points} points",
-        flush=True)
+        f"{args.attention}, {args.residual_dtype} residual | {args.points} points", flush=True)
 
   rows = []
   header = (f"{'what':<14} {'GPUs':>4} {'global batch':>12} {'ms/step':>9} {'samples/s':>10} "

@@ -24,7 +24,6 @@ from typing import Any, NamedTuple, Sequence
 import flax.traverse_util
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from clip2point_jax.errors import UserError
@@ -133,59 +132,8 @@ class LambState(NamedTuple):
   nu: Any  # second moments, like params
 
 
-# Rows of the packed layout of `lamb(multi_tensor=True)`: every tensor is padded
-# to whole rows, so one row-sum per row plus a tiny segment sum give the
-# per-tensor norms.
-_LAMB_ROW = 2048
-
-
-def _lamb_packed(mu, nu, grads, params, lr, b1, b2, eps, weight_decay, clamp_value):
-  """`lamb`'s update with every tensor packed into one float32[R, _LAMB_ROW] array.
-
-  A few large kernels instead of several per tensor: ViT-B/32 has about 200
-  tensors, and launching their small per-tensor kernels one by one leaves the
-  GPU idle. Same arithmetic; norms are summed per row first, so they differ
-  from `jnp.linalg.norm` by float32 rounding only.
-
-  Returns:
-    (updates, mu, nu), trees shaped like `params`.
-  """
-  leaves, treedef = jax.tree.flatten(params)
-  others = [treedef.flatten_up_to(t) for t in (grads, mu, nu)]
-  shapes = [x.shape for x in leaves]
-  sizes = [x.size for x in leaves]
-  rows = [-(-size // _LAMB_ROW) for size in sizes]
-  row_tensor = jnp.asarray(np.repeat(np.arange(len(leaves)), rows), jnp.int32)
-
-  def pack(xs):
-    padded = [jnp.pad(x.astype(jnp.float32).ravel(), (0, r * _LAMB_ROW - n))
-              for x, r, n in zip(xs, rows, sizes)]
-    return jnp.concatenate(padded).reshape(-1, _LAMB_ROW)
-
-  def unpack(packed, dtypes):
-    flat, out, start = packed.reshape(-1), [], 0
-    for shape, size, r, dtype in zip(shapes, sizes, rows, dtypes):
-      out.append(flat[start:start + size].reshape(shape).astype(dtype))
-      start += r * _LAMB_ROW
-    return jax.tree.unflatten(treedef, out)
-
-  p, (g, m, v) = pack(leaves), (pack(t) for t in others)
-  m = b1 * m + (1 - b1) * g
-  v = b2 * v + (1 - b2) * jnp.square(g)
-  r = m / (jnp.sqrt(v) + eps) + weight_decay * p  # Padding stays 0 in every array.
-  per_tensor = lambda x: jnp.sqrt(jax.ops.segment_sum(jnp.sum(jnp.square(x), axis=1), row_tensor,
-                                                      len(leaves), indices_are_sorted=True))
-  p_norm = jnp.minimum(per_tensor(p), clamp_value)
-  r_norm = per_tensor(r)
-  trust = jnp.where((p_norm > 0) & (r_norm > 0), p_norm / jnp.where(r_norm > 0, r_norm, 1.0), 1.0)
-  updates = -lr * trust[row_tensor][:, None] * r
-  float32s = [jnp.float32] * len(leaves)
-  return (unpack(updates, [x.dtype for x in others[0]]), unpack(m, float32s), unpack(v, float32s))
-
-
 def lamb(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6,
-         weight_decay: float = 0.0, clamp_value: float = 10.0,
-         multi_tensor: bool = False) -> optax.GradientTransformation:
+         weight_decay: float = 0.0, clamp_value: float = 10.0) -> optax.GradientTransformation:
   """LAMB as `torch_optimizer.Lamb` implements it (which `optax.lamb` does not).
 
   Per parameter tensor p with gradient g, at update t = 0, 1, ...:
@@ -198,10 +146,6 @@ def lamb(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6,
   Args:
     learning_rate: a float, or a schedule `count -> lr` called with t.
     b1, b2, eps, weight_decay, clamp_value: as in torch_optimizer.Lamb.
-    multi_tensor: compute the update on all tensors packed into one array (a
-      few kernels instead of several per tensor). The state keeps one entry
-      per tensor either way, so checkpoints are interchangeable. Packing
-      gathers every tensor, so use it with replicated parameters.
 
   Returns:
     An optax transformation; `update` needs `params`.
@@ -216,10 +160,6 @@ def lamb(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6,
     if params is None:
       raise ValueError("lamb needs the params in update(grads, state, params)")
     lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-    if multi_tensor:
-      updates, mu, nu = _lamb_packed(state.mu, state.nu, grads, params, lr, b1, b2, eps,
-                                     weight_decay, clamp_value)
-      return updates, LambState(optax.safe_int32_increment(state.count), mu, nu)
     mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g.astype(jnp.float32), state.mu, grads)
     nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * jnp.square(g.astype(jnp.float32)),
                       state.nu, grads)

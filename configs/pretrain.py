@@ -100,9 +100,6 @@ def get_config(arg=None):
   c.optim.restart_epochs = 2  # CosineAnnealingWarmRestarts period, stepped per iteration
   c.optim.restart_steps = 0  # > 0: the period in steps instead
   c.optim.eta_min = 1e-5
-  # True: LAMB updates every tensor in one packed array (a few GPU kernels
-  # instead of ~3 per tensor); needs replicated parameters (no sharding_rules).
-  c.optim.multi_tensor = False
   # Regexes over parameter paths ("depth_encoder/vision_model/encoder/layers_0/
   # mlp/fc1/kernel", "w"); the rest stays at its initial value.
   c.optim.trainable = ("depth_encoder/.*", "w")

@@ -23,11 +23,10 @@ def _torch_optimizer_lamb_step(p, g, m, v, lr, wd, b1=0.9, b2=0.999, eps=1e-6):
   return p - lr * trust * r, m, v
 
 
-@pytest.mark.parametrize("multi_tensor", [False, True])
-def test_scalar_step_by_hand(multi_tensor):
+def test_scalar_step_by_hand():
   # p = 2, g = 0.5: m = 0.05, v = 0.00025, r = 0.05 / (0.0158114 + 1e-6) > 0 and
   # trust = 2 / r, so the step is exactly lr * |p| = 0.2 downhill.
-  tx = optim.lamb(0.1, multi_tensor=multi_tensor)
+  tx = optim.lamb(0.1)
   p = {"w": jnp.float32(2.0)}
   updates, _ = tx.update({"w": jnp.float32(0.5)}, tx.init(p), p)
   np.testing.assert_allclose(float(updates["w"]), -0.2, rtol=1e-6)
@@ -38,20 +37,19 @@ def test_scalar_step_by_hand(multi_tensor):
                                             0.1 * 0.2 / (math.sqrt(0.004) + 1e-6)], rtol=1e-5)
 
 
-@pytest.mark.parametrize("multi_tensor", [False, True])
-def test_three_steps_match_torch_optimizer_semantics_with_weight_decay_and_schedule(multi_tensor):
+def test_three_steps_match_torch_optimizer_semantics_with_weight_decay_and_schedule():
   rng = np.random.default_rng(0)
   params = {
       "big": rng.normal(5.0, 1.0, (4, 3)),     # norm ~17: clamped to 10
       "zero": np.zeros(3),                      # trust ratio 1
       "small": rng.normal(0.0, 0.1, (2, 2)),
-      "long": rng.normal(0.0, 0.05, (45, 101)),  # spans 3 rows of the packed layout
+      "long": rng.normal(0.0, 0.05, (45, 101)),
       "w": np.float64(1.0),
   }
   assert np.linalg.norm(params["big"]) > 10
   lrs = [6e-3, 4e-3, 1e-3]
   schedule = lambda count: jnp.asarray(lrs, jnp.float32)[count]
-  tx = optim.lamb(schedule, weight_decay=0.1, multi_tensor=multi_tensor)
+  tx = optim.lamb(schedule, weight_decay=0.1)
   state = tx.init(jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params))
   current = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
   expected = dict(params)
@@ -69,30 +67,6 @@ def test_three_steps_match_torch_optimizer_semantics_with_weight_decay_and_sched
   assert int(state.count) == 3
   # The zero tensor moved (by pure Adam steps); the clamped one by at most lr * 10 per step.
   assert np.all(np.asarray(current["zero"]) != 0)
-
-
-def test_multi_tensor_equals_per_tensor_on_a_nested_tree():
-  rng = np.random.default_rng(1)
-  params = {"encoder": {"layers_0": {"kernel": rng.normal(size=(64, 96)), "bias": rng.normal(size=96)},
-                        "layers_1": {"kernel": rng.normal(0, 3, size=(96, 64)), "bias": np.zeros(64)}},
-            "empty": np.zeros((0, 5)), "w": np.float64(0.7)}
-  params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
-  results = []
-  for multi_tensor in (False, True):
-    tx = optim.lamb(1e-2, weight_decay=1e-4, multi_tensor=multi_tensor)
-    state, current, update = tx.init(params), params, jax.jit(tx.update)
-    for t in range(2):
-      grads = jax.tree.map(lambda x, t=t: jnp.asarray(np.random.default_rng(t).normal(size=x.shape),
-                                                      jnp.float32), params)
-      updates, state = update(grads, state, current)
-      current = optax.apply_updates(current, updates)
-    results.append((current, state))
-  (per_tensor, per_state), (packed, packed_state) = results
-  assert jax.tree.structure(per_state) == jax.tree.structure(packed_state)  # Checkpoints interchange.
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), packed, per_tensor)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-9),
-               packed_state, per_state)
-  assert not np.allclose(packed["encoder"]["layers_1"]["kernel"], params["encoder"]["layers_1"]["kernel"])
 
 
 def test_lamb_needs_params():

@@ -84,8 +84,7 @@ def make_optimizer(config, trainable, period_steps: int):
   """LAMB with warm-restart cosine annealing and the config's lr multipliers."""
   schedule = optim.cosine_warm_restarts(config.optim.learning_rate, period_steps, config.optim.eta_min)
   tx = optim.lamb(schedule, b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps,
-                  weight_decay=config.optim.weight_decay, clamp_value=config.optim.clamp_value,
-                  multi_tensor=config.optim.get("multi_tensor", False))
+                  weight_decay=config.optim.weight_decay, clamp_value=config.optim.clamp_value)
   return optim.with_lr_mults(tx, trainable, config.optim.lr_mults), schedule
 
 
@@ -355,9 +354,6 @@ def _validate(config):
     raise UserError(f"config.loss.temperature={config.loss.temperature} must be positive")
   if not 0 <= config.render.distance_jitter < 1:
     raise UserError(f"config.render.distance_jitter={config.render.distance_jitter}; use [0, 1)")
-  if config.optim.get("multi_tensor", False) and config.sharding_rules:
-    raise UserError("config.optim.multi_tensor=True packs every parameter into one array, which "
-                    "needs replicated parameters; set config.sharding_rules=() or multi_tensor=False")
 
 
 def run(config, workdir: str) -> dict:

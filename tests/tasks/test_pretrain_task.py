@@ -178,14 +178,3 @@ def test_presets_paper_and_released_code():
     assert (c.optim.restart_epochs, c.optim.eta_min, c.data.num_points) == (2, 1e-5, 1024)
   with pytest.raises(UserError, match="gpus=3 does not divide"):
     get("released_code,gpus=3")
-
-
-def test_multi_tensor_lamb_refuses_sharded_parameters():
-  config = task_config("pretrain", "tiny")
-  with config.unlocked():
-    config.optim.multi_tensor = True
-  pretrain._validate(config)  # pylint: disable=protected-access
-  with config.unlocked():
-    config.sharding_rules = ((".*kernel", (None, "data")),)
-  with pytest.raises(UserError, match="multi_tensor=True .* replicated parameters"):
-    pretrain._validate(config)  # pylint: disable=protected-access
