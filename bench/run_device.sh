@@ -8,8 +8,10 @@
 #   bash bench/run_device.sh                      # pretrain mesh_render zeroshot gdpa check
 #   bash bench/run_device.sh torch                # the PyTorch baseline (max-autotune: minutes)
 #   bash bench/run_device.sh scaling              # 1, 2, 4, ... GPUs of one host
-#   bash bench/run_device.sh pretrain_variants    # also: xla_flags, zeroshot_bf16res
-#   bash bench/run_device.sh scaling_multi_tensor scaling_lhs   # on 4 GPUs: the 2,048-batch fixes
+#   bash bench/run_device.sh kernels pretrain_variants   # also: xla_flags, zeroshot_bf16res
+#   bash bench/run_device.sh defaults             # zero-shot, pre-training, numerics, torch
+#   bash bench/run_device.sh against_torch        # ours at its fastest vs compiled torch (5 min)
+#   bash bench/run_device.sh scaling_lhs          # on 4 GPUs: the 2,048-batch fix
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -45,9 +47,6 @@ torch() {  # max-autotune tunes every GEMM shape first: minutes, hence its own l
     --compile max-autotune-no-cudagraphs
 }
 scaling() { run 450 scaling python3 bench/bench_scaling.py --profile 1; }
-scaling_multi_tensor() {
-  run 280 scaling python3 bench/bench_scaling.py --batch 2048 --multi_tensor_lamb --skip_zeroshot
-}
 scaling_lhs() {  # XLA's latency-hiding scheduler: overlap the all-reduce with the backward pass
   XLA_FLAGS=--xla_gpu_enable_latency_hiding_scheduler=true \
     run 280 scaling python3 bench/bench_scaling.py --batch 2048 --skip_zeroshot
@@ -56,15 +55,36 @@ zeroshot_bf16res() {
   run 90 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 \
     --variants depth-cudnn-bf16res --repeats 6
 }
-pretrain_variants() {  # where the step's time goes, and what changes it
-  run 150 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 2048 --profile
-  run 150 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 2048 --profile \
-    --multi_tensor_lamb
-  XLA_FLAGS=--xla_gpu_enable_command_buffer= \
-    run 70 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256
+pretrain_variants() {  # what changes the step's time at batch 256
+  run 100 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 --profile \
+    --attention pallas
+  run 70 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 --attention pallas \
+    --residual_dtype bfloat16
   XLA_FLAGS="--xla_gpu_graph_min_graph_size=1" \
-    run 70 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256
-  run 70 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 --residual_dtype bfloat16
+    run 70 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 --attention pallas
+  XLA_FLAGS=--xla_gpu_enable_command_buffer= \
+    run 70 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 --attention pallas
+}
+kernels() {  # attention alone (forward, and forward + backward), then zero-shot with it
+  run 60 attention $one_gpu python3 bench/bench_attention.py
+  run 100 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 6 \
+    --variants depth-pallas depth-pallas-bf16res
+}
+defaults() {  # the shipped defaults (Pallas attention, command buffers off) against torch
+  run 90 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 8 \
+    --variants depth-pallas depth-pallas-bf16res
+  run 100 pretrain $one_gpu python3 bench/bench_pretrain.py --batch 256 2048
+  run 60 pretrain $one_gpu python3 bench/bench_pretrain.py --batch 256 --residual_dtype bfloat16
+  check
+  run 50 torch_eager $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1024
+  run 210 torch_compiled $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1536 \
+    --compile max-autotune-no-cudagraphs
+}
+against_torch() {  # the fastest zero-shot settings and compiled torch at its best batch, one call
+  run 120 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 2048 --repeats 8 \
+    --variants depth-pallas-bf16res --no-projector
+  run 130 torch_compiled $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1536 \
+    --compile max-autotune-no-cudagraphs
 }
 xla_flags() {  # zero-shot under XLA flag sets; a flag the user sets wins over xla_defaults
   local flags

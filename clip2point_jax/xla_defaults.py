@@ -2,13 +2,15 @@
 
 Measured on an H200 (bench/RESULTS.md): with XLA's Triton GEMMs off, every
 matmul of the CLIP encoder goes to cuBLAS with its bias fused into the
-epilogue, which made zero-shot about 6% faster. A flag the user already set in
-XLA_FLAGS wins. It has no effect on CPUs and TPUs.
+epilogue, which made zero-shot about 6% faster; with XLA's command buffers
+(CUDA graphs) off, the pre-training step took 38.2 ms instead of 43.8 ms and
+its step-to-step spread fell from 10 ms to 0.9 ms. A flag the user already set
+in XLA_FLAGS wins. They have no effect on CPUs and TPUs.
 """
 
 import os
 
-DEFAULT_FLAGS = ("--xla_gpu_enable_triton_gemm=false",)
+DEFAULT_FLAGS = ("--xla_gpu_enable_triton_gemm=false", "--xla_gpu_enable_command_buffer=")
 
 
 def apply():
