@@ -8,7 +8,9 @@ its whole q, k and v at once, padded in registers to the next power of two,
 so attention costs one read of q, k, v and one write of the output.
 
 The backward kernel recomputes each head's probabilities from q and k rather
-than storing them, as flash attention does.
+than storing them, as flash attention does. Both kernels are wrapped so that
+XLA's partitioner splits them over the devices holding the batch (and heads);
+`jax.vmap` over them is not supported.
 """
 
 import functools
@@ -17,7 +19,10 @@ import math
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
+from jax.experimental.custom_partitioning import custom_partitioning
 from jax.experimental.pallas import triton as plgpu
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec
 
 # Triton's matrix units need every tile dimension to be at least 16.
 _MIN_TILE = 16
@@ -103,27 +108,73 @@ def _call(kernel, arrays, num_outputs, causal, num_warps):
       interpret=jax.default_backend() != "gpu",
       name=kernel.__name__.strip("_"),
   )(*arrays)
-  return tuple(outputs)
+  return outputs[0] if num_outputs == 1 else tuple(outputs)
+
+
+def _split_spec(sharding):
+  """PartitionSpec that keeps `sharding`'s batch and head axes and whole sequences."""
+  spec = tuple(getattr(sharding, "spec", ())) + (None,) * 4
+  return PartitionSpec(spec[0], None, spec[2], None)
+
+
+def _partitioned(kernel, num_inputs: int, num_outputs: int):
+  """`_call(kernel, ...)` as an op XLA splits over the batch and head axes.
+
+  A Pallas kernel is opaque to XLA's partitioner, which would otherwise gather
+  the whole batch onto every device and run the kernel there. Each device now
+  runs it on the sequences and heads it holds; no collectives.
+  """
+  factors = "b t h d"
+  rule = (", ".join([factors] * num_inputs) + " -> " + ", ".join([factors] * num_outputs))
+
+  def shardings(mesh, arg_shapes):
+    sharding = NamedSharding(mesh, _split_spec(arg_shapes[0].sharding))
+    outputs = sharding if num_outputs == 1 else (sharding,) * num_outputs
+    return outputs, (sharding,) * num_inputs
+
+  def partition(causal, num_warps, mesh, arg_shapes, result_shape):
+    del result_shape
+    outputs, inputs = shardings(mesh, arg_shapes)
+    lower = lambda *arrays: _call(kernel, arrays, num_outputs, causal, num_warps)
+    return mesh, lower, outputs, inputs
+
+  def infer(causal, num_warps, mesh, arg_shapes, result_shape):
+    del causal, num_warps, result_shape
+    return shardings(mesh, arg_shapes)[0]
+
+  def run(*args):
+    *arrays, causal, num_warps = args
+    return _call(kernel, tuple(arrays), num_outputs, causal, num_warps)
+
+  op = custom_partitioning(run, static_argnums=(num_inputs, num_inputs + 1))
+  op.def_partition(partition, infer_sharding_from_operands=infer, sharding_rule=rule,
+                   need_replication_factors=("t", "d"))
+  return op
+
+
+_forward = _partitioned(_forward_kernel, 3, 1)
+_backward_op = _partitioned(_backward_kernel, 4, 3)
 
 
 # 2 warps per program measured fastest on an H200 (bench/bench_attention.py).
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
 def pallas_attention(q, k, v, causal: bool = False, num_warps: int = 2):
   """`xla_attention` as one Pallas kernel (Triton on GPUs, interpreted
-  elsewhere), and its gradient as another.
+  elsewhere), and its gradient as another. Split over devices by batch and
+  heads when the inputs are.
 
   q, k, v: float[B, T, H, D] (one dtype), T up to a few hundred tokens;
   returns the same shape and dtype.
   """
-  return _call(_forward_kernel, (q, k, v), 1, causal, num_warps)[0]
+  return _forward(q, k, v, causal, num_warps)
 
 
 def _forward_with_residuals(q, k, v, causal, num_warps):
-  return _call(_forward_kernel, (q, k, v), 1, causal, num_warps)[0], (q, k, v)
+  return _forward(q, k, v, causal, num_warps), (q, k, v)
 
 
 def _backward(causal, num_warps, residuals, grad_out):
-  return _call(_backward_kernel, (*residuals, grad_out), 3, causal, num_warps)
+  return tuple(_backward_op(*residuals, grad_out, causal, num_warps))
 
 
 pallas_attention.defvjp(_forward_with_residuals, _backward)
