@@ -80,5 +80,6 @@ def _grads(attend, target):
   loss = lambda qkv: jnp.sum(attend(*qkv).astype(jnp.float32) * target)
   return jax.grad(loss)
 
+
 if __name__ == "__main__":
   main()

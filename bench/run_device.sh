@@ -9,8 +9,8 @@
 #   bash bench/run_device.sh torch                # the PyTorch baseline (max-autotune: minutes)
 #   bash bench/run_device.sh scaling              # 1, 2, 4, ... GPUs of one host
 #   bash bench/run_device.sh kernels pretrain_variants   # also: xla_flags, zeroshot_bf16res
-#   bash bench/run_device.sh defaults             # zero-shot, pre-training, numerics, torch
-#   bash bench/run_device.sh against_torch        # ours at its fastest vs compiled torch (5 min)
+#   bash bench/run_device.sh defaults             # the shipped defaults, and their numerics
+#   bash bench/run_device.sh against_torch        # ours vs compiled torch at its best batch
 #   bash bench/run_device.sh scaling_lhs          # on 4 GPUs: the 2,048-batch fix
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
@@ -55,30 +55,22 @@ zeroshot_bf16res() {
   run 90 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 \
     --variants depth-cudnn-bf16res --repeats 6
 }
-pretrain_variants() {  # what changes the step's time at batch 256
-  run 100 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 --profile \
-    --attention pallas
-  run 70 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 --attention pallas \
-    --residual_dtype bfloat16
-  XLA_FLAGS="--xla_gpu_graph_min_graph_size=1" \
-    run 70 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 --attention pallas
-  XLA_FLAGS=--xla_gpu_enable_command_buffer= \
-    run 70 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 --attention pallas
+pretrain_variants() {  # what changes the step's time at batch 256 (defaults: Pallas, no command buffers)
+  run 100 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 --profile
+  run 80 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 --attention cudnn
+  run 80 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 --residual_dtype bfloat16
 }
 kernels() {  # attention alone (forward, and forward + backward), then zero-shot with it
   run 60 attention $one_gpu python3 bench/bench_attention.py
   run 100 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 6 \
     --variants depth-pallas depth-pallas-bf16res
 }
-defaults() {  # the shipped defaults (Pallas attention, command buffers off) against torch
-  run 90 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 8 \
+defaults() {  # the shipped defaults (Pallas attention, command buffers off), and their numerics
+  run 120 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 8 \
     --variants depth-pallas depth-pallas-bf16res
-  run 100 pretrain $one_gpu python3 bench/bench_pretrain.py --batch 256 2048
-  run 60 pretrain $one_gpu python3 bench/bench_pretrain.py --batch 256 --residual_dtype bfloat16
+  run 150 pretrain $one_gpu python3 bench/bench_pretrain.py --batch 256 2048
+  run 80 pretrain $one_gpu python3 bench/bench_pretrain.py --batch 256 --residual_dtype bfloat16
   check
-  run 50 torch_eager $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1024
-  run 210 torch_compiled $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1536 \
-    --compile max-autotune-no-cudagraphs
 }
 against_torch() {  # compiled torch at its best batch and our zero-shot, in one call
   # max-autotune compiled in 92-106 s on an H200, then needs ~10 s of timing.
