@@ -1,5 +1,7 @@
-"""What the benchmarks share: realistic input clouds made fast, and the card's matmul rate."""
+"""What the benchmarks share: realistic input clouds made fast, the image tower's
+parameters, the card's matmul rate and a program's memory."""
 
+import functools
 import statistics
 import time
 
@@ -8,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from clip2point_jax.data import primitives
+from clip2point_jax.models import clip as clip_lib
 
 
 def clouds(batch: int, num_points: int, seed: int) -> jax.Array:
@@ -24,6 +27,17 @@ def clouds(batch: int, num_points: int, seed: int) -> jax.Array:
   stretch = rng.uniform(0.7, 1.3, size=(batch, 1, 3))
   picks = base[rng.integers(0, len(base), batch)]
   return jnp.asarray((np.einsum("bnc,bdc->bnd", picks, rotations) * stretch).astype(np.float32))
+
+
+@functools.lru_cache
+def tower_params(config: clip_lib.CLIPConfig):
+  """Random float32 params of `config`'s image tower, made once per process and
+  shared by every setting: they do not depend on the compute dtype, the
+  attention or the residual dtype, and initialising ViT-B/32 compiles for
+  longer than one setting takes to run."""
+  tower = clip_lib.CLIPVisionEncoder(config, attention="xla")
+  image = jnp.zeros((1, config.vision.image_size, config.vision.image_size, 3))
+  return jax.jit(tower.init)(jax.random.key(0), image)["params"]
 
 
 def matmul_tflops(size: int = 8192, repeats: int = 30) -> float:

@@ -21,7 +21,6 @@ from the analytic count against --peak_tflops, and the projected time of the
 """
 
 import argparse
-import functools
 import os
 import statistics
 import time
@@ -74,15 +73,6 @@ def _config(args):
   return config
 
 
-@functools.lru_cache
-def _initial_params(config):
-  """The tower's float32 params on the host, shared by every setting of a run:
-  initialising ViT-B/32 compiles for about as long as the train step does."""
-  image = jnp.zeros((1, config.vision.image_size, config.vision.image_size, 3))
-  tower = clip_lib.CLIPVisionEncoder(config, attention="xla")
-  return jax.device_get(jax.jit(tower.init)(jax.random.key(0), image)["params"])
-
-
 def _encoder(args, dtype):
   if args.tiny:
     vision = clip_lib.CLIPVisionConfig(image_size=args.image_size, patch_size=16, hidden_size=64,
@@ -93,7 +83,7 @@ def _encoder(args, dtype):
     config = clip_lib.CLIPConfig()  # HF defaults: ViT-B/32, 224x224, 512-d projection.
   encoder = clip_lib.CLIPVisionEncoder(config, dtype=dtype, attention=args.attention,
                                        residual_dtype=jnp.dtype(args.residual_dtype))
-  return encoder, _initial_params(config)
+  return encoder, jax.device_get(bench_common.tower_params(config))
 
 
 def _batches(batch, num_points, num_rows, seed):

@@ -35,6 +35,7 @@ import bench_pretrain
 import bench_zeroshot
 from bench_zeroshot import NUM_CLASSES
 from clip2point_jax import parallel
+from clip2point_jax.models import clip as clip_lib
 from clip2point_jax.models import zeroshot
 from renderers import cameras
 
@@ -56,9 +57,7 @@ def pretrain_row(args, n, batch):
 def zeroshot_row(args, n):
   mesh = parallel.make_mesh(jax.devices()[:n])
   config = bench_zeroshot._config(args.tiny)  # pylint: disable=protected-access
-  attention = args.attention
-  if attention == "auto":
-    attention = "cudnn" if jax.devices()[0].platform == "gpu" else "xla"
+  attention = clip_lib.resolve_attention(args.attention, jnp.bfloat16)
   variant = f"depth-{attention}" + ("-bf16res" if args.residual_dtype == "bfloat16" else "")
   encode, params = bench_zeroshot._encoder(config, jnp.bfloat16, variant)  # pylint: disable=protected-access
   params = jax.device_put(params, parallel.replicated(mesh))

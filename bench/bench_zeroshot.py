@@ -19,7 +19,6 @@ GiB is the compiled program's peak device memory (XLA's memory analysis).
 """
 
 import argparse
-import functools
 import statistics
 import time
 
@@ -61,20 +60,12 @@ def _config(tiny: bool) -> clip_lib.CLIPConfig:
   return clip_lib.CLIPConfig()  # HF defaults: ViT-B/32, 224x224, 512-d projection.
 
 
-@functools.lru_cache
-def _params(config):
-  """The tower's float32 params, shared by every variant: initialising
-  ViT-B/32 compiles for longer than a variant takes to run."""
-  model = clip_lib.CLIPVisionEncoder(config, attention="xla")
-  return jax.jit(model.init)(jax.random.key(0), jnp.ones((1, 224, 224, 3), jnp.float32))["params"]
-
-
 def _encoder(config, dtype, variant):
   """(encode_depth, params) for a variant of the image tower."""
   feed, attention, *residual = variant.split("-")
   model = clip_lib.CLIPVisionEncoder(config, dtype=dtype, attention=attention,
                                      residual_dtype=jnp.bfloat16 if residual else jnp.float32)
-  params = _params(config)
+  params = bench_common.tower_params(config)
   if feed == "depth":
     return (lambda p, depth: model.apply({"params": p}, grey=depth)), params
   return (lambda p, depth: model.apply({"params": p}, zeroshot.depth_to_clip_images(depth))), params
