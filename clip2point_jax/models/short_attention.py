@@ -156,7 +156,7 @@ _forward = _partitioned(_forward_kernel, 3, 1)
 _backward_op = _partitioned(_backward_kernel, 4, 3)
 
 
-# 2 warps per program measured fastest on an H200 (bench/bench_attention.py).
+# 2 warps per program beat 4 and 8 on an H200 (the kernel's first version; bench/RESULTS.md).
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
 def pallas_attention(q, k, v, causal: bool = False, num_warps: int = 2):
   """`xla_attention` as one Pallas kernel (Triton on GPUs, interpreted
