@@ -12,6 +12,7 @@
 #   bash bench/run_device.sh defaults             # the shipped defaults, and their numerics
 #   bash bench/run_device.sh against_torch        # ours vs compiled torch at its best batch
 #   bash bench/run_device.sh scaling_lhs          # on 4 GPUs: the 2,048-batch fix
+#   bash bench/run_device.sh scaling_profile      # on 4 GPUs: 1, 2, 4 GPUs, the 4-GPU profile, LHS
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -50,6 +51,11 @@ scaling() { run 450 scaling python3 bench/bench_scaling.py --profile 1; }
 scaling_lhs() {  # XLA's latency-hiding scheduler: overlap the all-reduce with the backward pass
   XLA_FLAGS=--xla_gpu_enable_latency_hiding_scheduler=true \
     run 280 scaling python3 bench/bench_scaling.py --batch 2048 --skip_zeroshot
+}
+scaling_profile() {  # where the 4-GPU step at global batch 2,048 spends its time; then LHS on it
+  run 400 scaling python3 bench/bench_scaling.py --batch 2048 256 --profile 4
+  XLA_FLAGS=--xla_gpu_enable_latency_hiding_scheduler=true \
+    run 150 scaling python3 bench/bench_scaling.py --devices 1 4 --batch 2048 --skip_zeroshot
 }
 zeroshot_bf16res() {
   run 90 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 \
