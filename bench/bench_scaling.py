@@ -20,6 +20,7 @@ the N-device step spends its GPU time, collectives included.
 """
 
 import argparse
+import os
 import time
 
 from clip2point_jax import xla_defaults
@@ -102,7 +103,9 @@ def main():
   device = jax.devices()[0]
   print(f"scaling | {total} x {device.platform} {device.device_kind} | jax {jax.__version__} | "
         f"{'tiny CLIP' if args.tiny else 'ViT-B/32 (random weights)'}, bf16, attention "
-        f"{args.attention}, {args.residual_dtype} residual | {args.points} points", flush=True)
+        f"{args.attention}, {args.residual_dtype} residual, LAMB norms "
+        f"{'grouped' if args.group_norms else 'per tensor'} | {args.points} points | XLA_FLAGS "
+        f"{os.environ.get('XLA_FLAGS', '')!r}", flush=True)
 
   rows = []
   header = (f"{'what':<14} {'GPUs':>4} {'global batch':>12} {'ms/step':>9} {'samples/s':>10} "

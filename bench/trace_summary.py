@@ -106,3 +106,50 @@ def summarize(run_once: Callable[[], None], hlo_text: str, *, calls: int = 3, to
             else "other")
     groups[kind] += total
   print("by kind (ms/call): " + ", ".join(f"{k} {v / calls / 1e3:.2f}" for k, v in groups.most_common()))
+  _print_timeline(events, first_gpu, calls)
+
+
+def _union_us(intervals) -> float:
+  """Microseconds covered by the union of (start, end) intervals."""
+  total, reach = 0.0, float("-inf")
+  for start, end in sorted(intervals):
+    if end > reach:
+      total += end - max(start, reach)
+      reach = end
+  return total
+
+
+def _print_timeline(events, gpu, calls, top_gaps=6):
+  """Per stream kernel time, collectives hidden behind compute, and the GPU's longest idle gaps."""
+  kernels = sorted(((e["ts"], e["ts"] + e["dur"], line, e["name"]) for p, line, e in events
+                    if p == gpu and line.startswith("Stream")), key=lambda k: k[0])
+  if not kernels:
+    return
+  is_collective = lambda name: bool(re.search(r"nccl|all-reduce|all-gather|reduce-scatter", name))
+  per_stream = collections.Counter()
+  for start, end, line, _ in kernels:
+    per_stream[line] += end - start
+  print("per stream (ms/call): " + ", ".join(f"{line} {us / calls / 1e3:.2f}"
+                                             for line, us in per_stream.most_common()))
+  collective = [(s, e) for s, e, _, n in kernels if is_collective(n)]
+  compute = [(s, e) for s, e, _, n in kernels if not is_collective(n)]
+  exposed = _union_us(collective + compute) - _union_us(compute)
+  span = kernels[-1][1] - kernels[0][0]
+  busy = _union_us([(s, e) for s, e, _, _ in kernels])
+  print(f"timeline: {span / calls / 1e3:.2f} ms per call from the first kernel to the last; "
+        f"some kernel running {busy / calls / 1e3:.2f} ms, idle {(span - busy) / calls / 1e3:.2f} ms; "
+        f"collectives {_union_us(collective) / calls / 1e3:.2f} ms, of which not hidden behind "
+        f"compute {exposed / calls / 1e3:.2f} ms")
+  tiny = [e - s for s, e, _, _ in kernels if e - s < 10]
+  print(f"kernels under 10 us: {len(tiny) / calls:.0f} per call, {sum(tiny) / calls / 1e3:.2f} ms")
+  gaps, reach, last = [], kernels[0][1], kernels[0][3]
+  for start, end, _, name in kernels[1:]:
+    if start > reach:
+      gaps.append((start - reach, last, name))
+    if end > reach:
+      reach, last = end, name
+  short = lambda n: n if len(n) < 48 else n[:45] + "..."
+  print(f"idle gaps over 20 us: {sum(g for g, _, _ in gaps if g > 20) / calls / 1e3:.2f} ms per call "
+        f"in {sum(g > 20 for g, _, _ in gaps) / calls:.0f} gaps; the longest:")
+  for gap, before, after in sorted(gaps, reverse=True)[:top_gaps]:
+    print(f"  {gap / 1e3:7.3f} ms  after {short(before)}  before {short(after)}")
