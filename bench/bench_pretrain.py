@@ -70,7 +70,6 @@ def _config(args):
     config.render.image_size = args.image_size
     config.render.radius = 0.02 if args.image_size >= 224 else 0.06
     config.loss.negatives_group = args.negatives_group
-    config.optim.group_norms = args.group_norms
   return config
 
 
@@ -222,8 +221,6 @@ def add_model_args(parser):
   parser.add_argument("--attention", default="auto", choices=clip_lib.ATTENTION_IMPLEMENTATIONS)
   parser.add_argument("--residual_dtype", default="float32", choices=["float32", "bfloat16"])
   parser.add_argument("--tiny", action="store_true", help="a tiny CLIP at 64x64, for a CPU check")
-  parser.add_argument("--group_norms", action="store_true",
-                      help="config.optim.group_norms: LAMB's norms as one reduction per shape")
 
 
 def finish_model_args(args):
@@ -251,8 +248,7 @@ def main():
   n = jax.device_count()
   print(f"pre-training step | {n} x {device.platform} {device.device_kind} | jax {jax.__version__} | "
         f"{'tiny CLIP' if args.tiny else 'ViT-B/32 (random weights)'} | attention {args.attention}, "
-        f"{args.residual_dtype} residual, LAMB norms {'grouped' if args.group_norms else 'per tensor'} | "
-        f"{args.points} points, "
+        f"{args.residual_dtype} residual | {args.points} points, "
         f"2 depth maps of {args.image_size}x{args.image_size} per sample, cached F_I", flush=True)
   header = (f"{'dtype':>9} {'batch':>6} {'ms/step':>9} {'samples/s':>10} {'spread ms':>9} "
             f"{'compile s':>9} {'peak GiB':>8} {'prog GiB':>8} {'XLA TFLOP':>9} {'TFLOP':>7} "

@@ -103,8 +103,7 @@ def main():
   device = jax.devices()[0]
   print(f"scaling | {total} x {device.platform} {device.device_kind} | jax {jax.__version__} | "
         f"{'tiny CLIP' if args.tiny else 'ViT-B/32 (random weights)'}, bf16, attention "
-        f"{args.attention}, {args.residual_dtype} residual, LAMB norms "
-        f"{'grouped' if args.group_norms else 'per tensor'} | {args.points} points | XLA_FLAGS "
+        f"{args.attention}, {args.residual_dtype} residual | {args.points} points | XLA_FLAGS "
         f"{os.environ.get('XLA_FLAGS', '')!r}", flush=True)
 
   rows = []

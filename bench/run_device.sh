@@ -13,7 +13,6 @@
 #   bash bench/run_device.sh against_torch        # ours vs compiled torch at its best batch
 #   bash bench/run_device.sh scaling_lhs          # on 4 GPUs: the 2,048-batch fix
 #   bash bench/run_device.sh scaling_profile      # on 4 GPUs: 1, 2, 4 GPUs, the 4-GPU profile, LHS
-#   bash bench/run_device.sh step_variants        # on 4 GPUs: what shortens the 4-GPU step at 2,048
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -57,15 +56,6 @@ scaling_profile() {  # where the 4-GPU step at global batch 2,048 spends its tim
   run 400 scaling python3 bench/bench_scaling.py --batch 2048 256 --profile 4
   XLA_FLAGS=--xla_gpu_enable_latency_hiding_scheduler=true \
     run 150 scaling python3 bench/bench_scaling.py --devices 1 4 --batch 2048 --skip_zeroshot
-}
-step_variants() {  # the 4-GPU step at global batch 2,048: LAMB's norms grouped, command buffers
-  local four="python3 bench/bench_scaling.py --devices 4 --batch 2048 --skip_zeroshot --repeats 6"
-  run 90 variants $four --profile 4
-  run 120 variants python3 bench/bench_scaling.py --devices 1 4 --batch 2048 --skip_zeroshot \
-    --repeats 6 --profile 4 --group_norms
-  XLA_FLAGS=--xla_gpu_enable_command_buffer=FUSION run 80 variants $four
-  XLA_FLAGS=--xla_gpu_enable_command_buffer=FUSION run 80 variants $four --group_norms
-  XLA_FLAGS=--xla_gpu_all_reduce_combine_threshold_bytes=8388608 run 80 variants $four --group_norms
 }
 zeroshot_bf16res() {
   run 90 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 \

@@ -132,29 +132,8 @@ class LambState(NamedTuple):
   nu: Any  # second moments, like params
 
 
-def grouped_norms(arrays: Sequence[jax.Array]) -> list[jax.Array]:
-  """The L2 norm of each array, float32[] each, with one reduction per distinct shape.
-
-  A ViT's 12 blocks hold the same 16 shapes, so LAMB's ~400 per-tensor norms
-  become ~25 reductions over stacked tensors: on a GPU, each small kernel
-  costs a launch, and the optimiser's kernels run back to back at the end of
-  every step with nothing to hide them behind.
-  """
-  groups: dict[Any, list[int]] = {}
-  for i, x in enumerate(arrays):
-    groups.setdefault((x.shape, jnp.dtype(x.dtype)), []).append(i)
-  norms: list[Any] = [None] * len(arrays)
-  for members in groups.values():
-    stacked = jnp.stack([arrays[i].astype(jnp.float32).reshape(-1) for i in members])
-    values = jnp.sqrt(jnp.sum(jnp.square(stacked), axis=1))
-    for row, i in enumerate(members):
-      norms[i] = values[row]
-  return norms
-
-
 def lamb(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6,
-         weight_decay: float = 0.0, clamp_value: float = 10.0,
-         group_norms: bool = False) -> optax.GradientTransformation:
+         weight_decay: float = 0.0, clamp_value: float = 10.0) -> optax.GradientTransformation:
   """LAMB as `torch_optimizer.Lamb` implements it (which `optax.lamb` does not).
 
   Per parameter tensor p with gradient g, at update t = 0, 1, ...:
@@ -167,8 +146,6 @@ def lamb(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6,
   Args:
     learning_rate: a float, or a schedule `count -> lr` called with t.
     b1, b2, eps, weight_decay, clamp_value: as in torch_optimizer.Lamb.
-    group_norms: take the norms with `grouped_norms` (the same values, fewer
-      GPU kernels) instead of one reduction per tensor.
 
   Returns:
     An optax transformation; `update` needs `params`.
@@ -187,23 +164,15 @@ def lamb(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6,
     nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * jnp.square(g.astype(jnp.float32)),
                       state.nu, grads)
 
-    direction = jax.tree.map(
-        lambda m, v, p: m / (jnp.sqrt(v) + eps) + weight_decay * p.astype(jnp.float32),
-        mu, nu, params)
-    p_leaves, treedef = jax.tree.flatten(params)
-    r_leaves = treedef.flatten_up_to(direction)
-    if group_norms:
-      norms = grouped_norms(p_leaves + r_leaves)
-    else:
-      norms = [jnp.linalg.norm(x.astype(jnp.float32).ravel()) for x in p_leaves + r_leaves]
-    p_norms, r_norms = norms[:len(p_leaves)], norms[len(p_leaves):]
-
-    def step(r, p_norm, r_norm):
-      p_norm = jnp.minimum(p_norm, clamp_value)
+    def step(m, v, p):
+      p = p.astype(jnp.float32)
+      r = m / (jnp.sqrt(v) + eps) + weight_decay * p
+      p_norm = jnp.minimum(jnp.linalg.norm(p.ravel()), clamp_value)
+      r_norm = jnp.linalg.norm(r.ravel())
       trust = jnp.where((p_norm > 0) & (r_norm > 0), p_norm / jnp.where(r_norm > 0, r_norm, 1.0), 1.0)
       return -lr * trust * r
 
-    updates = treedef.unflatten([step(*a) for a in zip(r_leaves, p_norms, r_norms)])
+    updates = jax.tree.map(step, mu, nu, params)
     updates = jax.tree.map(lambda u, g: u.astype(g.dtype), updates, grads)
     return updates, LambState(optax.safe_int32_increment(state.count), mu, nu)
 

@@ -100,8 +100,6 @@ def get_config(arg=None):
   c.optim.restart_epochs = 2  # CosineAnnealingWarmRestarts period, stepped per iteration
   c.optim.restart_steps = 0  # > 0: the period in steps instead
   c.optim.eta_min = 1e-5
-  # LAMB's norms as one reduction per tensor shape (the same values, fewer GPU kernels).
-  c.optim.group_norms = False
   # Regexes over parameter paths ("depth_encoder/vision_model/encoder/layers_0/
   # mlp/fc1/kernel", "w"); the rest stays at its initial value.
   c.optim.trainable = ("depth_encoder/.*", "w")

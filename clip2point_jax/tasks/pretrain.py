@@ -84,8 +84,7 @@ def make_optimizer(config, trainable, period_steps: int):
   """LAMB with warm-restart cosine annealing and the config's lr multipliers."""
   schedule = optim.cosine_warm_restarts(config.optim.learning_rate, period_steps, config.optim.eta_min)
   tx = optim.lamb(schedule, b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps,
-                  weight_decay=config.optim.weight_decay, clamp_value=config.optim.clamp_value,
-                  group_norms=config.optim.group_norms)
+                  weight_decay=config.optim.weight_decay, clamp_value=config.optim.clamp_value)
   return optim.with_lr_mults(tx, trainable, config.optim.lr_mults), schedule
 
 
