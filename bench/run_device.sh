@@ -13,6 +13,7 @@
 #   bash bench/run_device.sh against_torch        # ours vs compiled torch at its best batch
 #   bash bench/run_device.sh scaling_lhs          # on 4 GPUs: the 2,048-batch fix
 #   bash bench/run_device.sh scaling_profile      # on 4 GPUs: 1, 2, 4 GPUs, the 4-GPU profile, LHS
+#   bash bench/run_device.sh scaling_and_torch    # on 4 GPUs: the scaling table, then against_torch
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -56,6 +57,13 @@ scaling_profile() {  # where the 4-GPU step at global batch 2,048 spends its tim
   run 400 scaling python3 bench/bench_scaling.py --batch 2048 256 --profile 4
   XLA_FLAGS=--xla_gpu_enable_latency_hiding_scheduler=true \
     run 150 scaling python3 bench/bench_scaling.py --devices 1 4 --batch 2048 --skip_zeroshot
+}
+scaling_and_torch() {  # one call on the 4-GPU machine: the scaling table, then GPU 0 against torch
+  run 240 scaling python3 bench/bench_scaling.py
+  run 200 torch_compiled $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1536 \
+    --compile max-autotune-no-cudagraphs
+  run 110 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 8 \
+    --variants depth-pallas depth-pallas-bf16res --no-projector
 }
 zeroshot_bf16res() {
   run 90 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 \
