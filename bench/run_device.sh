@@ -14,6 +14,7 @@
 #   bash bench/run_device.sh scaling_lhs          # on 4 GPUs: the 2,048-batch fix
 #   bash bench/run_device.sh scaling_profile      # on 4 GPUs: 1, 2, 4 GPUs, the 4-GPU profile, LHS
 #   bash bench/run_device.sh scaling_and_torch    # on 4 GPUs: the scaling table, then against_torch
+#   bash bench/run_device.sh allreduce_chunks     # on 4 GPUs: smaller all-reduce chunks at 2,048
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -64,6 +65,13 @@ scaling_and_torch() {  # one call on the 4-GPU machine: the scaling table, then 
     --compile max-autotune-no-cudagraphs
   run 110 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 8 \
     --variants depth-pallas depth-pallas-bf16res --no-projector
+}
+allreduce_chunks() {  # smaller combined all-reduces start earlier in the backward pass
+  XLA_FLAGS=--xla_gpu_all_reduce_combine_threshold_bytes=8388608 run 140 scaling \
+    python3 bench/bench_scaling.py --devices 1 2 4 --batch 2048 --skip_zeroshot
+  XLA_FLAGS=--xla_gpu_all_reduce_combine_threshold_bytes=4194304 run 90 scaling \
+    python3 bench/bench_scaling.py --devices 4 --batch 2048 --skip_zeroshot
+  check
 }
 zeroshot_bf16res() {
   run 90 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 \
