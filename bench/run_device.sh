@@ -15,6 +15,7 @@
 #   bash bench/run_device.sh scaling_profile      # on 4 GPUs: 1, 2, 4 GPUs, the 4-GPU profile, LHS
 #   bash bench/run_device.sh scaling_and_torch    # on 4 GPUs: the scaling table, then against_torch
 #   bash bench/run_device.sh allreduce_chunks     # on 4 GPUs: smaller all-reduce chunks at 2,048
+#   bash bench/run_device.sh scaling_launches     # on 4 GPUs: the step's launch overhead, CUDA graphs
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -72,6 +73,15 @@ allreduce_chunks() {  # smaller combined all-reduces start earlier in the backwa
   XLA_FLAGS=--xla_gpu_all_reduce_combine_threshold_bytes=4194304 run 90 scaling \
     python3 bench/bench_scaling.py --devices 4 --batch 2048 --skip_zeroshot
   check
+}
+scaling_launches() {  # is the 4-GPU step at 2,048 launch-bound? profile back to back; CUDA graphs
+  local step="python3 bench/bench_scaling.py --batch 2048 --skip_zeroshot"
+  run 130 scaling $step --devices 1 4 --profile 4
+  run 70 scaling $step --devices 1 --batch 512  # one GPU at the 4-GPU run's per-device batch
+  XLA_FLAGS=--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN \
+    run 110 scaling $step --devices 1 4
+  XLA_FLAGS=--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,COLLECTIVES \
+    run 100 scaling $step --devices 4
 }
 zeroshot_bf16res() {
   run 90 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 \

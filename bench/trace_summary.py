@@ -40,13 +40,15 @@ def fused_ops(hlo_text: str) -> dict[str, str]:
   return summary
 
 
-def _gpu_events(run_once: Callable[[], None], calls: int):
+def _gpu_events(run_once: Callable[[], None], calls: int, finish: Callable[[], None] | None):
   """(GPU events, wall seconds of the traced calls)."""
   folder = tempfile.mkdtemp()
   with jax.profiler.trace(folder, create_perfetto_trace=True):
     start = time.perf_counter()
     for _ in range(calls):
       run_once()
+    if finish:
+      finish()
     wall = time.perf_counter() - start
   trace_path = glob.glob(os.path.join(folder, "**", "*perfetto_trace.json.gz"), recursive=True)[0]
   with gzip.open(trace_path) as f:
@@ -62,15 +64,18 @@ def _gpu_events(run_once: Callable[[], None], calls: int):
 
 
 def summarize(run_once: Callable[[], None], hlo_text: str, *, calls: int = 3, top: int = 25,
-              title: str = "") -> None:
-  """Traces `calls` calls of `run_once` (which must block) and prints the top GPU kernels.
+              title: str = "", finish: Callable[[], None] | None = None) -> None:
+  """Traces `calls` calls of `run_once` and prints the top GPU kernels.
+
+  `run_once` blocks, or `finish` (called once after the calls, still traced)
+  waits for the last call's result.
 
   Times are per call, on the first GPU of the trace; kernels are named by
   their HLO instruction with the ops fused into it, from `hlo_text` (the
   compiled module's text). Collectives (all-reduce, all-gather, ...) appear
   as their own rows.
   """
-  events, wall = _gpu_events(run_once, calls)
+  events, wall = _gpu_events(run_once, calls, finish)
   first_gpu = min((p for p, _, _ in events), default="")
   line_names = sorted({line for p, line, _ in events if p == first_gpu})
   print(f"GPU trace lines of {first_gpu}: {line_names}")
