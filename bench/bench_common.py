@@ -29,6 +29,12 @@ def clouds(batch: int, num_points: int, seed: int) -> jax.Array:
   return jnp.asarray((np.einsum("bnc,bdc->bnd", picks, rotations) * stretch).astype(np.float32))
 
 
+def process_share(tree):
+  """This process's rows of a global batch (numpy leaves, leading axis split evenly)."""
+  share = lambda x: np.array_split(np.asarray(x), jax.process_count())[jax.process_index()]
+  return jax.tree.map(share, tree)
+
+
 @functools.lru_cache
 def tower_params(config: clip_lib.CLIPConfig):
   """Random float32 params of `config`'s image tower, made once per process and

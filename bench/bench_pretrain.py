@@ -122,7 +122,8 @@ def setup(args, dtype_name, batch, mesh):
   step = pretrain.jitted_train_step(config, encoder, tx, schedule, live=False, period=1000, mesh=mesh,
                                     state=state, frozen=frozen, shardings=shardings,
                                     frozen_shardings=frozen_shardings)
-  inputs = [parallel.global_batch(mesh, _batches(batch, args.points, num_rows, s)) for s in range(3)]
+  inputs = [parallel.global_batch(mesh, bench_common.process_share(
+      _batches(batch, args.points, num_rows, s))) for s in range(3)]
   return step, state, frozen, inputs, cache, encoder
 
 

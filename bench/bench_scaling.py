@@ -17,10 +17,21 @@ For each device count n, the first n devices form the data mesh and run:
 
 Efficiency is throughput(n) / (n x throughput(1)). `--profile N` prints where
 the N-device step spends its GPU time, collectives included.
+
+`--processes` runs each device count as n processes of one device each
+(`jax.distributed` on this host, as `mpirun` or Slurm would start the
+training task) instead of one process driving all n: then no single host
+thread launches every device's kernels. On CPUs each process gets one CPU
+device and gloo collectives.
 """
 
 import argparse
+import json
 import os
+import re
+import socket
+import subprocess
+import sys
 import time
 
 from clip2point_jax import xla_defaults
@@ -67,13 +78,77 @@ def zeroshot_row(args, n):
   text = jax.device_put(text / np.linalg.norm(text, axis=-1, keepdims=True), parallel.replicated(mesh))
   classify = zeroshot.make_classifier(encode, views=cameras.VIEWS_ZERO_SHOT)
   batch = args.zeroshot_batch * n
-  inputs = [parallel.global_batch(mesh, np.asarray(bench_common.clouds(batch, args.points, s)))
-            for s in range(3)]
+  inputs = [parallel.global_batch(mesh, bench_common.process_share(
+      np.asarray(bench_common.clouds(batch, args.points, s)))) for s in range(3)]
   seconds, compile_s, _, memory = bench_zeroshot.time_compiled(classify, (params, text), inputs,
                                                                args.repeats)
   return {"what": "zero-shot", "n": n, "batch": batch, "ms": 1e3 * seconds, "waited_ms": 1e3 * seconds,
           "per_s": batch / seconds,
           "compile_s": compile_s, "loss": float("nan"), "gib": memory}
+
+
+def measure(args, n):
+  """The rows of n devices: the pre-training step at each global batch, then zero-shot."""
+  for batch in [] if args.skip_pretrain else args.batch:
+    if batch % n:
+      print(f"skipped: global batch {batch} does not split over {n} devices", flush=True)
+      continue
+    yield pretrain_row(args, n, batch)
+  if not args.skip_zeroshot:
+    yield zeroshot_row(args, n)
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def _device_count_in_subprocess() -> int:
+  """The device count, read in a child so that this process never holds the GPUs."""
+  out = subprocess.run([sys.executable, "-c", "import jax; print(jax.device_count())"],
+                       capture_output=True, text=True, check=True).stdout
+  return int(out.split()[-1])
+
+
+def measure_in_processes(args, n):
+  """`measure(args, n)` in n processes of one device each; rank 0's rows."""
+  coordinator = f"localhost:{_free_port()}"
+  visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+  visible = visible.split(",") if visible else [str(i) for i in range(n)]
+  argv = [a for a in sys.argv[1:] if a != "--processes"]
+  children = []
+  for rank in range(n):
+    env = dict(os.environ)
+    if os.environ.get("JAX_PLATFORMS") == "cpu":
+      env["XLA_FLAGS"] = re.sub(r"--xla_force_host_platform_device_count=\d+", "",
+                                env.get("XLA_FLAGS", ""))
+    else:
+      env["CUDA_VISIBLE_DEVICES"] = visible[rank]
+    command = [sys.executable, os.path.abspath(__file__), *argv, "--devices", str(n),
+               "--child", f"{rank},{n},{coordinator}"]
+    children.append(subprocess.Popen(command, env=env, text=True, stdout=subprocess.PIPE,
+                                     stderr=None if rank == 0 else subprocess.DEVNULL))
+  for text in children[0].stdout:
+    if text.startswith("ROW "):
+      yield json.loads(text[4:])
+    elif text.strip():
+      print(f"  [rank 0] {text.rstrip()}", flush=True)
+  failed = [rank for rank, child in enumerate(children) if child.wait() != 0]
+  if failed:
+    raise SystemExit(f"--processes: ranks {failed} of {n} failed")
+
+
+def run_child(args):
+  """One rank of `measure_in_processes`: joins the others, measures, rank 0 prints rows."""
+  rank, world, coordinator = args.child.split(",", 2)
+  rank, world = int(rank), int(world)
+  if os.environ.get("JAX_PLATFORMS") == "cpu":
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(coordinator_address=coordinator, num_processes=world, process_id=rank)
+  for row in measure(args, world):
+    if rank == 0:
+      print("ROW " + json.dumps(row), flush=True)
 
 
 def main():
@@ -90,19 +165,26 @@ def main():
                            "(first batch size), and the optimiser update's time alone")
   parser.add_argument("--skip_zeroshot", action="store_true")
   parser.add_argument("--skip_pretrain", action="store_true")
+  parser.add_argument("--processes", action="store_true",
+                      help="one process per device (jax.distributed on this host)")
+  parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # "rank,world,host:port"
   bench_pretrain.add_model_args(parser)
   args = parser.parse_args()
   bench_pretrain.finish_model_args(args)
-  total = jax.device_count()
-  args.devices = args.devices or [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= total]
-  if max(args.devices) > total:
-    raise SystemExit(f"--devices {max(args.devices)} asked for, only {total} present")
   args.batch = args.batch or ([16, 64] if args.tiny else [256, 2048])
   args.zeroshot_batch = args.zeroshot_batch or (4 if args.tiny else 1024)
   if args.tiny:
     args.repeats = min(args.repeats, 3)
-  device = jax.devices()[0]
-  print(f"scaling | {total} x {device.platform} {device.device_kind} | jax {jax.__version__} | "
+  if args.child:
+    run_child(args)
+    return
+  total = _device_count_in_subprocess() if args.processes else jax.device_count()
+  args.devices = args.devices or [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= total]
+  if max(args.devices) > total:
+    raise SystemExit(f"--devices {max(args.devices)} asked for, only {total} present")
+  kind = "one process per device" if args.processes else (
+      f"one process, {jax.devices()[0].platform} {jax.devices()[0].device_kind}")
+  print(f"scaling | {total} devices, {kind} | jax {jax.__version__} | "
         f"{'tiny CLIP' if args.tiny else 'ViT-B/32 (random weights)'}, bf16, attention "
         f"{args.attention}, {args.residual_dtype} residual | {args.points} points | XLA_FLAGS "
         f"{os.environ.get('XLA_FLAGS', '')!r}", flush=True)
@@ -129,15 +211,9 @@ def main():
     print(f"{line(row)}   at {time.perf_counter() - started:.0f}s", flush=True)
 
   print(header, flush=True)
-  for batch in [] if args.skip_pretrain else args.batch:
-    for n in args.devices:
-      if batch % n:
-        print(f"skipped: global batch {batch} does not split over {n} devices")
-        continue
-      report(pretrain_row(args, n, batch))
-  if not args.skip_zeroshot:
-    for n in args.devices:
-      report(zeroshot_row(args, n))
+  for n in sorted(args.devices):
+    for row in (measure_in_processes if args.processes else measure)(args, n):
+      report(row)
 
   print(f"\n{header}")
   for r in rows:

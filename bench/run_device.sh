@@ -16,6 +16,7 @@
 #   bash bench/run_device.sh scaling_and_torch    # on 4 GPUs: the scaling table, then against_torch
 #   bash bench/run_device.sh allreduce_chunks     # on 4 GPUs: smaller all-reduce chunks at 2,048
 #   bash bench/run_device.sh scaling_launches     # on 4 GPUs: the step's launch overhead, CUDA graphs
+#   bash bench/run_device.sh scaling_processes    # on 4 GPUs: one process per GPU against one for all
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -82,6 +83,11 @@ scaling_launches() {  # is the 4-GPU step at 2,048 launch-bound? profile back to
     run 110 scaling $step --devices 1 4
   XLA_FLAGS=--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,COLLECTIVES \
     run 100 scaling $step --devices 4
+}
+scaling_processes() {  # one host thread launching 4 GPUs' kernels, or one process per GPU?
+  run 150 scaling python3 bench/bench_scaling.py --processes --devices 1 2 4 --batch 2048 --skip_zeroshot
+  run 150 scaling python3 bench/bench_scaling.py --processes --devices 1 4 --batch 256 \
+    --zeroshot_batch 1024
 }
 zeroshot_bf16res() {
   run 90 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 \
