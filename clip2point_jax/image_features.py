@@ -127,9 +127,9 @@ def load_or_compute(directory: str, ident: dict[str, Any], compute_fn: Callable[
   if dtype not in DTYPES:
     raise UserError(f"image feature dtype {dtype!r}; use one of {', '.join(DTYPES)}")
   cached = feature_cache.load(directory, ident)
-  if cached is not None:
+  if not parallel.any_process(cached is None):
     return _from_disk(cached, dtype)
-  arrays = compute_fn()
+  arrays = compute_fn()  # Collectives: every host computes if any lacks the cache.
   if jax.process_index() == 0:
     feature_cache.save(directory, _to_disk(arrays), ident)
   multihost_utils.sync_global_devices("image feature cache written")

@@ -2,6 +2,7 @@
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from clip2point_jax import optim
@@ -65,3 +66,15 @@ def param_shardings(mesh: Mesh, params, rules=()):
   # Leaves are PartitionSpecs; tuples (optimiser states are namedtuples) stay nodes.
   return jax.tree.map(lambda spec: NamedSharding(mesh, spec), specs,
                       is_leaf=lambda x: isinstance(x, P))
+
+
+def any_process(flag: bool) -> bool:
+  """True on every process if `flag` is True on any; every process must call it.
+
+  Hosts decide together whether to build a cache: a host that found one
+  written a moment ago by host 0 would otherwise skip the collectives the
+  others wait in.
+  """
+  if jax.process_count() == 1:
+    return bool(flag)
+  return bool(np.any(multihost_utils.process_allgather(np.asarray(flag, np.int32))))

@@ -92,8 +92,8 @@ def load_or_compute(root: str, identity: dict[str, Any], compute_fn: Callable[[]
   identity = dict(identity, cache_version=CACHE_VERSION)
   directory = cache_dir(root, identity)
   arrays = feature_cache.load(directory, identity)
-  if arrays is None:
-    arrays = compute_fn()
+  if parallel.any_process(arrays is None):
+    arrays = compute_fn()  # Collectives: every host computes if any lacks the cache.
     if jax.process_index() == 0:
       arrays = feature_cache.save(directory, arrays, identity)
       print(f"cached {identity['split']} features of {len(arrays['label'])} clouds in {directory}")

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from clip2point_jax import feature_cache
+from clip2point_jax import feature_cache, parallel
 from clip2point_jax.data import pipeline
 from clip2point_jax.data.builders import shapenet55
 from clip2point_jax.errors import UserError
@@ -70,9 +70,9 @@ def stored_points(source, directory: str, ident: dict[str, Any]) -> tuple[np.nda
     points float32[M, S, 3] (memory-mapped) and has_images bool[M].
   """
   cached = feature_cache.load(directory, ident)
-  if cached is None:
+  if parallel.any_process(cached is None):
     arrays = None
-    if jax.process_index() == 0:
+    if jax.process_index() == 0 and cached is None:
       arrays = _read_points(source)
       feature_cache.save(directory, arrays, ident)
     multihost_utils.sync_global_devices("stored points written")
