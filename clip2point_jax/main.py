@@ -22,6 +22,11 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (default: runs/<task>).")
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "Call jax.distributed.initialize() first (multi-host GPU clusters, TPU pods).")
+# Slurm, Open MPI and TPU pods are detected; elsewhere (one process per GPU of a
+# workstation, say) each process names the coordinator, the count and its rank.
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "With --distributed: process 0's host:port.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "With --distributed: how many processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "With --distributed: this process's rank.")
 flags.mark_flags_as_required(["config"])
 
 
@@ -80,7 +85,8 @@ def main(argv):
   try:
     if _DISTRIBUTED.value:
       import jax  # Imported late so --help stays fast.
-      jax.distributed.initialize()
+      jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                                 num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
     task = importlib.import_module(f"clip2point_jax.tasks.{task_name}")
     os.makedirs(workdir, exist_ok=True)
     task.run(config, workdir)
