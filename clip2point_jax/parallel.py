@@ -1,5 +1,7 @@
 """Device mesh and shardings for data parallelism over devices and hosts."""
 
+from typing import Callable, TypeVar
+
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
@@ -8,6 +10,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from clip2point_jax import optim
 
 DATA_AXIS = "data"
+T = TypeVar("T")
 
 
 def make_mesh(devices=None) -> Mesh:
@@ -78,3 +81,18 @@ def any_process(flag: bool) -> bool:
   if jax.process_count() == 1:
     return bool(flag)
   return bool(np.any(multihost_utils.process_allgather(np.asarray(flag, np.int32))))
+
+
+def host0_first(make: Callable[[], T], what: str) -> T:
+  """`make()` on host 0, then on the other hosts once host 0 is done.
+
+  For idempotent steps that write into a folder the hosts may share
+  (preparing the built-in data, writing a tiny CLIP): two hosts writing one
+  folder at once collide, so host 0 writes first and the others then find
+  its result, or make their own copy where the file system is not shared.
+  """
+  if jax.process_count() == 1:
+    return make()
+  result = make() if jax.process_index() == 0 else None
+  multihost_utils.sync_global_devices(what)
+  return result if jax.process_index() == 0 else make()

@@ -1,6 +1,7 @@
-"""Shared fixtures: tiny Hugging Face CLIP checkpoints and a fake-device runner."""
+"""Shared fixtures: tiny Hugging Face CLIP checkpoints, fake-device and multi-process runners."""
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -45,6 +46,37 @@ def run_with_fake_devices(code: str, num_devices: int = 8, timeout: int = 300):
       env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
   assert proc.returncode == 0, f"subprocess failed:\n{proc.stdout}\n{proc.stderr}"
   return proc
+
+
+def run_in_processes(argv_of_rank, num_processes: int = 2, timeout: int = 300) -> list[str]:
+  """Runs `argv_of_rank(rank, coordinator)` as `num_processes` jax.distributed CPU hosts.
+
+  Each process has one CPU device and gloo collectives. A host left waiting
+  in a collective its peer never joins is killed at `timeout`.
+
+  Returns:
+    Each process's output; raises AssertionError with them if any failed.
+  """
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    coordinator = f"localhost:{s.getsockname()[1]}"
+  env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo", XLA_FLAGS="")
+  env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+  processes = [subprocess.Popen(argv_of_rank(rank, coordinator), env=env, cwd=REPO_ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for rank in range(num_processes)]
+  try:
+    processes[0].wait(timeout=timeout)
+    for process in processes[1:]:
+      process.wait(timeout=30)
+  except subprocess.TimeoutExpired:
+    pass  # Its output says where it waited.
+  for process in processes:
+    process.kill()
+  outputs = [process.communicate()[0] for process in processes]
+  for rank, (process, output) in enumerate(zip(processes, outputs)):
+    assert process.returncode == 0, f"process {rank} of {num_processes} failed:\n{output}"
+  return outputs
 
 
 def set_fields(config, **dotted):

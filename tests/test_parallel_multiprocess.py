@@ -1,17 +1,15 @@
-"""Two processes (jax.distributed on CPU, gloo) agree on building a cache when only one host has it.
+"""Two processes (jax.distributed on CPU, gloo): hosts agree on building caches and shared folders.
 
 Each host has its own cache folder, as without a shared file system, and
 only host 1's already holds each cache. Building one runs collectives, so
 host 1 must join host 0 rather than return early: without
 `parallel.any_process` host 0 waits in a collective host 1 never enters.
+A folder both hosts write goes through `parallel.host0_first`.
 """
 
-import os
-import socket
-import subprocess
 import sys
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import run_in_processes
 
 _HOST = r"""
 import os, sys
@@ -58,27 +56,23 @@ if rank == 1:
                                                      "has_images": np.ones(4, bool)}, points_ident)
 points, _ = pretrain_data.stored_points(source, os.path.join(mine, "points"), points_ident)
 assert float(points[3, 0, 0]) == (3.0 if rank == 0 else 0.0)
+# A folder both hosts write (the built-in data, a tiny CLIP): host 0 first, then host 1 finds it.
+shared = os.path.join(root, "shared.txt")
+
+def write_once():
+  if not os.path.exists(shared):
+    with open(shared, "w") as f:
+      f.write(str(rank))
+  with open(shared) as f:
+    return f.read()
+
+assert parallel.host0_first(write_once, "shared file written") == "0"
 collective_sum()  # Both hosts reach the end together.
 print("ok", rank)
 """
 
 
 def test_hosts_build_a_cache_together_when_only_one_lacks_it(tmp_path):
-  with socket.socket() as s:
-    s.bind(("localhost", 0))
-    coordinator = f"localhost:{s.getsockname()[1]}"
-  env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo", XLA_FLAGS="")
-  env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
-  hosts = [subprocess.Popen([sys.executable, "-c", _HOST, str(rank), str(tmp_path), coordinator],
-                            env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True) for rank in range(2)]
-  try:
-    hosts[0].wait(timeout=90)
-    hosts[1].wait(timeout=10)
-  except subprocess.TimeoutExpired:
-    pass  # A host waiting in a collective the other never joins: its output says where.
-  for host in hosts:
-    host.kill()
-  outputs = [host.communicate()[0] for host in hosts]
-  for rank, (host, output) in enumerate(zip(hosts, outputs)):
-    assert host.returncode == 0 and f"ok {rank}" in output, f"host {rank}:\n{output}"
+  outputs = run_in_processes(lambda rank, coordinator: [sys.executable, "-c", _HOST, str(rank),
+                                                        str(tmp_path), coordinator], timeout=90)
+  assert all(f"ok {rank}" in output for rank, output in enumerate(outputs)), outputs

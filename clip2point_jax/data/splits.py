@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+from clip2point_jax import parallel
 from clip2point_jax.data import point_files, registry
 from clip2point_jax.errors import UserError
 
@@ -67,5 +68,6 @@ def load(data, split: str, workdir: str):
     return files_split(data)
   root = data_dir(data, workdir)
   if data.name == "primitives" and data.get("primitives"):
-    registry.prepare("primitives", root, **dict(data.primitives))
+    parallel.host0_first(lambda: registry.prepare("primitives", root, **dict(data.primitives)),
+                         "built-in shapes prepared")
   return registry.load_split(data.name, split, root)

@@ -25,10 +25,9 @@ def _clip_name(config, workdir: str) -> str:
   """`config.clip_name`, or a tiny random CLIP made (once) in <workdir>/tiny_clip."""
   if config.clip_name:
     return config.clip_name
-  clip_dir = os.path.join(workdir, "tiny_clip")
-  if not os.path.exists(os.path.join(clip_dir, "model.safetensors")):
-    make_tiny_clip.write_tiny_clip(clip_dir, seed=config.seed, vision_config={
-        "image_size": config.image_size, "patch_size": 16})
+  clip_dir = make_tiny_clip.ensure_tiny_clip(os.path.join(workdir, "tiny_clip"), seed=config.seed,
+                                             vision_config={"image_size": config.image_size,
+                                                            "patch_size": 16})
   print(f"demo: a tiny CLIP with RANDOM weights ({clip_dir}): zero-shot accuracy stays near "
         "chance, since its text tower knows no words; the few-shot adapter learns from labels. "
         "Set --config.clip_name to a real CLIP (e.g. openai/clip-vit-base-patch32) for "

@@ -40,16 +40,19 @@ def _prepare_inputs(config, workdir):
     options = dict(config.data.synthetic)
     stamp = os.path.join(folder, "options.json")
     wanted = json.dumps({"seed": config.seed, **options}, sort_keys=True)
-    if not os.path.exists(stamp) or _read(stamp) != wanted:
-      num_scenes = options.pop("num_scenes")
-      synthetic.write_scene_folder(folder, num_scenes, seed=config.seed, **options)
-      with open(stamp, "w") as f:
-        f.write(wanted)
+
+    def write_scenes_once():
+      if not os.path.exists(stamp) or _read(stamp) != wanted:
+        scene_options = dict(options)
+        num_scenes = scene_options.pop("num_scenes")
+        synthetic.write_scene_folder(folder, num_scenes, seed=config.seed, **scene_options)
+        with open(stamp, "w") as f:
+          f.write(wanted)
+
+    parallel.host0_first(write_scenes_once, "synthetic scenes written")
     updates["scans_dir"] = folder
   if config.classifier.kind == "zeroshot" and not config.clip.name:
-    clip_dir = os.path.join(workdir, "tiny_clip")
-    if not os.path.exists(os.path.join(clip_dir, "model.safetensors")):
-      make_tiny_clip.write_tiny_clip(clip_dir, seed=config.seed)
+    clip_dir = make_tiny_clip.ensure_tiny_clip(os.path.join(workdir, "tiny_clip"), seed=config.seed)
     with config.unlocked():
       config.clip.name = clip_dir
     print(f"detect: using a tiny CLIP with RANDOM weights ({clip_dir}); expect near-zero mAP. "

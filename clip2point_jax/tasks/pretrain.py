@@ -57,10 +57,9 @@ def _say(message: str) -> None:
 def load_clip(config, workdir: str) -> hf_clip.LoadedCLIP:
   """The CLIP of `config.clip`; a tiny random one in <workdir>/tiny_clip if its name is empty."""
   if not config.clip.name:
-    clip_dir = os.path.join(workdir, "tiny_clip")
-    if not os.path.exists(os.path.join(clip_dir, "model.safetensors")):
-      make_tiny_clip.write_tiny_clip(clip_dir, seed=config.seed, vision_config={
-          "image_size": config.render.image_size, "patch_size": config.clip.tiny_patch_size})
+    clip_dir = make_tiny_clip.ensure_tiny_clip(
+        os.path.join(workdir, "tiny_clip"), seed=config.seed, vision_config={
+            "image_size": config.render.image_size, "patch_size": config.clip.tiny_patch_size})
     with config.unlocked():
       config.clip.name = clip_dir
     _say(f"pretrain: using a tiny CLIP with RANDOM weights ({clip_dir}); set --config.clip.name "

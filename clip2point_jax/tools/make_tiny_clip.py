@@ -170,6 +170,21 @@ def write_tiny_clip(outdir: str, seed: int = 0, **overrides) -> str:
   return outdir
 
 
+def ensure_tiny_clip(outdir: str, seed: int = 0, **overrides) -> str:
+  """`write_tiny_clip` unless `outdir` already holds a checkpoint; host 0 writes first.
+
+  Tasks keep their tiny CLIP in the workdir, which hosts share.
+  """
+  from clip2point_jax import parallel  # pylint: disable=g-import-not-at-top
+
+  def write_once():
+    if not os.path.exists(os.path.join(outdir, "model.safetensors")):
+      write_tiny_clip(outdir, seed, **overrides)
+
+  parallel.host0_first(write_once, "tiny CLIP written")
+  return outdir
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("outdir")
