@@ -127,8 +127,10 @@ def measure_in_processes(args, n):
       env["CUDA_VISIBLE_DEVICES"] = visible[rank]
     command = [sys.executable, os.path.abspath(__file__), *argv, "--devices", str(n),
                "--child", f"{rank},{n},{coordinator}"]
-    children.append(subprocess.Popen(command, env=env, text=True, stdout=subprocess.PIPE,
-                                     stderr=None if rank == 0 else subprocess.DEVNULL))
+    quiet = subprocess.DEVNULL  # Only rank 0 reports; an unread pipe could block the others.
+    children.append(subprocess.Popen(command, env=env, text=True,
+                                     stdout=subprocess.PIPE if rank == 0 else quiet,
+                                     stderr=None if rank == 0 else quiet))
   for text in children[0].stdout:
     if text.startswith("ROW "):
       yield json.loads(text[4:])

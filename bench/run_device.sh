@@ -11,7 +11,7 @@
 #   bash bench/run_device.sh kernels pretrain_variants   # also: xla_flags, zeroshot_bf16res
 #   bash bench/run_device.sh defaults             # the shipped defaults, and their numerics
 #   bash bench/run_device.sh against_torch        # ours vs compiled torch at its best batch
-#   bash bench/run_device.sh scaling_lhs          # on 4 GPUs: the 2,048-batch fix
+#   bash bench/run_device.sh scaling_lhs          # on 4 GPUs: latency-hiding scheduler (no gain)
 #   bash bench/run_device.sh scaling_profile      # on 4 GPUs: 1, 2, 4 GPUs, the 4-GPU profile, LHS
 #   bash bench/run_device.sh scaling_and_torch    # on 4 GPUs: the scaling table, then against_torch
 #   bash bench/run_device.sh allreduce_chunks     # on 4 GPUs: smaller all-reduce chunks at 2,048
@@ -85,7 +85,8 @@ scaling_launches() {  # is the 4-GPU step at 2,048 launch-bound? profile back to
     run 100 scaling $step --devices 4
 }
 scaling_processes() {  # one host thread launching 4 GPUs' kernels, or one process per GPU?
-  run 150 scaling python3 bench/bench_scaling.py --processes --devices 1 2 4 --batch 2048 --skip_zeroshot
+  # Each device count starts its own processes, each initialising and compiling: ~70 s a count.
+  run 230 scaling python3 bench/bench_scaling.py --processes --devices 1 2 4 --batch 2048 --skip_zeroshot
   run 150 scaling python3 bench/bench_scaling.py --processes --devices 1 4 --batch 256 \
     --zeroshot_batch 1024
 }

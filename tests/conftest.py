@@ -4,6 +4,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 # Tests run on the CPU even where a GPU is present, so numbers are comparable.
@@ -62,9 +63,11 @@ def run_in_processes(argv_of_rank, num_processes: int = 2, timeout: int = 300) -
     coordinator = f"localhost:{s.getsockname()[1]}"
   env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo", XLA_FLAGS="")
   env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+  # Files, not pipes: a host blocked on a full pipe nobody reads would hang the other.
+  logs = [tempfile.TemporaryFile("w+") for _ in range(num_processes)]
   processes = [subprocess.Popen(argv_of_rank(rank, coordinator), env=env, cwd=REPO_ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-               for rank in range(num_processes)]
+                                stdout=log, stderr=subprocess.STDOUT, text=True)
+               for rank, log in enumerate(logs)]
   try:
     processes[0].wait(timeout=timeout)
     for process in processes[1:]:
@@ -73,7 +76,12 @@ def run_in_processes(argv_of_rank, num_processes: int = 2, timeout: int = 300) -
     pass  # Its output says where it waited.
   for process in processes:
     process.kill()
-  outputs = [process.communicate()[0] for process in processes]
+    process.wait()
+  outputs = []
+  for log in logs:
+    log.seek(0)
+    outputs.append(log.read())
+    log.close()
   for rank, (process, output) in enumerate(zip(processes, outputs)):
     assert process.returncode == 0, f"process {rank} of {num_processes} failed:\n{output}"
   return outputs
