@@ -14,8 +14,9 @@ weights (speed does not depend on the values); clouds are built-in shapes.
 Reported per setting: step time (steps back to back with one wait at the end,
 as the training loop runs them, after compiling and warming up; and the
 median step run alone and waited for), samples/s, compile time, peak device
-memory (where the backend reports it), FLOPs per step twice (XLA's cost analysis of the compiled step,
-and an analytic count of the encoder's matmuls: fwd + bwd = 3 x fwd), MFU
+memory (where the backend reports it), FLOPs per step twice (XLA's cost
+analysis of the compiled step, and an analytic count of the encoder's
+matmuls: fwd + bwd = 3 x fwd), MFU
 from the analytic count against --peak_tflops, and the projected time of the
 100-epoch recipe on ShapeNet-55 (52,460 shapes, evaluations not included).
 `--profile` adds where the step's GPU time goes (`trace_summary`).
