@@ -164,7 +164,8 @@ def make_steps(model: gdpa.GDPA, tx, mesh, encode=None):
     features = jax.lax.stop_gradient(encode(encoders, points, None))
     return update(state, frozen_gdpa, text, features, labels)
 
-  @jax.jit
+  # Logits come back whole on every device, so every host can read them.
+  @functools.partial(jax.jit, out_shardings=parallel.replicated(mesh))
   def predict(variables, text, data, indices):
     features, _ = gather(data, indices)
     return model.apply(variables, features["depth"], features["clip"], text, train=False)

@@ -132,7 +132,7 @@ def load_or_compute(directory: str, ident: dict[str, Any], compute_fn: Callable[
   arrays = compute_fn()  # Collectives: every host computes if any lacks the cache.
   if jax.process_index() == 0:
     feature_cache.save(directory, _to_disk(arrays), ident)
-  multihost_utils.sync_global_devices("image feature cache written")
+  parallel.wait_for_hosts("image feature cache written")
   cached = feature_cache.load(directory, ident)
   if cached is None:  # Not a shared file system: this host keeps its own copy.
     cached = feature_cache.save(directory, _to_disk(arrays), ident)

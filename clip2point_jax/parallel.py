@@ -1,16 +1,19 @@
 """Device mesh and shardings for data parallelism over devices and hosts."""
 
+import itertools
 from typing import Callable, TypeVar
 
 import jax
 import numpy as np
-from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from orbax.checkpoint import multihost as orbax_multihost
 
 from clip2point_jax import optim
 
 DATA_AXIS = "data"
+HOST_WAIT_MINUTES = 60  # How long a host waits for the others at a barrier.
 T = TypeVar("T")
+_ROUNDS = itertools.count()  # Hosts pass the same barriers in the same order: their ids agree.
 
 
 def make_mesh(devices=None) -> Mesh:
@@ -71,6 +74,22 @@ def param_shardings(mesh: Mesh, params, rules=()):
                       is_leaf=lambda x: isinstance(x, P))
 
 
+def _coordination_client():
+  return orbax_multihost.get_jax_distributed_client()
+
+
+def wait_for_hosts(what: str) -> None:
+  """Waits until every host gets here: a barrier in JAX's coordination service.
+
+  No device collective is involved, so one host may take minutes (reading
+  every record, preparing the built-in data) while the others wait; the
+  first collective of a CPU run gives up after 30 s.
+  """
+  if jax.process_count() > 1:
+    _coordination_client().wait_at_barrier(f"clip2point/{next(_ROUNDS)}/{what}",
+                                           HOST_WAIT_MINUTES * 60_000)
+
+
 def any_process(flag: bool) -> bool:
   """True on every process if `flag` is True on any; every process must call it.
 
@@ -80,7 +99,10 @@ def any_process(flag: bool) -> bool:
   """
   if jax.process_count() == 1:
     return bool(flag)
-  return bool(np.any(multihost_utils.process_allgather(np.asarray(flag, np.int32))))
+  client, key = _coordination_client(), f"clip2point/{next(_ROUNDS)}/any"
+  client.key_value_set(f"{key}/{jax.process_index()}", "1" if flag else "0")
+  return any(client.blocking_key_value_get(f"{key}/{i}", HOST_WAIT_MINUTES * 60_000) == "1"
+             for i in range(jax.process_count()))
 
 
 def host0_first(make: Callable[[], T], what: str) -> T:
@@ -94,5 +116,5 @@ def host0_first(make: Callable[[], T], what: str) -> T:
   if jax.process_count() == 1:
     return make()
   result = make() if jax.process_index() == 0 else None
-  multihost_utils.sync_global_devices(what)
+  wait_for_hosts(what)
   return result if jax.process_index() == 0 else make()

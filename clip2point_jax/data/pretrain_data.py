@@ -15,7 +15,6 @@ import concurrent.futures
 from typing import Any, Iterator, Optional
 
 import jax
-from jax.experimental import multihost_utils
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
@@ -75,7 +74,7 @@ def stored_points(source, directory: str, ident: dict[str, Any]) -> tuple[np.nda
     if jax.process_index() == 0 and cached is None:
       arrays = _read_points(source)
       feature_cache.save(directory, arrays, ident)
-    multihost_utils.sync_global_devices("stored points written")
+    parallel.wait_for_hosts("stored points written")
     cached = feature_cache.load(directory, ident)
     if cached is None:  # Not a shared file system: this host keeps its own copy.
       cached = feature_cache.save(directory, arrays or _read_points(source), ident)

@@ -87,3 +87,22 @@ def test_zeroshot_in_two_processes_on_the_built_in_shapes(tmp_path, tiny_clip_di
     with open(os.path.join(workdir, "metrics.json")) as f:
       results.append({k: v for k, v in json.load(f).items() if k not in ("seconds", "clouds_per_second")})
   assert results[0]["num_examples"] == 16 and results[0] == results[1]
+
+
+def test_fewshot_in_two_processes_on_the_built_in_shapes(tmp_path, tiny_clip_dir):
+  overrides = [f"--config.data.data_dir={tmp_path / 'tfds'}", f"--config.clip.name={tiny_clip_dir}",
+               "--config.epochs=2", "--config.shots=2", "--config.data.num_points=128",
+               "--config.data.primitives.num_per_class_train=2",
+               "--config.data.primitives.num_per_class_test=2",
+               "--config.data.primitives.num_points_stored=128"]
+  config = "configs/fewshot.py:dataset=primitives,tiny"
+  two_hosts, one_host = str(tmp_path / "two_hosts"), str(tmp_path / "one_host")
+  _as_two_hosts(two_hosts, config, overrides)  # Its test logits are read back by every host.
+  _as_one_host_with_two_devices(one_host, config, overrides)
+  results = []
+  for workdir in (two_hosts, one_host):
+    with open(os.path.join(workdir, "metrics.json")) as f:
+      results.append(json.loads(f.read(), object_hook=lambda d: {
+          k: v for k, v in d.items() if "second" not in k}))
+  assert results[0] == results[1]
+  assert results[0]["per_seed"]["0"]["confusion_matrix"], results[0]
