@@ -123,6 +123,7 @@ def measure_in_processes(args, n):
     if os.environ.get("JAX_PLATFORMS") == "cpu":
       env["XLA_FLAGS"] = re.sub(r"--xla_force_host_platform_device_count=\d+", "",
                                 env.get("XLA_FLAGS", ""))
+      env["JAX_CPU_COLLECTIVES_IMPLEMENTATION"] = "gloo"
     else:
       env["CUDA_VISIBLE_DEVICES"] = visible[rank]
     command = [sys.executable, os.path.abspath(__file__), *argv, "--devices", str(n),
@@ -145,8 +146,6 @@ def run_child(args):
   """One rank of `measure_in_processes`: joins the others, measures, rank 0 prints rows."""
   rank, world, coordinator = args.child.split(",", 2)
   rank, world = int(rank), int(world)
-  if os.environ.get("JAX_PLATFORMS") == "cpu":
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(coordinator_address=coordinator, num_processes=world, process_id=rank)
   for row in measure(args, world):
     if rank == 0:

@@ -164,8 +164,7 @@ def make_steps(model: gdpa.GDPA, tx, mesh, encode=None):
     features = jax.lax.stop_gradient(encode(encoders, points, None))
     return update(state, frozen_gdpa, text, features, labels)
 
-  # Logits come back whole on every device, so every host can read them.
-  @functools.partial(jax.jit, out_shardings=parallel.replicated(mesh))
+  @jax.jit
   def predict(variables, text, data, indices):
     features, _ = gather(data, indices)
     return model.apply(variables, features["depth"], features["clip"], text, train=False)
@@ -179,7 +178,7 @@ def evaluate(predict, variables, text, data, indices: np.ndarray, chunk: int) ->
   padded = np.zeros(-(-len(indices) // chunk) * chunk, np.int32)
   padded[:len(indices)] = indices
   outputs = [predict(variables, text, data, jnp.asarray(c)) for c in padded.reshape(-1, chunk)]
-  return np.concatenate(jax.device_get(outputs))[:len(indices)]
+  return np.concatenate([parallel.to_host(o) for o in outputs])[:len(indices)]
 
 
 def to_device(features: dict, mesh) -> dict:

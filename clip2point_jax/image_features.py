@@ -16,7 +16,6 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-from jax.experimental import multihost_utils
 import ml_dtypes
 import numpy as np
 from tqdm import tqdm
@@ -94,9 +93,8 @@ def compute(source, encode_image: Callable, params, mesh, *, image_size: int, ba
                     disable=jax.process_index() != 0):
     batch = parallel.global_batch(mesh, local)
     outputs.append((encode(params, batch["images"]), batch["has_images"]))
-  gather = lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True))
-  features = np.concatenate([gather(f) for f, _ in outputs])[:count]
-  has_images = np.concatenate([gather(h) for _, h in outputs])[:count]
+  features = np.concatenate([parallel.to_host(f) for f, _ in outputs])[:count]
+  has_images = np.concatenate([parallel.to_host(h) for _, h in outputs])[:count]
   return {FEATURES: features, HAS_IMAGES: has_images}
 
 

@@ -5,6 +5,7 @@ from typing import Callable, TypeVar
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from orbax.checkpoint import multihost as orbax_multihost
 
@@ -47,6 +48,12 @@ def global_batch(mesh: Mesh, local_batch):
   return jax.tree.map(
       lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)),
       local_batch)
+
+
+def to_host(x) -> np.ndarray:
+  """The whole of a global array as numpy, on every host (a collective when
+  it spans several hosts: every host must call it)."""
+  return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
 def round_to_devices(batch_size: int, mesh: Mesh) -> int:

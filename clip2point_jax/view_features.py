@@ -21,7 +21,6 @@ from typing import Any, Callable
 import jax
 import numpy as np
 from absl import logging
-from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from clip2point_jax import feature_cache, parallel
@@ -72,10 +71,10 @@ def compute(encode: Callable, frozen, source, *, mesh, batch_size: int, num_poin
     features = encode(frozen, batch["points"], None)
     # Kept on the device until the end: fetching per batch would stall dispatch.
     outputs.append(([features[k] for k in keys], batch["label"], batch["mask"]))
-  gather = lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True))
-  keep = np.concatenate([gather(o[2]) for o in outputs])
-  result = {k: np.concatenate([gather(o[0][i]) for o in outputs])[keep] for i, k in enumerate(keys)}
-  result["label"] = np.concatenate([gather(o[1]) for o in outputs])[keep].astype(np.int32)
+  gathered = lambda part: np.concatenate([parallel.to_host(part(o)) for o in outputs])
+  keep = gathered(lambda o: o[2])
+  result = {k: gathered(lambda o, i=i: o[0][i])[keep] for i, k in enumerate(keys)}
+  result["label"] = gathered(lambda o: o[1])[keep].astype(np.int32)
   seconds = time.time() - start
   logging.info("%s: %d clouds in %.1f s (%.1f clouds/s)", desc, len(result["label"]), seconds,
                len(result["label"]) / max(seconds, 1e-9))

@@ -4,7 +4,6 @@ from typing import NamedTuple, Sequence
 
 import jax
 import numpy as np
-from jax.experimental import multihost_utils
 
 from clip2point_jax import parallel
 from clip2point_jax.detection import boxes as box_lib
@@ -83,8 +82,7 @@ class CropBatcher:
       self._send()
     if not self._outputs:
       return np.zeros((0, 0), np.float32)
-    gather = lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True))
-    logits = np.concatenate([gather(o) for o in self._outputs])
+    logits = np.concatenate([parallel.to_host(o) for o in self._outputs])
     self._outputs = []
     return logits[:self.num_crops]
 

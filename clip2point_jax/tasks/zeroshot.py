@@ -13,7 +13,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
-from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from clip2point_jax import metrics, parallel
@@ -85,8 +84,7 @@ def predict(classify, params, text_features, source, config, mesh, desc="zero-sh
     batch = parallel.global_batch(mesh, local)
     # Kept on the device: fetching each batch would stall the dispatch queue.
     outputs.append((classify(params, text_features, batch["points"]), batch["label"], batch["mask"]))
-  gather = lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True))
-  logits, labels, keep = (np.concatenate([gather(o[i]) for o in outputs]) for i in range(3))
+  logits, labels, keep = (np.concatenate([parallel.to_host(o[i]) for o in outputs]) for i in range(3))
   return logits[keep], labels[keep], time.time() - start
 
 
