@@ -41,7 +41,7 @@ import bench_common
 import trace_summary
 from timing import median_seconds
 
-from clip2point_jax import optim, parallel
+from clip2point_jax import layer_stack, optim, parallel
 from clip2point_jax.config_args import load_sibling
 from clip2point_jax.models import clip as clip_lib
 from clip2point_jax.tasks import pretrain
@@ -72,6 +72,8 @@ def _config(args):
     config.render.image_size = args.image_size
     config.render.radius = 0.02 if args.image_size >= 224 else 0.06
     config.loss.negatives_group = args.negatives_group
+    if args.stack_layers is not None:
+      config.optim.stack_layers = args.stack_layers
   return config
 
 
@@ -111,8 +113,7 @@ def setup(args, dtype_name, batch, mesh):
   encoder, encoder_params = _encoder(args, dtype)
   trainable, frozen = optim.split({"depth_encoder": encoder_params, "w": np.float32(1.0)},
                                   config.optim.trainable)
-  tx, schedule = pretrain.make_optimizer(config, trainable, 2 * (SHAPENET_SHAPES // batch))
-  state = {"step": np.int32(0), "params": trainable, "opt_state": tx.init(trainable)}
+  state, tx, schedule = pretrain.initial_state(config, trainable, 2 * (SHAPENET_SHAPES // batch))
   shardings = pretrain.state_shardings(mesh, state, config.sharding_rules)
   frozen_shardings = pretrain.state_shardings(mesh, frozen, config.sharding_rules)
   state, frozen = jax.device_put(state, shardings), jax.device_put(frozen, frozen_shardings)
@@ -187,8 +188,10 @@ def optimizer_ms(tx, state, repeats=10) -> float:
 
 def print_optimizer_ms(args, state):
   """Prints `optimizer_ms` for the optimiser the config builds."""
-  tx = pretrain.make_optimizer(_config(args), state["params"], 1000)[0]
-  print(f"optimiser update alone (LAMB, {len(jax.tree.leaves(state['params']))} tensors): "
+  config = _config(args)
+  tx = pretrain.make_optimizer(config, layer_stack.unstack(jax.device_get(state["params"])), 1000)[0]
+  print(f"optimiser update alone (LAMB, {len(jax.tree.leaves(state['params']))} tensors"
+        f"{', layers stacked' if config.optim.stack_layers else ''}): "
         f"{optimizer_ms(tx, state):.2f} ms", flush=True)
 
 
@@ -240,6 +243,15 @@ def add_model_args(parser):
   parser.add_argument("--attention", default="auto", choices=clip_lib.ATTENTION_IMPLEMENTATIONS)
   parser.add_argument("--residual_dtype", default="float32", choices=["float32", "bfloat16"])
   parser.add_argument("--tiny", action="store_true", help="a tiny CLIP at 64x64, for a CPU check")
+  parser.add_argument("--stack_layers", action=argparse.BooleanOptionalAction, default=None,
+                      help="LAMB over stacked layers (config.optim.stack_layers; default: the config's)")
+
+
+def model_description(args) -> str:
+  """The model arguments for a benchmark's header line."""
+  stacked = _config(args).optim.stack_layers
+  return (f"{'tiny CLIP' if args.tiny else 'ViT-B/32 (random weights)'}, attention {args.attention}, "
+          f"{args.residual_dtype} residual, LAMB {'over stacked layers' if stacked else 'per tensor'}")
 
 
 def finish_model_args(args):
@@ -266,8 +278,7 @@ def main():
   peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in device.device_kind), 0.0)
   n = jax.device_count()
   print(f"pre-training step | {n} x {device.platform} {device.device_kind} | jax {jax.__version__} | "
-        f"{'tiny CLIP' if args.tiny else 'ViT-B/32 (random weights)'} | attention {args.attention}, "
-        f"{args.residual_dtype} residual | {args.points} points, "
+        f"{model_description(args)} | {args.points} points, "
         f"2 depth maps of {args.image_size}x{args.image_size} per sample, cached F_I", flush=True)
   header = (f"{'dtype':>9} {'batch':>6} {'ms/step':>9} {'samples/s':>10} {'waited ms':>9} {'spread ms':>9} "
             f"{'compile s':>9} {'peak GiB':>8} {'prog GiB':>8} {'XLA TFLOP':>9} {'TFLOP':>7} "

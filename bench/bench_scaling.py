@@ -186,8 +186,7 @@ def main():
   kind = "one process per device" if args.processes else (
       f"one process, {jax.devices()[0].platform} {jax.devices()[0].device_kind}")
   print(f"scaling | {total} devices, {kind} | jax {jax.__version__} | "
-        f"{'tiny CLIP' if args.tiny else 'ViT-B/32 (random weights)'}, bf16, attention "
-        f"{args.attention}, {args.residual_dtype} residual | {args.points} points | XLA_FLAGS "
+        f"{bench_pretrain.model_description(args)}, bf16 | {args.points} points | XLA_FLAGS "
         f"{os.environ.get('XLA_FLAGS', '')!r}", flush=True)
 
   rows = []

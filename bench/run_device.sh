@@ -17,6 +17,7 @@
 #   bash bench/run_device.sh allreduce_chunks     # on 4 GPUs: smaller all-reduce chunks at 2,048
 #   bash bench/run_device.sh scaling_launches     # on 4 GPUs: the step's launch overhead, CUDA graphs
 #   bash bench/run_device.sh scaling_processes    # on 4 GPUs: one process per GPU against one for all
+#   bash bench/run_device.sh stack_layers         # on 4 GPUs: LAMB over stacked layers, 1 and 4 GPUs
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -32,7 +33,8 @@ run() {  # run SECONDS NAME COMMAND...: one section, its log in $out/NAME.txt
   local limit=$1 name=$2 start=$SECONDS; shift 2
   echo "=== $name (limit ${limit}s): $*" | tee -a "$out/$name.txt"
   # --line-buffered: a section killed at its limit keeps the rows it printed.
-  timeout "$limit" "$@" 2>&1 | grep --line-buffered -v -i -e "warning" -e "cuda_timer" | tee -a "$out/$name.txt"
+  # -k: a rank of jax.distributed catches SIGTERM (its preemption notifier) and would hang on.
+  timeout -k 10 "$limit" "$@" 2>&1 | grep --line-buffered -v -i -e "warning" -e "cuda_timer" | tee -a "$out/$name.txt"
   echo "=== $name took $((SECONDS - start))s" | tee -a "$out/$name.txt"
 }
 one_gpu="env CUDA_VISIBLE_DEVICES=0"  # single-GPU numbers on a multi-GPU machine
@@ -89,6 +91,14 @@ scaling_processes() {  # one host thread launching 4 GPUs' kernels, or one proce
   run 230 scaling python3 bench/bench_scaling.py --processes --devices 1 2 4 --batch 2048 --skip_zeroshot
   run 150 scaling python3 bench/bench_scaling.py --processes --devices 1 4 --batch 256 \
     --zeroshot_batch 1024
+}
+stack_layers() {  # LAMB per tensor (~600 kernels) or over stacked layers (config.optim.stack_layers)
+  local step="python3 bench/bench_pretrain.py --batch 256 --profile"
+  run 100 pretrain_stacked $one_gpu $step --no-stack_layers
+  run 100 pretrain_stacked $one_gpu $step --stack_layers
+  run 140 scaling python3 bench/bench_scaling.py --devices 1 4 --batch 2048 --skip_zeroshot --stack_layers
+  run 170 scaling python3 bench/bench_scaling.py --processes --devices 1 4 --batch 2048 --skip_zeroshot \
+    --stack_layers
 }
 zeroshot_bf16res() {
   run 90 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 \

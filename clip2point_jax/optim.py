@@ -105,25 +105,31 @@ def merge(trainable, frozen):
 def scale_by_tree(multipliers) -> optax.GradientTransformation:
   """Multiplies each update by its leaf of `multipliers` (a float per parameter)."""
 
+  def scale(u, m):
+    m = jnp.asarray(m, u.dtype)  # float[] or, for stacked layers (`layer_stack`), float[L]
+    return u * m.reshape(m.shape + (1,) * (u.ndim - m.ndim))
+
   def update(updates, state, params=None):
     del params
-    return jax.tree.map(lambda u, m: u * jnp.asarray(m, u.dtype), updates, multipliers), state
+    return jax.tree.map(scale, updates, multipliers), state
 
   return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def with_lr_mults(tx: optax.GradientTransformation, params,
                   rules: Sequence[tuple[str, float]],
-                  what: str = "config.optim.lr_mults") -> optax.GradientTransformation:
+                  what: str = "config.optim.lr_mults", layout=None) -> optax.GradientTransformation:
   """`tx` with each parameter's update scaled by its learning-rate multiplier.
 
-  Multipliers come from `rules` (default 1). For Adam-, AdamW- and LAMB-style
-  transformations, scaling the final update is scaling the learning rate.
+  Multipliers come from `rules` (default 1), matched against the paths of
+  `params`. For Adam-, AdamW- and LAMB-style transformations, scaling the
+  final update is scaling the learning rate. `layout` (e.g. `layer_stack.stack`)
+  maps the multipliers' tree to the layout `tx` updates, when that differs.
   """
   if not rules:
     return tx
   multipliers = match_rules(params, [(p, float(m)) for p, m in rules], 1.0, what)
-  return optax.chain(tx, scale_by_tree(multipliers))
+  return optax.chain(tx, scale_by_tree(layout(multipliers) if layout else multipliers))
 
 
 class LambState(NamedTuple):
@@ -133,7 +139,8 @@ class LambState(NamedTuple):
 
 
 def lamb(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6,
-         weight_decay: float = 0.0, clamp_value: float = 10.0) -> optax.GradientTransformation:
+         weight_decay: float = 0.0, clamp_value: float = 10.0,
+         stacked: Any = None) -> optax.GradientTransformation:
   """LAMB as `torch_optimizer.Lamb` implements it (which `optax.lamb` does not).
 
   Per parameter tensor p with gradient g, at update t = 0, 1, ...:
@@ -146,6 +153,9 @@ def lamb(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6,
   Args:
     learning_rate: a float, or a schedule `count -> lr` called with t.
     b1, b2, eps, weight_decay, clamp_value: as in torch_optimizer.Lamb.
+    stacked: None, or a bool tree like the params: True where a leaf
+      float[L, ...] holds L tensors (`layer_stack`), each with its own norms
+      and trust ratio.
 
   Returns:
     An optax transformation; `update` needs `params`.
@@ -164,15 +174,18 @@ def lamb(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6,
     nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * jnp.square(g.astype(jnp.float32)),
                       state.nu, grads)
 
-    def step(m, v, p):
+    def step(m, v, p, is_stacked):
       p = p.astype(jnp.float32)
       r = m / (jnp.sqrt(v) + eps) + weight_decay * p
-      p_norm = jnp.minimum(jnp.linalg.norm(p.ravel()), clamp_value)
-      r_norm = jnp.linalg.norm(r.ravel())
+      axes = tuple(range(1 if is_stacked else 0, p.ndim))
+      norm = lambda x: jnp.sqrt(jnp.sum(jnp.square(x), axis=axes, keepdims=True))
+      p_norm = jnp.minimum(norm(p), clamp_value)
+      r_norm = norm(r)
       trust = jnp.where((p_norm > 0) & (r_norm > 0), p_norm / jnp.where(r_norm > 0, r_norm, 1.0), 1.0)
       return -lr * trust * r
 
-    updates = jax.tree.map(step, mu, nu, params)
+    is_stacked = stacked if stacked is not None else jax.tree.map(lambda _: False, params)
+    updates = jax.tree.map(step, mu, nu, params, is_stacked)
     updates = jax.tree.map(lambda u, g: u.astype(g.dtype), updates, grads)
     return updates, LambState(optax.safe_int32_increment(state.count), mu, nu)
 

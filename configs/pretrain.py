@@ -104,8 +104,14 @@ def get_config(arg=None):
   # mlp/fc1/kernel", "w"); the rest stays at its initial value.
   c.optim.trainable = ("depth_encoder/.*", "w")
   c.optim.lr_mults = ()  # (regex, multiplier) pairs, first match wins
+  # The train state (and its checkpoints) holds the encoder's 12 layers as one
+  # stacked array per kind of tensor, so LAMB runs a few kernels per kind
+  # rather than per tensor (clip2point_jax/layer_stack.py); the same updates.
+  c.optim.stack_layers = False
   # (regex, partition spec) pairs for the parameters (and their optimiser
   # state), e.g. ((".*kernel", (None, "data")),) for FSDP; default replicated.
+  # With optim.stack_layers they see the state's paths (".../encoder/layers/...")
+  # and arrays with the layer axis first.
   c.sharding_rules = ()
 
   c.log_every = 20

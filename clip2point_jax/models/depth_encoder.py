@@ -23,7 +23,7 @@ from absl import logging
 import jax
 import numpy as np
 
-from clip2point_jax import checkpoints
+from clip2point_jax import checkpoints, layer_stack
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import clip as clip_lib
 from clip2point_jax.models import hf_clip
@@ -104,7 +104,8 @@ def read_encoder(step_dir: str) -> tuple[dict[str, Any], Optional[float]]:
   except (OSError, ValueError, KeyError, TypeError) as e:
     raise UserError(f"depth encoder {step_dir}: cannot restore the checkpoint "
                     f"({type(e).__name__}: {str(e)[:200]})") from e
-  encoder = jax.tree.map(lambda x: np.asarray(x, np.float32), restored[ENCODER])
+  # Pre-training may have held the layers stacked (config.optim.stack_layers).
+  encoder = layer_stack.unstack(jax.tree.map(lambda x: np.asarray(x, np.float32), restored[ENCODER]))
   w = restored.get(BALANCE_WEIGHT)
   return encoder, (None if w is None else float(w))
 

@@ -29,7 +29,8 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from clip2point_jax import checkpoints, feature_cache, image_features, losses, metrics, optim, parallel
+from clip2point_jax import (checkpoints, feature_cache, image_features, layer_stack, losses, metrics,
+                            optim, parallel)
 from clip2point_jax.data import pipeline, pretrain_data, registry, splits
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import clip as clip_lib
@@ -79,12 +80,36 @@ def initial_params(loaded: hf_clip.LoadedCLIP, w_init: float):
           depth_encoder.BALANCE_WEIGHT: np.float32(w_init)}
 
 
+def _state_layout(config):
+  """How the train state holds the trainable params: stacked layers or as given."""
+  return layer_stack.stack if config.optim.stack_layers else (lambda tree: tree)
+
+
 def make_optimizer(config, trainable, period_steps: int):
-  """LAMB with warm-restart cosine annealing and the config's lr multipliers."""
+  """LAMB with warm-restart cosine annealing and the config's lr multipliers.
+
+  `trainable` is in the model's layout (`layers_0`, ...): the rules match
+  those paths. The transformation updates the train state's layout (see
+  `initial_state`).
+  """
+  layout = _state_layout(config)
   schedule = optim.cosine_warm_restarts(config.optim.learning_rate, period_steps, config.optim.eta_min)
   tx = optim.lamb(schedule, b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps,
-                  weight_decay=config.optim.weight_decay, clamp_value=config.optim.clamp_value)
-  return optim.with_lr_mults(tx, trainable, config.optim.lr_mults), schedule
+                  weight_decay=config.optim.weight_decay, clamp_value=config.optim.clamp_value,
+                  stacked=layer_stack.stacked_mask(layout(layer_stack.abstract(trainable))))
+  return optim.with_lr_mults(tx, trainable, config.optim.lr_mults, layout=layout), schedule
+
+
+def initial_state(config, trainable, period_steps: int):
+  """(state, tx, schedule): step 0, the trainable params and LAMB's zero moments.
+
+  With `config.optim.stack_layers` the state holds the encoder's layers
+  stacked (`layer_stack`), so LAMB updates each kind of tensor for all layers
+  in a few kernels; checkpoints then hold that layout too.
+  """
+  tx, schedule = make_optimizer(config, trainable, period_steps)
+  params = _state_layout(config)(trainable)
+  return {"step": np.int32(0), "params": params, "opt_state": tx.init(params)}, tx, schedule
 
 
 def state_shardings(mesh, state, rules):
@@ -127,7 +152,7 @@ def make_loss_fn(config, encoder: clip_lib.CLIPVisionEncoder, *, live: bool):
       f_image = jax.lax.stop_gradient(image_encoder.apply({"params": image_source}, rgb))
     else:
       f_image = image_source[batch["row"], batch["view"]].astype(jnp.float32)
-    params = optim.merge(trainable, frozen)
+    params = optim.merge(layer_stack.unstack(trainable), frozen)
     features = encoder.apply({"params": params[depth_encoder.ENCODER]}, grey=depth).reshape(b, 2, -1)
     w = params[depth_encoder.BALANCE_WEIGHT]
     total, terms = losses.pretrain_loss(features[:, 0], features[:, 1], f_image, w, **kwargs)
@@ -382,8 +407,7 @@ def run(config, workdir: str) -> dict:
   # 3. Model and optimiser.
   encoder = encoder_of(loaded)
   trainable, frozen = optim.split(initial_params(loaded, config.w_init), config.optim.trainable)
-  tx, schedule = make_optimizer(config, trainable, period)
-  state = {"step": np.int32(0), "params": trainable, "opt_state": tx.init(trainable)}
+  state, tx, schedule = initial_state(config, trainable, period)
   shardings = state_shardings(mesh, state, config.sharding_rules)
   frozen_shardings = state_shardings(mesh, frozen, config.sharding_rules)
   state = jax.device_put(state, shardings)
@@ -416,7 +440,7 @@ def run(config, workdir: str) -> dict:
     ckpt.save(step, state, meta=meta, metrics=chosen)
 
   def encoder_params():
-    return optim.merge(state["params"], frozen)[depth_encoder.ENCODER]
+    return optim.merge(layer_stack.unstack(state["params"]), frozen)[depth_encoder.ENCODER]
 
   # 6. Evals happen in the loop, every `eval_every` steps and at the end.
   # 7. Loop.

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from clip2point_jax import checkpoints
+from clip2point_jax import checkpoints, layer_stack
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import clip as clip_lib
 from clip2point_jax.models import depth_encoder, hf_clip
@@ -26,6 +26,9 @@ def test_workdir_gives_the_best_checkpoint_and_frozen_leaves_stay_clip(tiny_clip
     encoders[step] = _trained_like(loaded, step)
     trained = dict(encoders[step])
     del trained["visual_projection"]  # As if frozen: not in the train state.
+    if step == 30:  # Trained with config.optim.stack_layers: the state holds the layers stacked.
+      trained = layer_stack.stack(trained)
+      assert set(trained["vision_model"]["encoder"]) == {layer_stack.STACKED}
     state = {"step": np.int32(step), "opt_state": {"mu": np.ones(3, np.float32)},
              "params": {depth_encoder.ENCODER: trained, depth_encoder.BALANCE_WEIGHT: np.float32(1.5)}}
     ckpt.save(step, state, metrics=None if acc is None else {depth_encoder.BEST_METRIC: acc})
@@ -36,7 +39,7 @@ def test_workdir_gives_the_best_checkpoint_and_frozen_leaves_stay_clip(tiny_clip
   np.testing.assert_array_equal(params["visual_projection"]["kernel"],
                                 loaded.params["visual_projection"]["kernel"])
   assert params["text_model"] is loaded.params["text_model"]
-  # One step's folder works too.
+  # One step's folder works too, and stacked layers come back as layers_0, layers_1, ...
   step30 = depth_encoder.load_params(str(tmp_path / "run" / "checkpoints" / "30"), loaded)
   jax.tree.map(np.testing.assert_array_equal, step30["vision_model"], encoders[30]["vision_model"])
 

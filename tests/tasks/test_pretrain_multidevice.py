@@ -9,7 +9,7 @@ def test_one_step_on_8_devices_equals_1_device_and_groups_follow_the_formula():
     # Compile fast (a third of the time here); both sides of the comparison use it.
     os.environ["XLA_FLAGS"] += " --xla_backend_optimization_level=0"
     import jax, jax.numpy as jnp, numpy as np
-    from clip2point_jax import losses, optim, parallel
+    from clip2point_jax import layer_stack, losses, optim, parallel
     from clip2point_jax.config_args import load_sibling
     from clip2point_jax.models import clip as clip_lib
     from clip2point_jax.tasks import pretrain
@@ -20,7 +20,7 @@ def test_one_step_on_8_devices_equals_1_device_and_groups_follow_the_formula():
     with config.unlocked():
       config.render.image_size = 32
     vision = clip_lib.CLIPVisionConfig(image_size=32, patch_size=16, hidden_size=32,
-                                       intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+                                       intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
     encoder = clip_lib.CLIPVisionEncoder(clip_lib.CLIPConfig(vision=vision, projection_dim=16))
     encoder_params = jax.device_get(encoder.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"])
     rng = np.random.default_rng(0)
@@ -30,18 +30,19 @@ def test_one_step_on_8_devices_equals_1_device_and_groups_follow_the_formula():
              "row": rng.permutation(m)[:b].astype(np.int32)}
     cache = rng.normal(size=(m, 10, 16)).astype(np.float16)
 
-    def setup(devices):
+    def setup(devices, stack_layers=False):
       mesh = parallel.make_mesh(devices)
+      config.optim.stack_layers = stack_layers
       params = {"depth_encoder": encoder_params, "w": np.float32(1.0)}
       trainable, frozen = optim.split(params, config.optim.trainable)
-      tx, schedule = pretrain.make_optimizer(config, trainable, 50)
-      state = {"step": np.int32(3), "params": trainable, "opt_state": tx.init(trainable)}
+      state, tx, schedule = pretrain.initial_state(config, trainable, 50)
+      state["step"] = np.int32(3)
       shardings = pretrain.state_shardings(mesh, state, ())
       state = jax.device_put(state, shardings)
       return mesh, state, frozen, tx, schedule, shardings
 
-    def one_step(devices):
-      mesh, state, frozen, tx, schedule, shardings = setup(devices)
+    def one_step(devices, stack_layers=False):
+      mesh, state, frozen, tx, schedule, shardings = setup(devices, stack_layers)
       step = pretrain.jitted_train_step(config, encoder, tx, schedule, live=False, period=50, mesh=mesh,
                                         state=state, frozen=frozen, shardings=shardings,
                                         frozen_shardings={})
@@ -49,14 +50,17 @@ def test_one_step_on_8_devices_equals_1_device_and_groups_follow_the_formula():
       assert len(batch_on_mesh["points"].sharding.device_set) == len(devices)
       new_state, metrics = step(state, frozen, batch_on_mesh,
                                 jax.device_put(cache, parallel.replicated(mesh)))
-      return jax.device_get(new_state), jax.device_get(metrics)
+      return layer_stack.unstack(jax.device_get(new_state)), jax.device_get(metrics)
 
     one, one_metrics = one_step(jax.devices()[:1])
     eight, eight_metrics = one_step(jax.devices())
-    for key in ("loss", "l_intra", "l_cross", "grad_norm"):
-      np.testing.assert_allclose(eight_metrics[key], one_metrics[key], rtol=2e-5, err_msg=key)
-    jax.tree.map(lambda a, c: np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-6),
-                 eight["params"], one["params"])
+    # LAMB over stacked layers (config.optim.stack_layers) makes the same update.
+    stacked, stacked_metrics = one_step(jax.devices(), stack_layers=True)
+    for other, other_metrics in ((eight, eight_metrics), (stacked, stacked_metrics)):
+      for key in ("loss", "l_intra", "l_cross", "grad_norm"):
+        np.testing.assert_allclose(other_metrics[key], one_metrics[key], rtol=2e-5, err_msg=key)
+      jax.tree.map(lambda a, c: np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-6),
+                   other["params"], one["params"])
     assert not np.allclose(one["params"]["w"], 1.0)
 
     # Grouped negatives on features sharded over the 8 devices: the mean of per-group losses.
