@@ -18,7 +18,8 @@
 #   bash bench/run_device.sh scaling_launches     # on 4 GPUs: the step's launch overhead, CUDA graphs
 #   bash bench/run_device.sh scaling_processes    # on 4 GPUs: one process per GPU against one for all
 #   bash bench/run_device.sh stack_layers         # on 4 GPUs: LAMB over stacked layers, 1 and 4 GPUs
-#   bash bench/run_device.sh scaling_overheads    # on 4 GPUs: 1 GPU at 512, the 4-GPU profile, NCCL/XLA knobs
+#   bash bench/run_device.sh scaling_overheads    # on 4 GPUs: 1 GPU at 512, the 4-GPU profile
+#   bash bench/run_device.sh scaling_knobs        # on 4 GPUs: all-reduce chunk sizes, NCCL channels
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -106,12 +107,15 @@ scaling_overheads() {  # what four GPUs at 2,048 pay beyond one GPU at their 512
   run 100 scaling $step --devices 1 4
   run 70 scaling $step --devices 1 --batch 512
   run 100 scaling $step --devices 4 --profile 4
+}
+scaling_knobs() {  # on 4 GPUs at 2,048; each setting needs ~60 s of set-up and compile first
+  local step="python3 bench/bench_scaling.py --batch 2048 --skip_zeroshot --devices 4"
   # Fewer, larger gradient all-reduces (the default combines up to 30 MiB; 8 and 4 MiB were slower).
-  XLA_FLAGS=--xla_gpu_all_reduce_combine_threshold_bytes=134217728 run 60 scaling $step --devices 4
-  XLA_FLAGS=--xla_gpu_all_reduce_combine_threshold_bytes=1073741824 run 60 scaling $step --devices 4
+  XLA_FLAGS=--xla_gpu_all_reduce_combine_threshold_bytes=134217728 run 110 scaling $step
+  XLA_FLAGS=--xla_gpu_all_reduce_combine_threshold_bytes=1073741824 run 110 scaling $step
   # NCCL's kernels take SMs from the backward pass they overlap; fewer channels take fewer.
-  NCCL_MAX_NCHANNELS=8 run 60 scaling $step --devices 4
-  NCCL_MAX_NCHANNELS=4 run 60 scaling $step --devices 4
+  NCCL_MAX_NCHANNELS=8 run 110 scaling $step
+  NCCL_MAX_NCHANNELS=4 run 110 scaling $step
 }
 zeroshot_bf16res() {
   run 90 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 \

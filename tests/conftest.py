@@ -49,6 +49,11 @@ def run_with_fake_devices(code: str, num_devices: int = 8, timeout: int = 300):
   return proc
 
 
+# XLA:CPU compiles about three times faster without LLVM's optimisations; for
+# subprocess tests that compare one run against another under the same flags.
+FAST_COMPILE = "--xla_backend_optimization_level=0"
+
+
 def run_in_processes(argv_of_rank, num_processes: int = 2, timeout: int = 300) -> list[str]:
   """Runs `argv_of_rank(rank, coordinator)` as `num_processes` jax.distributed CPU hosts.
 
@@ -61,7 +66,8 @@ def run_in_processes(argv_of_rank, num_processes: int = 2, timeout: int = 300) -
   with socket.socket() as s:
     s.bind(("localhost", 0))
     coordinator = f"localhost:{s.getsockname()[1]}"
-  env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo", XLA_FLAGS="")
+  env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",
+             XLA_FLAGS=FAST_COMPILE)
   env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
   # Files, not pipes: a host blocked on a full pipe nobody reads would hang the other.
   logs = [tempfile.TemporaryFile("w+") for _ in range(num_processes)]

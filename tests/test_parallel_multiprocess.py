@@ -4,7 +4,8 @@ Each host has its own cache folder, as without a shared file system, and
 only host 1's already holds each cache. Building one runs collectives, so
 host 1 must join host 0 rather than return early: without
 `parallel.any_process` host 0 waits in a collective host 1 never enters.
-A folder both hosts write goes through `parallel.host0_first`.
+A folder both hosts write goes through `parallel.host0_first`. Outputs
+sharded over both hosts are read back whole on each (`parallel.to_host`).
 """
 
 import sys
@@ -67,6 +68,17 @@ def write_once():
     return f.read()
 
 assert parallel.host0_first(write_once, "shared file written") == "0"
+
+# GDPA's test logits (few-shot, classify) come out sharded over both hosts; every host reads them all.
+from clip2point_jax import gdpa_training
+mesh = parallel.make_mesh()
+table = np.arange(12, dtype=np.float32).reshape(6, 2)
+data = {"clip": jax.device_put(table, parallel.replicated(mesh))}
+predict = jax.jit(lambda scale, text, data, indices: scale * data["clip"][indices] @ text.T,
+                  out_shardings=parallel.data_sharding(mesh))
+text = np.asarray([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], np.float32)
+logits = gdpa_training.evaluate(predict, np.float32(2.0), text, data, np.arange(5), chunk=2)
+np.testing.assert_allclose(logits, 2 * table[:5] @ text.T)
 collective_sum()  # Both hosts reach the end together.
 print("ok", rank)
 """
