@@ -107,6 +107,7 @@ def get_config(arg=None):
   # The train state (and its checkpoints) holds the encoder's 12 layers as one
   # stacked array per kind of tensor, so LAMB runs a few kernels per kind
   # rather than per tensor (clip2point_jax/layer_stack.py); the same updates.
+  # Off: on an H200 the step is no faster (bench/RESULTS.md).
   c.optim.stack_layers = False
   # (regex, partition spec) pairs for the parameters (and their optimiser
   # state), e.g. ((".*kernel", (None, "data")),) for FSDP; default replicated.

@@ -37,6 +37,8 @@ def test_one_step_on_8_devices_equals_1_device_and_groups_follow_the_formula():
       trainable, frozen = optim.split(params, config.optim.trainable)
       state, tx, schedule = pretrain.initial_state(config, trainable, 50)
       state["step"] = np.int32(3)
+      layers = state["params"]["depth_encoder"]["vision_model"]["encoder"]
+      assert list(layers) == (["layers"] if stack_layers else ["layers_0", "layers_1"])
       shardings = pretrain.state_shardings(mesh, state, ())
       state = jax.device_put(state, shardings)
       return mesh, state, frozen, tx, schedule, shardings
