@@ -178,7 +178,7 @@ def evaluate(predict, variables, text, data, indices: np.ndarray, chunk: int) ->
   padded = np.zeros(-(-len(indices) // chunk) * chunk, np.int32)
   padded[:len(indices)] = indices
   outputs = [predict(variables, text, data, jnp.asarray(c)) for c in padded.reshape(-1, chunk)]
-  return np.concatenate([parallel.to_host(o) for o in outputs])[:len(indices)]
+  return parallel.concat_to_host(outputs)[:len(indices)]
 
 
 def to_device(features: dict, mesh) -> dict:

@@ -93,8 +93,8 @@ def compute(source, encode_image: Callable, params, mesh, *, image_size: int, ba
                     disable=jax.process_index() != 0):
     batch = parallel.global_batch(mesh, local)
     outputs.append((encode(params, batch["images"]), batch["has_images"]))
-  features = np.concatenate([parallel.to_host(f) for f, _ in outputs])[:count]
-  has_images = np.concatenate([parallel.to_host(h) for _, h in outputs])[:count]
+  features = parallel.concat_to_host(f for f, _ in outputs)[:count]
+  has_images = parallel.concat_to_host(h for _, h in outputs)[:count]
   return {FEATURES: features, HAS_IMAGES: has_images}
 
 

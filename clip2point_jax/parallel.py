@@ -50,10 +50,12 @@ def global_batch(mesh: Mesh, local_batch):
       local_batch)
 
 
-def to_host(x) -> np.ndarray:
-  """The whole of a global array as numpy, on every host (a collective when
-  it spans several hosts: every host must call it)."""
-  return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+def concat_to_host(arrays) -> np.ndarray:
+  """Global arrays [n_i, ...] (batches' outputs kept on the devices) joined
+  along axis 0 as one numpy array, on every host. One collective for all of
+  them when they span several hosts: every host must call it."""
+  gathered = multihost_utils.process_allgather(list(arrays), tiled=True)
+  return np.concatenate([np.asarray(x) for x in gathered])
 
 
 def round_to_devices(batch_size: int, mesh: Mesh) -> int:

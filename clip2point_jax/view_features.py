@@ -71,10 +71,9 @@ def compute(encode: Callable, frozen, source, *, mesh, batch_size: int, num_poin
     features = encode(frozen, batch["points"], None)
     # Kept on the device until the end: fetching per batch would stall dispatch.
     outputs.append(([features[k] for k in keys], batch["label"], batch["mask"]))
-  gathered = lambda part: np.concatenate([parallel.to_host(part(o)) for o in outputs])
-  keep = gathered(lambda o: o[2])
-  result = {k: gathered(lambda o, i=i: o[0][i])[keep] for i, k in enumerate(keys)}
-  result["label"] = gathered(lambda o: o[1])[keep].astype(np.int32)
+  keep = parallel.concat_to_host(o[2] for o in outputs)
+  result = {k: parallel.concat_to_host(o[0][i] for o in outputs)[keep] for i, k in enumerate(keys)}
+  result["label"] = parallel.concat_to_host(o[1] for o in outputs)[keep].astype(np.int32)
   seconds = time.time() - start
   logging.info("%s: %d clouds in %.1f s (%.1f clouds/s)", desc, len(result["label"]), seconds,
                len(result["label"]) / max(seconds, 1e-9))

@@ -5,7 +5,7 @@ only host 1's already holds each cache. Building one runs collectives, so
 host 1 must join host 0 rather than return early: without
 `parallel.any_process` host 0 waits in a collective host 1 never enters.
 A folder both hosts write goes through `parallel.host0_first`. Outputs
-sharded over both hosts are read back whole on each (`parallel.to_host`).
+sharded over both hosts are read back whole on each (`parallel.concat_to_host`).
 """
 
 import sys

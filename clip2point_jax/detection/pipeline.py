@@ -82,7 +82,7 @@ class CropBatcher:
       self._send()
     if not self._outputs:
       return np.zeros((0, 0), np.float32)
-    logits = np.concatenate([parallel.to_host(o) for o in self._outputs])
+    logits = parallel.concat_to_host(self._outputs)
     self._outputs = []
     return logits[:self.num_crops]
 
