@@ -1,0 +1,115 @@
+"""CLIP's fc1 + quick-GELU alone: XLA (cuBLAS, then a separate activation pass)
+against the fused Pallas kernel in several tilings.
+
+  python bench/bench_mlp.py                           # zero-shot's and pre-training's shapes
+  python bench/bench_mlp.py --rows 300 --configs 64x128x32w4s2 --repeats 2   # a CPU check
+  python bench/bench_mlp.py --gemms                   # also: the GEMMs XLA compiles zero-shot into
+
+Rows are tokens: 307,200 = 1,024 clouds x 6 views x 50 tokens (zero-shot),
+25,600 = 256 samples x 2 depth maps x 50 tokens (a pre-training forward).
+Each output is compared with quick_gelu(x @ w + b) in float32 from the same
+bf16 inputs; TFLOP/s counts the GEMM alone (2 M K N).
+"""
+
+import argparse
+import collections
+import re
+
+from clip2point_jax import xla_defaults
+
+xla_defaults.apply()  # Before jax starts.
+
+import jax  # pylint: disable=g-import-not-at-top
+import jax.numpy as jnp
+
+from bench_zeroshot import time_compiled
+from clip2point_jax.models import fused_mlp
+
+DEFAULT_CONFIGS = ("128x256x64w8s3", "128x256x64w8s4", "128x128x64w4s4", "128x128x64w8s3",
+                   "256x128x64w8s3", "64x256x64w4s4", "128x256x32w8s4")
+
+
+def parse_config(text: str) -> dict:
+  """"128x256x64w8s3" -> block_m, block_n, block_k, num_warps, num_stages."""
+  match = re.fullmatch(r"(\d+)x(\d+)x(\d+)w(\d+)s(\d+)", text)
+  if not match:
+    raise SystemExit(f"--configs {text!r}: expected e.g. 128x256x64w8s3")
+  names = ("block_m", "block_n", "block_k", "num_warps", "num_stages")
+  return dict(zip(names, map(int, match.groups())))
+
+
+def implementations(configs):
+  found = {
+      "xla gemm+bias only": lambda x, w, b: jnp.dot(x, w.astype(x.dtype)) + b.astype(x.dtype),
+      "xla gemm, then gelu": fused_mlp.xla_dense_quick_gelu,
+  }
+  for text in configs:
+    found[f"pallas {text}"] = (lambda x, w, b, c=parse_config(text):
+                               fused_mlp.pallas_dense_quick_gelu(x, w, b, **c))
+  return found
+
+
+def print_gemms(batch: int):
+  """Lists the GEMM custom calls in the compiled zero-shot program, by shape."""
+  import bench_zeroshot  # pylint: disable=g-import-not-at-top
+  from clip2point_jax.models import zeroshot  # pylint: disable=g-import-not-at-top
+  from renderers import cameras  # pylint: disable=g-import-not-at-top
+  import bench_common  # pylint: disable=g-import-not-at-top
+  config = bench_zeroshot._config(False)  # pylint: disable=protected-access
+  encode, params = bench_zeroshot._encoder(config, jnp.bfloat16, "depth-pallas-bf16res")  # pylint: disable=protected-access
+  text = jnp.ones((40, config.projection_dim), jnp.float32)
+  classify = zeroshot.make_classifier(encode, views=cameras.VIEWS_ZERO_SHOT)
+  hlo = classify.lower(params, text, bench_common.clouds(batch, 1024, 0)).compile().as_text()
+  calls = collections.Counter()
+  for line in hlo.splitlines():
+    target = re.search(r'custom_call_target="([^"]+)"', line)
+    if target and ("matmul" in target.group(1) or "gemm" in target.group(1).lower()):
+      shape = line.split("=", 1)[1].split("custom-call", 1)[0].strip()
+      calls[(target.group(1), shape)] += 1
+  print(f"GEMM custom calls in zero-shot at batch {batch} (count, target, result shape):")
+  for (target, shape), count in sorted(calls.items()):
+    print(f"  {count:>3}  {target}  {shape[:150]}")
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--rows", type=int, nargs="+", default=[307200, 25600])
+  parser.add_argument("--width", type=int, default=768)
+  parser.add_argument("--intermediate", type=int, default=3072)
+  parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS))
+  parser.add_argument("--repeats", type=int, default=20)
+  parser.add_argument("--gemms", action="store_true", help="list zero-shot's compiled GEMMs")
+  args = parser.parse_args()
+  device = jax.devices()[0]
+  print(f"fc1 + quick-GELU | {device.platform} {device.device_kind} | jax {jax.__version__} | "
+        f"K={args.width}, N={args.intermediate}, bf16", flush=True)
+  if args.gemms:
+    print_gemms(64)
+  keys = jax.random.split(jax.random.key(0), 4)
+  w = jax.random.normal(keys[1], (args.width, args.intermediate), jnp.float32) * 0.03
+  b = jax.random.normal(keys[2], (args.intermediate,), jnp.float32) * 0.5
+  print(f"{'implementation':<24} {'rows':>7} {'ms':>8} {'TFLOP/s':>8} {'compile s':>9} "
+        f"{'max |err|':>10}", flush=True)
+  for rows in args.rows:
+    inputs = [jax.random.normal(k, (rows, args.width), jnp.bfloat16) for k in
+              jax.random.split(keys[0], 3)]
+    checked = min(rows, 4096)
+    exact = fused_mlp.xla_dense_quick_gelu(
+        inputs[0][:checked].astype(jnp.float32), w.astype(jnp.bfloat16).astype(jnp.float32),
+        b.astype(jnp.bfloat16).astype(jnp.float32))
+    for name, fn in implementations(args.configs).items():
+      try:
+        jitted = jax.jit(lambda w, b, x, fn=fn: fn(x, w, b))
+        seconds, compile_s, _, _ = time_compiled(jitted, (w, b), inputs, args.repeats)
+      except Exception as e:  # pylint: disable=broad-except
+        print(f"{name:<24} {rows:>7} failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
+        continue
+      out = jax.jit(fn)(inputs[0], w, b)[:checked].astype(jnp.float32)
+      error = "—" if "only" in name else f"{float(jnp.max(jnp.abs(out - exact))):.2e}"
+      tflops = 2 * rows * args.width * args.intermediate / seconds / 1e12
+      print(f"{name:<24} {rows:>7} {1e3 * seconds:>8.3f} {tflops:>8.1f} {compile_s:>9.1f} "
+            f"{error:>10}", flush=True)
+
+
+if __name__ == "__main__":
+  main()
