@@ -20,6 +20,7 @@
 #   bash bench/run_device.sh stack_layers         # on 4 GPUs: LAMB over stacked layers, 1 and 4 GPUs
 #   bash bench/run_device.sh scaling_overheads    # on 4 GPUs: 1 GPU at 512, the 4-GPU profile
 #   bash bench/run_device.sh scaling_knobs        # on 4 GPUs: all-reduce chunk sizes, NCCL channels
+#   bash bench/run_device.sh mlp                  # fc1 + quick-GELU: cuBLAS + XLA against the Pallas kernel
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -144,6 +145,9 @@ against_torch() {  # compiled torch at its best batch and our zero-shot, in one 
     --compile max-autotune-no-cudagraphs
   run 120 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 8 \
     --variants depth-pallas depth-pallas-bf16res --no-projector
+}
+mlp() {  # fc1 + quick-GELU alone in several tilings, and the GEMMs zero-shot compiles into
+  run 300 mlp $one_gpu python3 bench/bench_mlp.py --gemms
 }
 xla_flags() {  # zero-shot under XLA flag sets; a flag the user sets wins over xla_defaults
   local flags
