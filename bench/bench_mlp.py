@@ -25,17 +25,18 @@ import jax.numpy as jnp
 from bench_zeroshot import time_compiled
 from clip2point_jax.models import fused_mlp
 
-DEFAULT_CONFIGS = ("128x256x64w8s3", "128x256x64w8s4", "128x128x64w4s4", "128x128x64w8s3",
-                   "256x128x64w8s3", "64x256x64w4s4", "128x256x32w8s4")
+# A trailing "t": the activation through tanh.approx.
+DEFAULT_CONFIGS = ("128x128x64w8s3", "128x128x64w8s3t", "128x128x64w8s4t", "128x128x64w4s3t",
+                   "128x256x64w8s2t", "128x256x64w8s3t", "64x128x64w4s3t")
 
 
 def parse_config(text: str) -> dict:
-  """"128x256x64w8s3" -> block_m, block_n, block_k, num_warps, num_stages."""
-  match = re.fullmatch(r"(\d+)x(\d+)x(\d+)w(\d+)s(\d+)", text)
+  """"128x256x64w8s3t" -> block_m, block_n, block_k, num_warps, num_stages, approx."""
+  match = re.fullmatch(r"(\d+)x(\d+)x(\d+)w(\d+)s(\d+)(t?)", text)
   if not match:
-    raise SystemExit(f"--configs {text!r}: expected e.g. 128x256x64w8s3")
+    raise SystemExit(f"--configs {text!r}: expected e.g. 128x256x64w8s3 or 128x256x64w8s3t")
   names = ("block_m", "block_n", "block_k", "num_warps", "num_stages")
-  return dict(zip(names, map(int, match.groups())))
+  return dict(zip(names, map(int, match.groups()[:5])), approx=bool(match.group(6)))
 
 
 def implementations(configs):

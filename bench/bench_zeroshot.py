@@ -8,7 +8,9 @@ Variants: `rgb-*` feeds the encoder the 3-channel normalised copy of each
 depth map (what CLIP2Point does); `depth-*` folds that copy and the
 normalisation into the patch embedding (`encode_depth`, the default path);
 `*-xla` / `*-cudnn` / `*-pallas` pick the attention implementation;
-`*-bf16res` keeps the residual stream in bfloat16.
+`*-bf16res` keeps the residual stream in bfloat16; `*-pallas-unfused` keeps
+the Pallas attention but runs fc1 and quick-GELU as cuBLAS + XLA (the fused
+MLP kernel switched off, for comparison).
 
 The encoder has CLIP ViT-B/32's architecture with random weights (the speed
 does not depend on the values). Each setting is compiled and warmed up, then
@@ -32,13 +34,15 @@ import numpy as np
 
 import bench_common
 from clip2point_jax.models import clip as clip_lib
+from clip2point_jax.models import fused_mlp
 from clip2point_jax.models import zeroshot
 from renderers import cameras
 from renderers import points as projector
 
 NUM_CLASSES = 40  # ModelNet40
 VARIANTS = ("rgb-xla", "rgb-cudnn", "depth-xla", "depth-cudnn", "depth-pallas",
-            "depth-xla-bf16res", "depth-cudnn-bf16res", "depth-pallas-bf16res")
+            "depth-xla-bf16res", "depth-cudnn-bf16res", "depth-pallas-bf16res",
+            "depth-pallas-unfused", "depth-pallas-bf16res-unfused")
 
 
 def vit_flops_per_image(config: clip_lib.CLIPConfig) -> float:
@@ -62,13 +66,19 @@ def _config(tiny: bool) -> clip_lib.CLIPConfig:
 
 def _encoder(config, dtype, variant):
   """(encode_depth, params) for a variant of the image tower."""
-  feed, attention, *residual = variant.split("-")
-  model = clip_lib.CLIPVisionEncoder(config, dtype=dtype, attention=attention,
-                                     residual_dtype=jnp.bfloat16 if residual else jnp.float32)
+  feed, attention, *options = variant.split("-")
+  model = clip_lib.CLIPVisionEncoder(
+      config, dtype=dtype, attention=attention,
+      residual_dtype=jnp.bfloat16 if "bf16res" in options else jnp.float32)
   params = bench_common.tower_params(config)
-  if feed == "depth":
-    return (lambda p, depth: model.apply({"params": p}, grey=depth)), params
-  return (lambda p, depth: model.apply({"params": p}, zeroshot.depth_to_clip_images(depth))), params
+  fused = "unfused" not in options
+
+  def encode(p, depth):
+    with fused_mlp.enabled(fused):
+      if feed == "depth":
+        return model.apply({"params": p}, grey=depth)
+      return model.apply({"params": p}, zeroshot.depth_to_clip_images(depth))
+  return encode, params
 
 
 def time_compiled(jitted, fixed, inputs, repeats):

@@ -24,6 +24,7 @@ from renderers import cameras
 from renderers import points as projector
 from clip2point_jax.data import primitives
 from clip2point_jax.models import clip as clip_lib
+from clip2point_jax.models import fused_mlp
 from clip2point_jax.models import zeroshot
 
 
@@ -85,15 +86,19 @@ def _check_encoder(rows, both, points, rng, cpu):
           jax.device_put(params, cpu), jax.device_put(depth, cpu)))
   acc = jax.devices()[0]
   gpu = acc.platform == "gpu"
-  for name, dtype, residual, precision, attention in (
-      ("float32, highest", jnp.float32, jnp.float32, "highest", "auto"),
-      ("float32, default (TF32)", jnp.float32, jnp.float32, None, "auto"),
-      ("bfloat16 (the fast path)", jnp.bfloat16, jnp.float32, None, "auto"),
-      ("bfloat16, cuDNN attention", jnp.bfloat16, jnp.float32, None, "cudnn" if gpu else "auto"),
-      ("bfloat16, bf16 residual", jnp.bfloat16, jnp.bfloat16, None, "auto")):
+  for name, dtype, residual, precision, attention, fused in (
+      ("float32, highest", jnp.float32, jnp.float32, "highest", "auto", True),
+      ("float32, default (TF32)", jnp.float32, jnp.float32, None, "auto", True),
+      ("bfloat16, f32 residual", jnp.bfloat16, jnp.float32, None, "auto", True),
+      ("bfloat16, f32 residual, MLP unfused", jnp.bfloat16, jnp.float32, None, "auto", False),
+      ("bfloat16, cuDNN attention", jnp.bfloat16, jnp.float32, None, "cudnn" if gpu else "auto",
+       True),
+      ("bfloat16, bf16 residual", jnp.bfloat16, jnp.bfloat16, None, "auto", True),
+      ("bfloat16, bf16 residual, MLP unfused", jnp.bfloat16, jnp.bfloat16, None, "auto", False)):
     model = clip_lib.CLIPVisionEncoder(config, dtype=dtype, attention=attention,
                                        residual_dtype=residual)
-    with jax.default_matmul_precision(precision) if precision else contextlib.nullcontext():
+    with (jax.default_matmul_precision(precision) if precision else contextlib.nullcontext(),
+          fused_mlp.enabled(fused)):
       out = np.asarray(jax.jit(lambda p, d: model.apply({"params": p}, grey=d))(
           jax.device_put(params, acc), jax.device_put(depth, acc)))
     rel = np.linalg.norm(out - reference) / np.linalg.norm(reference)
@@ -108,6 +113,15 @@ def _check_encoder(rows, both, points, rng, cpu):
   a, c = both(lambda p, t, x: classify(p, t, x), params, text, points)
   rows.append(("zero-shot: argmax agrees", f"{np.mean(a.argmax(-1) == c.argmax(-1)):.3f}",
                f"max |logit diff| {np.abs(a - c).max():.2e}"))
+  # The shipped fast path on the device against the CPU's float32 logits.
+  fast = clip_lib.CLIPVisionEncoder(config, dtype=jnp.bfloat16, residual_dtype=jnp.bfloat16)
+  classify_fast = zeroshot.make_classifier(lambda p, d: fast.apply({"params": p}, grey=d),
+                                           views=cameras.VIEWS_ZERO_SHOT)
+  fast_logits = np.asarray(classify_fast(jax.device_put(params, acc), jax.device_put(text, acc),
+                                       jax.device_put(points, acc)))
+  rows.append(("zero-shot bf16, bf16 residual: argmax agrees with CPU f32",
+               f"{np.mean(fast_logits.argmax(-1) == c.argmax(-1)):.3f}",
+               f"max |logit diff| {np.abs(fast_logits - c).max():.2e}"))
 
 
 if __name__ == "__main__":

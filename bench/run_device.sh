@@ -21,6 +21,7 @@
 #   bash bench/run_device.sh scaling_overheads    # on 4 GPUs: 1 GPU at 512, the 4-GPU profile
 #   bash bench/run_device.sh scaling_knobs        # on 4 GPUs: all-reduce chunk sizes, NCCL channels
 #   bash bench/run_device.sh mlp                  # fc1 + quick-GELU: cuBLAS + XLA against the Pallas kernel
+#   bash bench/run_device.sh fused                # the fused MLP kernel alone and in zero-shot; bf16 residual
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -148,6 +149,14 @@ against_torch() {  # compiled torch at its best batch and our zero-shot, in one 
 }
 mlp() {  # fc1 + quick-GELU alone in several tilings, and the GEMMs zero-shot compiles into
   run 300 mlp $one_gpu python3 bench/bench_mlp.py --gemms
+}
+fused() {  # fc1 + quick-GELU as one kernel: alone, in zero-shot, its numerics; pre-training's residual
+  run 120 mlp $one_gpu python3 bench/bench_mlp.py
+  run 150 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 8 --no-projector \
+    --variants depth-pallas-unfused depth-pallas depth-pallas-bf16res-unfused depth-pallas-bf16res
+  run 90 check $one_gpu python3 bench/check_device.py --parts encoder
+  run 120 pretrain $one_gpu python3 bench/bench_pretrain.py --batch 256 --residual_dtype bfloat16
+  run 120 pretrain $one_gpu python3 bench/bench_pretrain.py --batch 256 --residual_dtype float32
 }
 xla_flags() {  # zero-shot under XLA flag sets; a flag the user sets wins over xla_defaults
   local flags

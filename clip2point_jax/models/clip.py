@@ -23,7 +23,8 @@ and the residual stream stay float32 (`residual_dtype=jnp.bfloat16` makes the
 residual stream bfloat16 too: faster, less exact). `attention="auto"` runs
 attention as one Pallas kernel for short sequences (`short_attention.py`) on
 GPUs in half precision and as XLA einsums elsewhere; "xla", "pallas" and
-"cudnn" (cuDNN's flash attention) force one.
+"cudnn" (cuDNN's flash attention) force one. With the Pallas kernels, fc1 and
+quick-GELU also run as one kernel at inference (`fused_mlp.py`).
 
 Depth maps have one channel: `encode_depth` folds CLIP's grey-to-RGB copy and
 its per-channel mean/std into the patch-embedding weights, so a depth map
@@ -39,6 +40,7 @@ import jax
 import jax.numpy as jnp
 
 from clip2point_jax.errors import UserError
+from clip2point_jax.models import fused_mlp
 from clip2point_jax.models import short_attention
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -224,15 +226,36 @@ class CLIPAttention(nn.Module):
     return _dense(width, self.dtype, "out_proj")(out)
 
 
-class CLIPMLP(nn.Module):
-  intermediate_size: int
-  hidden_act: str
-  dtype: Any = jnp.float32
+class _FusedFC1(nn.Module):
+  """fc1 and quick-GELU as one Pallas kernel; `nn.Dense`'s parameters and init."""
+  features: int
+  dtype: Any
 
   @nn.compact
   def __call__(self, x):
-    h = _dense(self.intermediate_size, self.dtype, "fc1")(x)
-    h = _ACTIVATIONS[self.hidden_act](h)
+    kernel = self.param("kernel", nn.initializers.normal(0.02),
+                        (x.shape[-1], self.features), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
+    return fused_mlp.dense_quick_gelu(x.astype(self.dtype), kernel, bias)
+
+
+class CLIPMLP(nn.Module):
+  """fc2(act(fc1(x))). With the Pallas kernels (see `resolve_attention`) and
+  quick-GELU, fc1 and the activation run as one kernel (`fused_mlp.py`)."""
+  intermediate_size: int
+  hidden_act: str
+  dtype: Any = jnp.float32
+  attention: str = "auto"
+
+  @nn.compact
+  def __call__(self, x):
+    if (self.hidden_act == "quick_gelu" and x.ndim == 3
+        and resolve_attention(self.attention, self.dtype) == "pallas"
+        and fused_mlp.supported(x.shape[-1], self.intermediate_size)):
+      h = _FusedFC1(self.intermediate_size, self.dtype, name="fc1")(x)
+    else:
+      h = _dense(self.intermediate_size, self.dtype, "fc1")(x)
+      h = _ACTIVATIONS[self.hidden_act](h)
     return _dense(x.shape[-1], self.dtype, "fc2")(h)
 
 
@@ -251,7 +274,7 @@ class CLIPEncoderLayer(nn.Module):
     x = x + CLIPAttention(cfg.num_attention_heads, self.dtype, self.attention,
                           name="self_attn")(h, causal)
     h = _layer_norm(cfg.layer_norm_eps, "layer_norm2")(x)
-    x = x + CLIPMLP(cfg.intermediate_size, cfg.hidden_act, self.dtype,
+    x = x + CLIPMLP(cfg.intermediate_size, cfg.hidden_act, self.dtype, self.attention,
                     name="mlp")(h)
     return x
 

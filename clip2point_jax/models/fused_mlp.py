@@ -1,18 +1,27 @@
-"""CLIP's first MLP layer and its quick-GELU as one Pallas kernel.
+"""CLIP's first MLP layer and its quick-GELU as one Pallas kernel (Triton on GPUs).
 
 cuBLAS fuses the bias add into a GEMM's epilogue but has no quick-GELU
 (x * sigmoid(1.702 x)), so XLA writes fc1's 3,072-wide output, reads it back
 for the activation and writes it again: on an H200 that pass is about 12% of
 zero-shot's time. This kernel applies bias and activation to each output
 tile while it is still in registers, so the activations are written once.
+
+`dense_quick_gelu` runs the kernel when it is called plainly (inference) and
+XLA's cuBLAS path under differentiation: the backward pass needs fc1's
+pre-activation, which the kernel never writes. Like the attention kernel, it
+is wrapped so that XLA splits it over the devices holding the batch.
 """
 
+import contextlib
 import functools
 
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
+from jax.experimental.custom_partitioning import custom_partitioning
 from jax.experimental.pallas import triton as plgpu
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec
 
 QUICK_GELU_SCALE = 1.702
 
@@ -22,12 +31,19 @@ def quick_gelu(x):
 
 
 def xla_dense_quick_gelu(x, kernel, bias):
-  """quick_gelu(x @ kernel + bias) as XLA runs it: float[M, K] -> float[M, N] in x's dtype."""
+  """quick_gelu(x @ kernel + bias) as `nn.Dense` and XLA run it: float[..., K] ->
+  float[..., N] in x's dtype (the matmul and bias add in x's dtype)."""
   h = jnp.dot(x, kernel.astype(x.dtype)) + bias.astype(x.dtype)
   return quick_gelu(h)
 
 
-def _kernel(x_ref, w_ref, b_ref, out_ref, *, rows, col_blocks, block_k):
+def _tanh_quick_gelu(h):
+  """quick_gelu(h) = h/2 (1 + tanh(1.702 h / 2)): one tanh.approx instruction per
+  element instead of exp and a division (relative error ~2^-11, under bf16's 2^-8)."""
+  return 0.5 * h * (1.0 + plgpu.approx_tanh(0.5 * QUICK_GELU_SCALE * h))
+
+
+def _kernel(x_ref, w_ref, b_ref, out_ref, *, rows, col_blocks, block_k, approx):
   block_m = out_ref.shape[0]
   first_row = pl.program_id(0) // col_blocks * block_m
   in_rows = (first_row + jnp.arange(block_m)) < rows
@@ -40,17 +56,20 @@ def _kernel(x_ref, w_ref, b_ref, out_ref, *, rows, col_blocks, block_k):
   acc = jnp.zeros(out_ref.shape, jnp.float32)
   acc = jax.lax.fori_loop(0, x_ref.shape[1] // block_k, accumulate, acc)
   h = acc + b_ref[...].astype(jnp.float32)[None, :]
-  plgpu.store(out_ref, quick_gelu(h).astype(out_ref.dtype), mask=in_rows[:, None])
+  activation = _tanh_quick_gelu if approx else quick_gelu
+  plgpu.store(out_ref, activation(h).astype(out_ref.dtype), mask=in_rows[:, None])
 
 
 @functools.partial(jax.jit, static_argnames=("block_m", "block_n", "block_k", "num_warps",
-                                             "num_stages"))
+                                             "num_stages", "approx"))
 def pallas_dense_quick_gelu(x, kernel, bias, block_m: int = 128, block_n: int = 256,
-                            block_k: int = 64, num_warps: int = 8, num_stages: int = 3):
+                            block_k: int = 64, num_warps: int = 8, num_stages: int = 3,
+                            approx: bool = False):
   """quick_gelu(x @ kernel + bias) in one kernel, float32 accumulation and activation.
 
   x: bf16[M, K]; kernel: float[K, N] and bias: float[N] (cast to x's dtype);
   returns bf16[M, N]. K must be a multiple of block_k and N of block_n; any M.
+  approx: the activation through the GPU's tanh.approx (GPUs only).
   """
   rows, depth = x.shape
   width = kernel.shape[1]
@@ -63,7 +82,8 @@ def pallas_dense_quick_gelu(x, kernel, bias, block_m: int = 128, block_n: int = 
   row_of = lambda p: p // col_blocks
   col_of = lambda p: p % col_blocks
   return pl.pallas_call(
-      functools.partial(_kernel, rows=rows, col_blocks=col_blocks, block_k=block_k),
+      functools.partial(_kernel, rows=rows, col_blocks=col_blocks, block_k=block_k,
+                        approx=approx),
       grid=(row_blocks * col_blocks,),
       in_specs=[pl.BlockSpec((block_m, depth), lambda p: (row_of(p), 0)),
                 pl.BlockSpec((depth, block_n), lambda p: (0, col_of(p))),
@@ -74,3 +94,82 @@ def pallas_dense_quick_gelu(x, kernel, bias, block_m: int = 128, block_n: int = 
       interpret=jax.default_backend() != "gpu",
       name="dense_quick_gelu",
   )(x, kernel.astype(x.dtype), bias.astype(x.dtype))
+
+
+_ENABLED = [True]
+
+
+@contextlib.contextmanager
+def enabled(on: bool):
+  """Within the block (while tracing), `supported` answers False unless `on`:
+  benchmarks compare the kernel with XLA's path through it."""
+  previous, _ENABLED[0] = _ENABLED[0], on
+  try:
+    yield
+  finally:
+    _ENABLED[0] = previous
+
+
+def supported(depth: int, width: int) -> bool:
+  """Whether the kernel tiles fc1's [K=depth, N=width] weights (and is enabled)."""
+  return _ENABLED[0] and depth % 32 == 0 and width % 64 == 0
+
+
+def _tiling(depth: int, width: int) -> dict:
+  # 128 x 128 x 64 with 8 warps and 3 stages was the fastest tiling on an H200
+  # at zero-shot's and pre-training's shapes (bench_mlp.py, bench/RESULTS.md).
+  return dict(block_m=128, block_n=128 if width % 128 == 0 else 64,
+              block_k=64 if depth % 64 == 0 else 32, num_warps=8, num_stages=3,
+              approx=jax.default_backend() == "gpu")
+
+
+def _run_local(x, kernel, bias):
+  """The kernel on this device's share: x bf16[B, T, K] -> bf16[B, T, N]."""
+  rows = x.reshape(-1, x.shape[-1])
+  out = pallas_dense_quick_gelu(rows, kernel, bias, **_tiling(*kernel.shape))
+  return out.reshape(*x.shape[:-1], kernel.shape[1])
+
+
+def _batch_split(mesh, arg_shapes):
+  spec = tuple(getattr(arg_shapes[0].sharding, "spec", ())) + (None,) * 3
+  return (NamedSharding(mesh, PartitionSpec(spec[0], None, None)),
+          NamedSharding(mesh, PartitionSpec(None, None)),
+          NamedSharding(mesh, PartitionSpec(None)))
+
+
+def _partition(mesh, arg_shapes, result_shape):
+  del result_shape
+  x_sharding, kernel_sharding, bias_sharding = _batch_split(mesh, arg_shapes)
+  return mesh, _run_local, x_sharding, (x_sharding, kernel_sharding, bias_sharding)
+
+
+def _infer(mesh, arg_shapes, result_shape):
+  del result_shape
+  return _batch_split(mesh, arg_shapes)[0]
+
+
+_partitioned = custom_partitioning(_run_local)
+_partitioned.def_partition(_partition, infer_sharding_from_operands=_infer,
+                           sharding_rule="b t k, k n, n -> b t n",
+                           need_replication_factors=("t", "k", "n"))
+
+
+@jax.custom_vjp
+def dense_quick_gelu(x, kernel, bias):
+  """quick_gelu(x @ kernel + bias): the Pallas kernel, or XLA's path when differentiated.
+
+  x: bf16[B, T, K]; kernel: float32[K, N]; bias: float32[N] (both used in
+  bf16); returns bf16[B, T, N]. Needs `supported(K, N)`.
+  """
+  return _partitioned(x, kernel, bias)
+
+
+def _forward_for_gradient(x, kernel, bias):
+  return jax.vjp(xla_dense_quick_gelu, x, kernel, bias)
+
+
+def _backward(vjp, grad_out):
+  return vjp(grad_out)
+
+
+dense_quick_gelu.defvjp(_forward_for_gradient, _backward)
