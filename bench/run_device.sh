@@ -22,6 +22,7 @@
 #   bash bench/run_device.sh scaling_knobs        # on 4 GPUs: all-reduce chunk sizes, NCCL channels
 #   bash bench/run_device.sh mlp                  # fc1 + quick-GELU: cuBLAS + XLA against the Pallas kernel
 #   bash bench/run_device.sh fused                # the fused MLP kernel alone and in zero-shot; bf16 residual
+#   bash bench/run_device.sh fused_profile        # zero-shot's profile with the fused MLP; against torch
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -157,6 +158,14 @@ fused() {  # fc1 + quick-GELU as one kernel: alone, in zero-shot, its numerics; 
   run 90 check $one_gpu python3 bench/check_device.py --parts encoder
   run 120 pretrain $one_gpu python3 bench/bench_pretrain.py --batch 256 --residual_dtype bfloat16
   run 120 pretrain $one_gpu python3 bench/bench_pretrain.py --batch 256 --residual_dtype float32
+}
+fused_profile() {  # where zero-shot's time goes with the fused MLP; then against compiled torch, one call
+  run 70 profile $one_gpu python3 bench/profile_zeroshot.py --variant depth-pallas-bf16res --top 30
+  run 60 profile $one_gpu python3 bench/profile_zeroshot.py --variant depth-pallas-bf16res-unfused --top 12
+  run 200 torch_compiled $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1536 \
+    --compile max-autotune-no-cudagraphs
+  run 120 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 20 --no-projector \
+    --variants depth-pallas-bf16res-unfused depth-pallas-bf16res depth-pallas
 }
 xla_flags() {  # zero-shot under XLA flag sets; a flag the user sets wins over xla_defaults
   local flags

@@ -115,10 +115,15 @@ def supported(depth: int, width: int) -> bool:
   return _ENABLED[0] and depth % 32 == 0 and width % 64 == 0
 
 
-def _tiling(depth: int, width: int) -> dict:
-  # 128 x 128 x 64 with 8 warps and 3 stages was the fastest tiling on an H200
-  # at zero-shot's and pre-training's shapes (bench_mlp.py, bench/RESULTS.md).
-  return dict(block_m=128, block_n=128 if width % 128 == 0 else 64,
+# Rows from which 128 x 256 output tiles beat 128 x 128 ones.
+_WIDE_TILES_FROM_ROWS = 65536
+
+
+def _tiling(rows: int, depth: int, width: int) -> dict:
+  # The fastest tilings on an H200 (bench_mlp.py, bench/RESULTS.md): 128 x 256
+  # x 64 at zero-shot's 307,200 rows, 128 x 128 x 64 at 25,600; 8 warps, 3 stages.
+  block_n = 256 if rows >= _WIDE_TILES_FROM_ROWS and width % 256 == 0 else 128
+  return dict(block_m=128, block_n=block_n if width % block_n == 0 else 64,
               block_k=64 if depth % 64 == 0 else 32, num_warps=8, num_stages=3,
               approx=jax.default_backend() == "gpu")
 
@@ -126,7 +131,7 @@ def _tiling(depth: int, width: int) -> dict:
 def _run_local(x, kernel, bias):
   """The kernel on this device's share: x bf16[B, T, K] -> bf16[B, T, N]."""
   rows = x.reshape(-1, x.shape[-1])
-  out = pallas_dense_quick_gelu(rows, kernel, bias, **_tiling(*kernel.shape))
+  out = pallas_dense_quick_gelu(rows, kernel, bias, **_tiling(rows.shape[0], *kernel.shape))
   return out.reshape(*x.shape[:-1], kernel.shape[1])
 
 
