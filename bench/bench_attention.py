@@ -64,7 +64,7 @@ def main():
         ("fwd+bwd", _grads(attend, target), exact_grads, 7)):
       jitted = jax.jit(fn)
       try:
-        seconds, compile_s, _, _ = time_compiled(jitted, (), qkv_sets, args.repeats)
+        seconds, compile_s, *_ = time_compiled(jitted, (), qkv_sets, args.repeats)
         error = max(float(jnp.max(jnp.abs(a[:checked].astype(jnp.float32) - b)))
                     for a, b in zip(jax.tree.leaves(jitted(qkv_sets[0])), jax.tree.leaves(exact)))
       except Exception as e:  # pylint: disable=broad-except

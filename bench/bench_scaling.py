@@ -80,7 +80,7 @@ def zeroshot_row(args, n):
   batch = args.zeroshot_batch * n
   inputs = [parallel.global_batch(mesh, bench_common.process_share(
       np.asarray(bench_common.clouds(batch, args.points, s)))) for s in range(3)]
-  seconds, compile_s, _, memory = bench_zeroshot.time_compiled(classify, (params, text), inputs,
+  seconds, compile_s, _, memory, _ = bench_zeroshot.time_compiled(classify, (params, text), inputs,
                                                                args.repeats)
   return {"what": "zero-shot", "n": n, "batch": batch, "ms": 1e3 * seconds, "waited_ms": 1e3 * seconds,
           "per_s": batch / seconds,

@@ -57,8 +57,16 @@ def main():
       step()
       print(f"  compiled batch {batch} in {time.perf_counter() - start:.1f} s", flush=True)
     seconds = timing.median_seconds(step, args.repeats, warmup=3)
+
+    def launch(_):
+      with torch.no_grad():
+        return forward(pixel_values=images).image_embeds
+
+    wait = lambda _: torch.cuda.synchronize() if device.type == "cuda" else None
+    back_to_back = timing.back_to_back_seconds(launch, wait, args.repeats)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     print(f"{name:<48} batch {batch:>5}  {1e3 * seconds:9.2f} ms  {batch / seconds:9.1f} clouds/s"
+          f"  back to back {1e3 * back_to_back:9.2f} ms  {batch / back_to_back:9.1f} clouds/s"
           f"  peak {peak:.2f} GiB", flush=True)
 
 

@@ -24,7 +24,6 @@ from renderers import cameras
 from renderers import points as projector
 from clip2point_jax.data import primitives
 from clip2point_jax.models import clip as clip_lib
-from clip2point_jax.models import fused_mlp
 from clip2point_jax.models import zeroshot
 
 
@@ -90,15 +89,15 @@ def _check_encoder(rows, both, points, rng, cpu):
       ("float32, highest", jnp.float32, jnp.float32, "highest", "auto", True),
       ("float32, default (TF32)", jnp.float32, jnp.float32, None, "auto", True),
       ("bfloat16, f32 residual", jnp.bfloat16, jnp.float32, None, "auto", True),
-      ("bfloat16, f32 residual, MLP unfused", jnp.bfloat16, jnp.float32, None, "auto", False),
+      ("bfloat16, f32 residual, unfused", jnp.bfloat16, jnp.float32, None, "auto", False),
       ("bfloat16, cuDNN attention", jnp.bfloat16, jnp.float32, None, "cudnn" if gpu else "auto",
        True),
       ("bfloat16, bf16 residual", jnp.bfloat16, jnp.bfloat16, None, "auto", True),
-      ("bfloat16, bf16 residual, MLP unfused", jnp.bfloat16, jnp.bfloat16, None, "auto", False)):
+      ("bfloat16, bf16 residual, unfused", jnp.bfloat16, jnp.bfloat16, None, "auto", False)):
     model = clip_lib.CLIPVisionEncoder(config, dtype=dtype, attention=attention,
                                        residual_dtype=residual)
     with (jax.default_matmul_precision(precision) if precision else contextlib.nullcontext(),
-          fused_mlp.enabled(fused)):
+          clip_lib.fused_kernels(fused, fused)):
       out = np.asarray(jax.jit(lambda p, d: model.apply({"params": p}, grey=d))(
           jax.device_put(params, acc), jax.device_put(depth, acc)))
     rel = np.linalg.norm(out - reference) / np.linalg.norm(reference)

@@ -23,6 +23,7 @@
 #   bash bench/run_device.sh mlp                  # fc1 + quick-GELU: cuBLAS + XLA against the Pallas kernel
 #   bash bench/run_device.sh fused                # the fused MLP kernel alone and in zero-shot; bf16 residual
 #   bash bench/run_device.sh fused_profile        # zero-shot's profile with the fused MLP; against torch
+#   bash bench/run_device.sh fused_norm           # the fused layer norm alone and in zero-shot; against torch
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -149,10 +150,10 @@ against_torch() {  # compiled torch at its best batch and our zero-shot, in one 
     --variants depth-pallas depth-pallas-bf16res --no-projector
 }
 mlp() {  # fc1 + quick-GELU alone in several tilings, and the GEMMs zero-shot compiles into
-  run 300 mlp $one_gpu python3 bench/bench_mlp.py --gemms
+  run 300 mlp $one_gpu python3 bench/bench_fused_kernels.py --gemms --norm_configs
 }
 fused() {  # fc1 + quick-GELU as one kernel: alone, in zero-shot, its numerics; pre-training's residual
-  run 120 mlp $one_gpu python3 bench/bench_mlp.py
+  run 120 mlp $one_gpu python3 bench/bench_fused_kernels.py --norm_configs
   run 150 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 8 --no-projector \
     --variants depth-pallas-unfused depth-pallas depth-pallas-bf16res-unfused depth-pallas-bf16res
   run 90 check $one_gpu python3 bench/check_device.py --parts encoder
@@ -166,6 +167,16 @@ fused_profile() {  # where zero-shot's time goes with the fused MLP; then agains
     --compile max-autotune-no-cudagraphs
   run 120 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 20 --no-projector \
     --variants depth-pallas-bf16res-unfused depth-pallas-bf16res depth-pallas
+}
+fused_norm() {  # the layer-norm kernel alone and in zero-shot, numerics, profile; compiled torch
+  run 100 kernels $one_gpu python3 bench/bench_fused_kernels.py --rows 307200 --configs 128x256x64w8s3t
+  run 170 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 10 --no-projector \
+    --variants depth-pallas-bf16res depth-pallas-bf16res-nomlp depth-pallas-bf16res-unfused \
+    depth-pallas depth-pallas-unfused
+  run 70 profile $one_gpu python3 bench/profile_zeroshot.py --variant depth-pallas-bf16res --top 14
+  run 70 check $one_gpu python3 bench/check_device.py --parts encoder
+  run 170 torch_compiled $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1536 \
+    --compile max-autotune-no-cudagraphs
 }
 xla_flags() {  # zero-shot under XLA flag sets; a flag the user sets wins over xla_defaults
   local flags

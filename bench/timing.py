@@ -19,3 +19,16 @@ def median_seconds(step: Callable[[], object], repeats: int, warmup: int = 1) ->
     step()
     times.append(time.perf_counter() - start)
   return statistics.median(times)
+
+
+def back_to_back_seconds(launch: Callable[[int], object], wait: Callable[[object], object],
+                         repeats: int) -> float:
+  """Mean wall time per call of `launch(0..repeats-1)` issued without waiting
+  in between, then `wait(last result)`: steady-state throughput, as a loop
+  over batches runs, without a host round trip per call."""
+  start = time.perf_counter()
+  out = None
+  for i in range(repeats):
+    out = launch(i)
+  wait(out)
+  return (time.perf_counter() - start) / repeats

@@ -23,8 +23,10 @@ and the residual stream stay float32 (`residual_dtype=jnp.bfloat16` makes the
 residual stream bfloat16 too: faster, less exact). `attention="auto"` runs
 attention as one Pallas kernel for short sequences (`short_attention.py`) on
 GPUs in half precision and as XLA einsums elsewhere; "xla", "pallas" and
-"cudnn" (cuDNN's flash attention) force one. With the Pallas kernels, fc1 and
-quick-GELU also run as one kernel at inference (`fused_mlp.py`).
+"cudnn" (cuDNN's flash attention) force one. With the Pallas kernels, each
+block's layer norms (`fused_layer_norm.py`) and its fc1 with quick-GELU
+(`fused_mlp.py`) also run as one kernel each at inference; under
+differentiation they are XLA's ops, as without them.
 
 Depth maps have one channel: `encode_depth` folds CLIP's grey-to-RGB copy and
 its per-channel mean/std into the patch-embedding weights, so a depth map
@@ -32,6 +34,7 @@ goes straight into one matmul, exactly as `encode_image` would see its
 three-channel normalised copy.
 """
 
+import contextlib
 import dataclasses
 from typing import Any
 
@@ -40,6 +43,7 @@ import jax
 import jax.numpy as jnp
 
 from clip2point_jax.errors import UserError
+from clip2point_jax.models import fused_layer_norm
 from clip2point_jax.models import fused_mlp
 from clip2point_jax.models import short_attention
 
@@ -226,6 +230,35 @@ class CLIPAttention(nn.Module):
     return _dense(width, self.dtype, "out_proj")(out)
 
 
+_FUSED = {"mlp": True, "layer_norm": True}
+
+
+@contextlib.contextmanager
+def fused_kernels(mlp: bool = True, layer_norm: bool = True):
+  """While tracing inside the block, which of the fused inference kernels the
+  Pallas path may use (both by default); benchmarks compare them with XLA."""
+  previous = dict(_FUSED)
+  _FUSED.update(mlp=mlp, layer_norm=layer_norm)
+  try:
+    yield
+  finally:
+    _FUSED.update(previous)
+
+
+class _FusedLayerNorm(nn.Module):
+  """Layer norm as one Pallas kernel, output in the compute dtype; `nn.LayerNorm`'s
+  parameters and init."""
+  epsilon: float
+  dtype: Any
+
+  @nn.compact
+  def __call__(self, x):
+    width = x.shape[-1]
+    scale = self.param("scale", nn.initializers.ones_init(), (width,), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros_init(), (width,), jnp.float32)
+    return fused_layer_norm.layer_norm(x, scale, bias, self.epsilon, jnp.dtype(self.dtype))
+
+
 class _FusedFC1(nn.Module):
   """fc1 and quick-GELU as one Pallas kernel; `nn.Dense`'s parameters and init."""
   features: int
@@ -249,7 +282,7 @@ class CLIPMLP(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    if (self.hidden_act == "quick_gelu" and x.ndim == 3
+    if (self.hidden_act == "quick_gelu" and x.ndim == 3 and _FUSED["mlp"]
         and resolve_attention(self.attention, self.dtype) == "pallas"
         and fused_mlp.supported(x.shape[-1], self.intermediate_size)):
       h = _FusedFC1(self.intermediate_size, self.dtype, name="fc1")(x)
@@ -265,15 +298,22 @@ class CLIPEncoderLayer(nn.Module):
   dtype: Any = jnp.float32
   attention: str = "auto"
 
+  def _norm(self, x, name: str):
+    eps = self.config.layer_norm_eps
+    if (x.ndim == 3 and _FUSED["layer_norm"]
+        and resolve_attention(self.attention, self.dtype) == "pallas"):
+      return _FusedLayerNorm(eps, self.dtype, name=name)(x)
+    return _layer_norm(eps, name)(x)
+
   @nn.compact
   def __call__(self, x, causal: bool = False):
     cfg = self.config
-    h = _layer_norm(cfg.layer_norm_eps, "layer_norm1")(x)
+    h = self._norm(x, "layer_norm1")
     # Adding bfloat16 branch outputs to a float32 x keeps the residual stream
     # float32, so rounding does not compound with depth.
     x = x + CLIPAttention(cfg.num_attention_heads, self.dtype, self.attention,
                           name="self_attn")(h, causal)
-    h = _layer_norm(cfg.layer_norm_eps, "layer_norm2")(x)
+    h = self._norm(x, "layer_norm2")
     x = x + CLIPMLP(cfg.intermediate_size, cfg.hidden_act, self.dtype, self.attention,
                     name="mlp")(h)
     return x

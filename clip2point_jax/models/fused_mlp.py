@@ -12,16 +12,14 @@ pre-activation, which the kernel never writes. Like the attention kernel, it
 is wrapped so that XLA splits it over the devices holding the batch.
 """
 
-import contextlib
 import functools
 
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
-from jax.experimental.custom_partitioning import custom_partitioning
 from jax.experimental.pallas import triton as plgpu
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec
+
+from clip2point_jax.models import batch_parallel
 
 QUICK_GELU_SCALE = 1.702
 
@@ -96,23 +94,9 @@ def pallas_dense_quick_gelu(x, kernel, bias, block_m: int = 128, block_n: int = 
   )(x, kernel.astype(x.dtype), bias.astype(x.dtype))
 
 
-_ENABLED = [True]
-
-
-@contextlib.contextmanager
-def enabled(on: bool):
-  """Within the block (while tracing), `supported` answers False unless `on`:
-  benchmarks compare the kernel with XLA's path through it."""
-  previous, _ENABLED[0] = _ENABLED[0], on
-  try:
-    yield
-  finally:
-    _ENABLED[0] = previous
-
-
 def supported(depth: int, width: int) -> bool:
-  """Whether the kernel tiles fc1's [K=depth, N=width] weights (and is enabled)."""
-  return _ENABLED[0] and depth % 32 == 0 and width % 64 == 0
+  """Whether the kernel tiles fc1's [K=depth, N=width] weights."""
+  return depth % 32 == 0 and width % 64 == 0
 
 
 # Rows from which 128 x 256 output tiles beat 128 x 128 ones.
@@ -120,7 +104,7 @@ _WIDE_TILES_FROM_ROWS = 65536
 
 
 def _tiling(rows: int, depth: int, width: int) -> dict:
-  # The fastest tilings on an H200 (bench_mlp.py, bench/RESULTS.md): 128 x 256
+  # The fastest tilings on an H200 (bench_fused_kernels.py, bench/RESULTS.md): 128 x 256
   # x 64 at zero-shot's 307,200 rows, 128 x 128 x 64 at 25,600; 8 warps, 3 stages.
   block_n = 256 if rows >= _WIDE_TILES_FROM_ROWS and width % 256 == 0 else 128
   return dict(block_m=128, block_n=block_n if width % block_n == 0 else 64,
@@ -135,28 +119,7 @@ def _run_local(x, kernel, bias):
   return out.reshape(*x.shape[:-1], kernel.shape[1])
 
 
-def _batch_split(mesh, arg_shapes):
-  spec = tuple(getattr(arg_shapes[0].sharding, "spec", ())) + (None,) * 3
-  return (NamedSharding(mesh, PartitionSpec(spec[0], None, None)),
-          NamedSharding(mesh, PartitionSpec(None, None)),
-          NamedSharding(mesh, PartitionSpec(None)))
-
-
-def _partition(mesh, arg_shapes, result_shape):
-  del result_shape
-  x_sharding, kernel_sharding, bias_sharding = _batch_split(mesh, arg_shapes)
-  return mesh, _run_local, x_sharding, (x_sharding, kernel_sharding, bias_sharding)
-
-
-def _infer(mesh, arg_shapes, result_shape):
-  del result_shape
-  return _batch_split(mesh, arg_shapes)[0]
-
-
-_partitioned = custom_partitioning(_run_local)
-_partitioned.def_partition(_partition, infer_sharding_from_operands=_infer,
-                           sharding_rule="b t k, k n, n -> b t n",
-                           need_replication_factors=("t", "k", "n"))
+_partitioned = batch_parallel.batch_parallel(_run_local, "b t k, k n, n -> b t n")
 
 
 @jax.custom_vjp

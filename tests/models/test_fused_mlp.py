@@ -60,7 +60,7 @@ def test_tower_with_the_fused_mlp_has_the_same_parameters_and_outputs():
   images = np.random.default_rng(2).normal(size=(2, 32, 32, 3)).astype(np.float32)
   fused = clip.CLIPVisionTransformer(config, dtype=jnp.bfloat16, attention="pallas")
   params = fused.init(jax.random.key(0), images[:1])
-  with fused_mlp.enabled(False):
+  with clip.fused_kernels(mlp=False, layer_norm=False):
     unfused_params = fused.init(jax.random.key(0), images[:1])
     unfused_out = fused.apply(jax.tree.map(lambda t: t * 3, params), images)
   # Same names, shapes and initial values: checkpoints load either way.

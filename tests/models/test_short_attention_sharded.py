@@ -1,4 +1,4 @@
-"""The Pallas kernels (attention, fused MLP) split over the devices that hold the batch."""
+"""The Pallas kernels (attention, layer norm, fused MLP) split over the devices that hold the batch."""
 
 from tests.conftest import run_with_fake_devices
 
@@ -8,7 +8,7 @@ def test_pallas_attention_and_its_gradient_are_batch_parallel_on_8_devices():
     import re
     import jax, jax.numpy as jnp, numpy as np
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-    from clip2point_jax.models import clip, fused_mlp, short_attention
+    from clip2point_jax.models import clip, fused_layer_norm, fused_mlp, short_attention
 
     mesh = Mesh(np.asarray(jax.devices()), ("data",))
     rng = np.random.default_rng(0)
@@ -41,6 +41,19 @@ def test_pallas_attention_and_its_gradient_are_batch_parallel_on_8_devices():
     assert out.sharding.spec[0] == "data"
     np.testing.assert_allclose(np.asarray(out), fused_mlp.xla_dense_quick_gelu(x, kernel, bias),
                                rtol=1e-4, atol=1e-4)
+
+    # And the layer norm.
+    scale = rng.normal(size=(32,)).astype(np.float32)
+    norm = lambda x: fused_layer_norm.layer_norm(x, scale, bias[:32], 1e-5, jnp.float32)
+    x_sharded = jax.device_put(x, NamedSharding(mesh, P("data")))
+    hlo = jax.jit(norm).lower(x_sharded).compile().as_text()
+    assert not re.findall(r"all-gather|all-reduce|all-to-all|collective-permute", hlo)
+    assert "f32[2,50,32]" in hlo.replace(" ", "")
+    out = jax.jit(norm)(x_sharded)
+    assert out.sharding.spec[0] == "data"
+    np.testing.assert_allclose(
+        np.asarray(out), fused_layer_norm.flax_layer_norm(x, scale, bias[:32], 1e-5, jnp.float32),
+        rtol=1e-4, atol=1e-4)
 
     # The whole image tower stays batch-parallel with the kernels inside.
     config = clip.CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64,

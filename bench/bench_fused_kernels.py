@@ -1,14 +1,16 @@
-"""CLIP's fc1 + quick-GELU alone: XLA (cuBLAS, then a separate activation pass)
-against the fused Pallas kernel in several tilings.
+"""The fused inference kernels alone, against XLA: fc1 + quick-GELU (cuBLAS, then a
+separate activation pass) and a block's layer norm (two XLA passes), in several tilings.
 
-  python bench/bench_mlp.py                           # zero-shot's and pre-training's shapes
-  python bench/bench_mlp.py --rows 300 --configs 64x128x32w4s2 --repeats 2   # a CPU check
-  python bench/bench_mlp.py --gemms                   # also: the GEMMs XLA compiles zero-shot into
+  python bench/bench_fused_kernels.py                 # zero-shot's and pre-training's shapes
+  python bench/bench_fused_kernels.py --rows 300 --width 128 --intermediate 256 \
+      --configs 64x128x32w4s2 --norm_configs 4w4 --repeats 2   # a CPU check
+  python bench/bench_fused_kernels.py --gemms         # also: the GEMMs XLA compiles zero-shot into
 
 Rows are tokens: 307,200 = 1,024 clouds x 6 views x 50 tokens (zero-shot),
 25,600 = 256 samples x 2 depth maps x 50 tokens (a pre-training forward).
-Each output is compared with quick_gelu(x @ w + b) in float32 from the same
-bf16 inputs; TFLOP/s counts the GEMM alone (2 M K N).
+Outputs are compared with float32 references from the same bf16 inputs;
+TFLOP/s counts fc1's GEMM alone (2 M K N), GB/s the layer norm's one read
+of x and one write of its output.
 """
 
 import argparse
@@ -23,6 +25,7 @@ import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp
 
 from bench_zeroshot import time_compiled
+from clip2point_jax.models import fused_layer_norm
 from clip2point_jax.models import fused_mlp
 
 # A trailing "t": the activation through tanh.approx.
@@ -37,6 +40,42 @@ def parse_config(text: str) -> dict:
     raise SystemExit(f"--configs {text!r}: expected e.g. 128x256x64w8s3 or 128x256x64w8s3t")
   names = ("block_m", "block_n", "block_k", "num_warps", "num_stages")
   return dict(zip(names, map(int, match.groups()[:5])), approx=bool(match.group(6)))
+
+
+NORM_CONFIGS = ("1w4", "2w4", "4w4", "4w8", "8w8", "16w8")
+
+
+def norm_implementations(configs):
+  """"4w4": 4 rows per program, 4 warps."""
+  found = {"xla layer norm": lambda x, s, b: fused_layer_norm.flax_layer_norm(
+      x, s, b, 1e-5, jnp.bfloat16)}
+  for text in configs:
+    rows, warps = map(int, text.split("w"))
+    found[f"pallas norm {text}"] = (lambda x, s, b, rows=rows, warps=warps:
+                                    fused_layer_norm.pallas_layer_norm(
+                                        x, s, b, 1e-5, jnp.bfloat16, rows, warps))
+  return found
+
+
+def bench_norms(args, rows, key):
+  scale = 1 + 0.3 * jax.random.normal(jax.random.fold_in(key, 1), (args.width,), jnp.float32)
+  bias = jax.random.normal(jax.random.fold_in(key, 2), (args.width,), jnp.float32)
+  inputs = [(jax.random.normal(k, (rows, args.width), jnp.float32) * 3).astype(jnp.bfloat16)
+            for k in jax.random.split(key, 3)]
+  checked = min(rows, 4096)
+  exact = fused_layer_norm.flax_layer_norm(inputs[0][:checked].astype(jnp.float32), scale, bias,
+                                           1e-5, jnp.float32)
+  for name, fn in norm_implementations(args.norm_configs).items():
+    try:
+      jitted = jax.jit(lambda s, b, x, fn=fn: fn(x, s, b))
+      seconds, compile_s, *_ = time_compiled(jitted, (scale, bias), inputs, args.repeats)
+    except Exception as e:  # pylint: disable=broad-except
+      print(f"{name:<24} {rows:>7} failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
+      continue
+    out = jax.jit(fn)(inputs[0], scale, bias)[:checked].astype(jnp.float32)
+    gbps = 2 * rows * args.width * 2 / seconds / 1e9
+    print(f"{name:<24} {rows:>7} {1e3 * seconds:>8.3f} {gbps:>8.0f} GB/s {compile_s:>5.1f} "
+          f"{float(jnp.max(jnp.abs(out - exact))):>10.2e}", flush=True)
 
 
 def implementations(configs):
@@ -77,12 +116,15 @@ def main():
   parser.add_argument("--rows", type=int, nargs="+", default=[307200, 25600])
   parser.add_argument("--width", type=int, default=768)
   parser.add_argument("--intermediate", type=int, default=3072)
-  parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS))
+  parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS),
+                      help="fc1 tilings, e.g. 128x256x64w8s3t")
+  parser.add_argument("--norm_configs", nargs="+", default=list(NORM_CONFIGS),
+                      help="layer-norm tilings: rows per program 'w' warps")
   parser.add_argument("--repeats", type=int, default=20)
   parser.add_argument("--gemms", action="store_true", help="list zero-shot's compiled GEMMs")
   args = parser.parse_args()
   device = jax.devices()[0]
-  print(f"fc1 + quick-GELU | {device.platform} {device.device_kind} | jax {jax.__version__} | "
+  print(f"fused kernels | {device.platform} {device.device_kind} | jax {jax.__version__} | "
         f"K={args.width}, N={args.intermediate}, bf16", flush=True)
   if args.gemms:
     print_gemms(64)
@@ -101,7 +143,7 @@ def main():
     for name, fn in implementations(args.configs).items():
       try:
         jitted = jax.jit(lambda w, b, x, fn=fn: fn(x, w, b))
-        seconds, compile_s, _, _ = time_compiled(jitted, (w, b), inputs, args.repeats)
+        seconds, compile_s, *_ = time_compiled(jitted, (w, b), inputs, args.repeats)
       except Exception as e:  # pylint: disable=broad-except
         print(f"{name:<24} {rows:>7} failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
         continue
@@ -110,6 +152,8 @@ def main():
       tflops = 2 * rows * args.width * args.intermediate / seconds / 1e12
       print(f"{name:<24} {rows:>7} {1e3 * seconds:>8.3f} {tflops:>8.1f} {compile_s:>9.1f} "
             f"{error:>10}", flush=True)
+    if args.norm_configs:
+      bench_norms(args, rows, keys[3])
 
 
 if __name__ == "__main__":
