@@ -83,6 +83,11 @@ def implementations(configs):
       "xla gemm+bias only": lambda x, w, b: jnp.dot(x, w.astype(x.dtype)) + b.astype(x.dtype),
       "xla gemm, then gelu": fused_mlp.xla_dense_quick_gelu,
   }
+  approx = jax.default_backend() == "gpu"
+  for block, warps in ((2048, 4), (4096, 8), (8192, 8), (16384, 16)):
+    found[f"xla gemm, pallas gelu {block}w{warps}"] = (
+        lambda x, w, b, block=block, warps=warps: fused_mlp.pallas_quick_gelu(
+            jnp.dot(x, w.astype(x.dtype)) + b.astype(x.dtype), block, warps, approx))
   for text in configs:
     found[f"pallas {text}"] = (lambda x, w, b, c=parse_config(text):
                                fused_mlp.pallas_dense_quick_gelu(x, w, b, **c))
@@ -118,8 +123,8 @@ def main():
   parser.add_argument("--intermediate", type=int, default=3072)
   parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS),
                       help="fc1 tilings, e.g. 128x256x64w8s3t")
-  parser.add_argument("--norm_configs", nargs="+", default=list(NORM_CONFIGS),
-                      help="layer-norm tilings: rows per program 'w' warps")
+  parser.add_argument("--norm_configs", nargs="*", default=list(NORM_CONFIGS),
+                      help="layer-norm tilings: rows per program, w, warps (none: skip)")
   parser.add_argument("--repeats", type=int, default=20)
   parser.add_argument("--gemms", action="store_true", help="list zero-shot's compiled GEMMs")
   args = parser.parse_args()

@@ -2,7 +2,7 @@
 
   PYTHONPATH=. python bench/bench_pretrain.py         # ViT-B/32, batch 256, bf16, cached F_I
   PYTHONPATH=. python bench/bench_pretrain.py --tiny  # a tiny CLIP, for a CPU check
-  PYTHONPATH=. python bench/bench_pretrain.py --profile --residual_dtype bfloat16
+  PYTHONPATH=. python bench/bench_pretrain.py --profile --residual_dtype float32
 
 Times the train step of `clip2point_jax.tasks.pretrain` as the task jits it:
 normalise the clouds, render two depth maps per sample at jittered distances,
@@ -85,8 +85,9 @@ def _encoder(args, dtype):
     config = clip_lib.CLIPConfig(vision=vision, projection_dim=32)
   else:
     config = clip_lib.CLIPConfig()  # HF defaults: ViT-B/32, 224x224, 512-d projection.
+  residual = dtype if args.residual_dtype == "auto" else jnp.dtype(args.residual_dtype)
   encoder = clip_lib.CLIPVisionEncoder(config, dtype=dtype, attention=args.attention,
-                                       residual_dtype=jnp.dtype(args.residual_dtype))
+                                       residual_dtype=residual)
   return encoder, jax.device_get(bench_common.tower_params(config))
 
 
@@ -241,7 +242,8 @@ def add_model_args(parser):
   parser.add_argument("--negatives_group", type=int, default=0)
   parser.add_argument("--cache_rows", type=int, default=0, help="rows of the F_I cache (default: ShapeNet-55)")
   parser.add_argument("--attention", default="auto", choices=clip_lib.ATTENTION_IMPLEMENTATIONS)
-  parser.add_argument("--residual_dtype", default="float32", choices=["float32", "bfloat16"])
+  parser.add_argument("--residual_dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                      help="auto: the compute dtype, as config.clip.residual_dtype's default")
   parser.add_argument("--tiny", action="store_true", help="a tiny CLIP at 64x64, for a CPU check")
   parser.add_argument("--stack_layers", action=argparse.BooleanOptionalAction, default=None,
                       help="LAMB over stacked layers (config.optim.stack_layers; default: the config's)")

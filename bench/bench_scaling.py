@@ -70,7 +70,8 @@ def zeroshot_row(args, n):
   mesh = parallel.make_mesh(jax.devices()[:n])
   config = bench_zeroshot._config(args.tiny)  # pylint: disable=protected-access
   attention = clip_lib.resolve_attention(args.attention, jnp.bfloat16)
-  variant = f"depth-{attention}" + ("-bf16res" if args.residual_dtype == "bfloat16" else "")
+  # bf16 compute, so "auto" is a bf16 residual stream too.
+  variant = f"depth-{attention}" + ("" if args.residual_dtype == "float32" else "-bf16res")
   encode, params = bench_zeroshot._encoder(config, jnp.bfloat16, variant)  # pylint: disable=protected-access
   params = jax.device_put(params, parallel.replicated(mesh))
   rng = np.random.default_rng(0)

@@ -45,7 +45,7 @@ NUM_CLASSES = 40  # ModelNet40
 VARIANTS = ("rgb-xla", "rgb-cudnn", "depth-xla", "depth-cudnn", "depth-pallas",
             "depth-xla-bf16res", "depth-cudnn-bf16res", "depth-pallas-bf16res",
             "depth-pallas-unfused", "depth-pallas-bf16res-unfused", "depth-pallas-nomlp",
-            "depth-pallas-bf16res-nomlp")
+            "depth-pallas-bf16res-nomlp", "depth-pallas-bf16res-gelukernel")
 
 
 def vit_flops_per_image(config: clip_lib.CLIPConfig) -> float:
@@ -74,8 +74,12 @@ def _encoder(config, dtype, variant):
       config, dtype=dtype, attention=attention,
       residual_dtype=jnp.bfloat16 if "bf16res" in options else jnp.float32)
   params = bench_common.tower_params(config)
-  fused = dict(mlp="unfused" not in options and "nomlp" not in options,
-               layer_norm="unfused" not in options)
+  mlp = "gemm"
+  if "unfused" in options or "nomlp" in options:
+    mlp = False
+  elif "gelukernel" in options:
+    mlp = "activation"
+  fused = dict(mlp=mlp, layer_norm="unfused" not in options)
 
   def encode(p, depth):
     with clip_lib.fused_kernels(**fused):

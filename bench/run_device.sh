@@ -24,6 +24,7 @@
 #   bash bench/run_device.sh fused                # the fused MLP kernel alone and in zero-shot; bf16 residual
 #   bash bench/run_device.sh fused_profile        # zero-shot's profile with the fused MLP; against torch
 #   bash bench/run_device.sh fused_norm           # the fused layer norm alone and in zero-shot; against torch
+#   bash bench/run_device.sh gelu_kernel          # fc1 then a Pallas quick-GELU pass; against torch; pre-training
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -177,6 +178,15 @@ fused_norm() {  # the layer-norm kernel alone and in zero-shot, numerics, profil
   run 70 check $one_gpu python3 bench/check_device.py --parts encoder
   run 170 torch_compiled $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1536 \
     --compile max-autotune-no-cudagraphs
+}
+gelu_kernel() {  # cuBLAS's fc1 then quick-GELU as one Pallas pass, against the fused GEMM; torch
+  run 80 kernels $one_gpu python3 bench/bench_fused_kernels.py --rows 307200 --configs 128x256x64w8s3t \
+    --norm_configs
+  run 130 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 10 --no-projector \
+    --variants depth-pallas-bf16res depth-pallas-bf16res-gelukernel depth-pallas-bf16res-nomlp
+  run 170 torch_compiled $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1536 \
+    --compile max-autotune-no-cudagraphs
+  run 100 pretrain $one_gpu python3 bench/bench_pretrain.py --batch 256
 }
 xla_flags() {  # zero-shot under XLA flag sets; a flag the user sets wins over xla_defaults
   local flags

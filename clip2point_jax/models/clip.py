@@ -230,11 +230,11 @@ class CLIPAttention(nn.Module):
     return _dense(width, self.dtype, "out_proj")(out)
 
 
-_FUSED = {"mlp": True, "layer_norm": True}
+_FUSED = {"mlp": "gemm", "layer_norm": True}
 
 
 @contextlib.contextmanager
-def fused_kernels(mlp: bool = True, layer_norm: bool = True):
+def fused_kernels(mlp="gemm", layer_norm: bool = True):
   """While tracing inside the block, which of the fused inference kernels the
   Pallas path may use (both by default); benchmarks compare them with XLA."""
   previous = dict(_FUSED)
@@ -282,10 +282,13 @@ class CLIPMLP(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    if (self.hidden_act == "quick_gelu" and x.ndim == 3 and _FUSED["mlp"]
-        and resolve_attention(self.attention, self.dtype) == "pallas"
+    pallas = (self.hidden_act == "quick_gelu" and x.ndim == 3
+              and resolve_attention(self.attention, self.dtype) == "pallas")
+    if (pallas and _FUSED["mlp"] == "gemm"
         and fused_mlp.supported(x.shape[-1], self.intermediate_size)):
       h = _FusedFC1(self.intermediate_size, self.dtype, name="fc1")(x)
+    elif pallas and _FUSED["mlp"] == "activation":
+      h = fused_mlp.quick_gelu_kernel(_dense(self.intermediate_size, self.dtype, "fc1")(x))
     else:
       h = _dense(self.intermediate_size, self.dtype, "fc1")(x)
       h = _ACTIVATIONS[self.hidden_act](h)

@@ -94,6 +94,34 @@ def pallas_dense_quick_gelu(x, kernel, bias, block_m: int = 128, block_n: int = 
   )(x, kernel.astype(x.dtype), bias.astype(x.dtype))
 
 
+def _activation_kernel(x_ref, out_ref, *, size, approx):
+  block = x_ref.shape[0]
+  inside = pl.program_id(0) * block + jnp.arange(block) < size
+  x = plgpu.load(x_ref, mask=inside, other=0.0).astype(jnp.float32)
+  activation = _tanh_quick_gelu if approx else quick_gelu
+  plgpu.store(out_ref, activation(x).astype(out_ref.dtype), mask=inside)
+
+
+@functools.partial(jax.jit, static_argnames=("block", "num_warps", "approx"))
+def pallas_quick_gelu(x, block: int = 4096, num_warps: int = 8, approx: bool = False):
+  """quick_gelu(x) elementwise in one pass, float32 inside: float[...] -> the same.
+
+  approx: through the GPU's tanh.approx (GPUs only).
+  """
+  flat = x.reshape(-1)
+  out = pl.pallas_call(
+      functools.partial(_activation_kernel, size=flat.size, approx=approx),
+      grid=(pl.cdiv(flat.size, block),),
+      in_specs=[pl.BlockSpec((block,), lambda i: (i,))],
+      out_specs=pl.BlockSpec((block,), lambda i: (i,)),
+      out_shape=jax.ShapeDtypeStruct(flat.shape, x.dtype),
+      compiler_params=plgpu.CompilerParams(num_warps=num_warps, num_stages=1),
+      interpret=jax.default_backend() != "gpu",
+      name="quick_gelu",
+  )(flat)
+  return out.reshape(x.shape)
+
+
 def supported(depth: int, width: int) -> bool:
   """Whether the kernel tiles fc1's [K=depth, N=width] weights."""
   return depth % 32 == 0 and width % 64 == 0
@@ -141,3 +169,26 @@ def _backward(vjp, grad_out):
 
 
 dense_quick_gelu.defvjp(_forward_for_gradient, _backward)
+
+
+def _activation_local(x):
+  return pallas_quick_gelu(x, approx=jax.default_backend() == "gpu")
+
+
+_activation_partitioned = batch_parallel.batch_parallel(_activation_local, "b t n -> b t n")
+
+
+@jax.custom_vjp
+def quick_gelu_kernel(h):
+  """quick_gelu(h) as one Pallas pass after cuBLAS's fc1, or XLA's when differentiated.
+
+  h: bf16[B, T, N] -> bf16[B, T, N].
+  """
+  return _activation_partitioned(h)
+
+
+def _activation_forward_for_gradient(h):
+  return jax.vjp(quick_gelu, h)
+
+
+quick_gelu_kernel.defvjp(_activation_forward_for_gradient, _backward)

@@ -317,12 +317,22 @@ def load_configured(clip_config) -> LoadedCLIP:
   """The CLIP a task config's `clip` block names, with its compute settings.
 
   Args:
-    clip_config: has `name`, `dtype` and `residual_dtype` ("float32" or
-      "bfloat16") and `attention` ("auto", "xla", "cudnn" or "pallas").
+    clip_config: has `name`, `dtype` ("float32" or "bfloat16"),
+      `residual_dtype` (the same, or "auto": the compute dtype) and `attention`
+      ("auto", "xla", "cudnn" or "pallas").
   """
-  for field in ("dtype", "residual_dtype"):
-    if clip_config[field] not in DTYPES:
-      raise UserError(f"config.clip.{field}={clip_config[field]!r}; use one of {', '.join(DTYPES)}")
+  if clip_config.dtype not in DTYPES:
+    raise UserError(f"config.clip.dtype={clip_config.dtype!r}; use one of {', '.join(DTYPES)}")
   return load_clip(clip_config.name, dtype=DTYPES[clip_config.dtype],
                    attention=clip_config.attention,
-                   residual_dtype=DTYPES[clip_config.residual_dtype])
+                   residual_dtype=DTYPES[resolve_residual_dtype(clip_config)])
+
+
+def resolve_residual_dtype(clip_config) -> str:
+  """config.clip.residual_dtype with "auto" read as the compute dtype."""
+  if clip_config.residual_dtype == "auto":
+    return clip_config.dtype
+  if clip_config.residual_dtype not in DTYPES:
+    raise UserError(f"config.clip.residual_dtype={clip_config.residual_dtype!r}; use auto or "
+                    f"one of {', '.join(DTYPES)}")
+  return clip_config.residual_dtype

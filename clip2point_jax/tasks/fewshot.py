@@ -31,7 +31,7 @@ from tqdm import tqdm
 from clip2point_jax import checkpoints, gdpa_training as training, metrics, parallel, view_features
 from clip2point_jax.data import pipeline, shots as shots_lib, splits
 from clip2point_jax.errors import UserError
-from clip2point_jax.models import dual_path, gdpa, trained_gdpa, zeroshot
+from clip2point_jax.models import dual_path, gdpa, hf_clip, trained_gdpa, zeroshot
 from clip2point_jax.utils import plots
 
 
@@ -101,7 +101,7 @@ def run(config, workdir: str) -> dict:
                 "views": [list(v) for v in config.views], "num_points": config.data.num_points,
                 "sampling": config.data.sampling, "align_modelnet": config.data.align_modelnet,
                 "render": config.render.to_dict(), "dtype": config.clip.dtype,
-                "residual_dtype": config.clip.residual_dtype}
+                "residual_dtype": hf_clip.resolve_residual_dtype(config.clip)}
     return view_features.load_or_compute(cache_root, identity, lambda: view_features.compute(
         encode_jit, encoders, source, mesh=mesh, batch_size=config.encode_batch_size,
         num_points=config.data.num_points, sampling=config.data.sampling, shared=paths.shared,

@@ -70,3 +70,17 @@ def test_tower_with_the_fused_mlp_has_the_same_parameters_and_outputs():
   out = fused.apply(jax.tree.map(lambda t: t * 3, params), images)
   np.testing.assert_allclose(out, unfused_out, rtol=3e-2, atol=3e-2)
   assert np.abs(unfused_out).max() > 0.5
+
+
+def test_activation_kernel_matches_numpy_and_its_gradient_is_xlas():
+  rng = np.random.default_rng(6)
+  h = jnp.asarray(rng.normal(size=(3, 50, 96)) * 3, jnp.bfloat16)  # 14,400: a partial last block
+  out = fused_mlp.quick_gelu_kernel(h)
+  x = np.asarray(h, np.float64)
+  want = x / (1.0 + np.exp(-1.702 * x))
+  assert out.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.asarray(out, np.float32), want, rtol=8e-3, atol=8e-3)
+  target = jnp.asarray(rng.normal(size=h.shape), jnp.float32)
+  loss = lambda fn: lambda h: jnp.sum(fn(h).astype(jnp.float32) * target)
+  np.testing.assert_array_equal(np.asarray(jax.grad(loss(fused_mlp.quick_gelu_kernel))(h), np.float32),
+                                np.asarray(jax.grad(loss(fused_mlp.quick_gelu))(h), np.float32))

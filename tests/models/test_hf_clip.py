@@ -9,6 +9,7 @@ import safetensors.numpy
 
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import hf_clip
+from tests.conftest import task_config
 
 Q_PROJ = "vision_model.encoder.layers.0.self_attn.q_proj.weight"
 
@@ -143,3 +144,16 @@ def test_pytorch_bin_matches_safetensors(tiny_clip_dir, tmp_path):
       from_st["visual_projection"]["kernel"])
   np.testing.assert_array_equal(from_bin["logit_scale"],
                                 from_st["logit_scale"])
+
+
+def test_residual_dtype_auto_follows_the_compute_dtype():
+  clip_config = task_config("zeroshot").clip
+  assert clip_config.residual_dtype == "auto"  # the fast path by default
+  for dtype in ("bfloat16", "float32"):
+    clip_config.dtype = dtype
+    assert hf_clip.resolve_residual_dtype(clip_config) == dtype
+  clip_config.dtype, clip_config.residual_dtype = "bfloat16", "float32"
+  assert hf_clip.resolve_residual_dtype(clip_config) == "float32"
+  clip_config.residual_dtype = "bf16"
+  with pytest.raises(UserError, match=r"config\.clip\.residual_dtype='bf16'"):
+    hf_clip.resolve_residual_dtype(clip_config)
