@@ -20,11 +20,7 @@
 #   bash bench/run_device.sh stack_layers         # on 4 GPUs: LAMB over stacked layers, 1 and 4 GPUs
 #   bash bench/run_device.sh scaling_overheads    # on 4 GPUs: 1 GPU at 512, the 4-GPU profile
 #   bash bench/run_device.sh scaling_knobs        # on 4 GPUs: all-reduce chunk sizes, NCCL channels
-#   bash bench/run_device.sh mlp                  # fc1 + quick-GELU: cuBLAS + XLA against the Pallas kernel
-#   bash bench/run_device.sh fused                # the fused MLP kernel alone and in zero-shot; bf16 residual
-#   bash bench/run_device.sh fused_profile        # zero-shot's profile with the fused MLP; against torch
-#   bash bench/run_device.sh fused_norm           # the fused layer norm alone and in zero-shot; against torch
-#   bash bench/run_device.sh gelu_kernel          # fc1 then a Pallas quick-GELU pass; against torch; pre-training
+#   bash bench/run_device.sh passes               # the Pallas layer-norm and quick-GELU passes, alone and in zero-shot
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -129,64 +125,32 @@ zeroshot_bf16res() {
 pretrain_variants() {  # what changes the step's time at batch 256 (defaults: Pallas, no command buffers)
   run 100 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 --profile
   run 80 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 --attention cudnn
-  run 80 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 --residual_dtype bfloat16
+  run 80 pretrain_variants $one_gpu python3 bench/bench_pretrain.py --batch 256 --residual_dtype float32
 }
 kernels() {  # attention alone (forward, and forward + backward), then zero-shot with it
   run 60 attention $one_gpu python3 bench/bench_attention.py
   run 100 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 6 \
     --variants depth-pallas depth-pallas-bf16res
 }
-defaults() {  # the shipped defaults (Pallas attention, command buffers off), and their numerics
+defaults() {  # the shipped defaults (Pallas kernels, bf16 residual, command buffers off), numerics
   run 120 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 8 \
-    --variants depth-pallas depth-pallas-bf16res
+    --variants depth-pallas-bf16res depth-pallas
   run 150 pretrain $one_gpu python3 bench/bench_pretrain.py --batch 256 2048
-  run 80 pretrain $one_gpu python3 bench/bench_pretrain.py --batch 256 --residual_dtype bfloat16
+  run 80 pretrain $one_gpu python3 bench/bench_pretrain.py --batch 256 --residual_dtype float32
   check
 }
 against_torch() {  # compiled torch at its best batch and our zero-shot, in one call
   # max-autotune compiled in 92-106 s on an H200, then needs ~10 s of timing.
   run 200 torch_compiled $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1536 \
     --compile max-autotune-no-cudagraphs
-  run 120 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 8 \
-    --variants depth-pallas depth-pallas-bf16res --no-projector
+  run 120 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 10 \
+    --variants depth-pallas-bf16res depth-pallas --no-projector
 }
-mlp() {  # fc1 + quick-GELU alone in several tilings, and the GEMMs zero-shot compiles into
-  run 300 mlp $one_gpu python3 bench/bench_fused_kernels.py --gemms --norm_configs
-}
-fused() {  # fc1 + quick-GELU as one kernel: alone, in zero-shot, its numerics; pre-training's residual
-  run 120 mlp $one_gpu python3 bench/bench_fused_kernels.py --norm_configs
-  run 150 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 8 --no-projector \
-    --variants depth-pallas-unfused depth-pallas depth-pallas-bf16res-unfused depth-pallas-bf16res
-  run 90 check $one_gpu python3 bench/check_device.py --parts encoder
-  run 120 pretrain $one_gpu python3 bench/bench_pretrain.py --batch 256 --residual_dtype bfloat16
-  run 120 pretrain $one_gpu python3 bench/bench_pretrain.py --batch 256 --residual_dtype float32
-}
-fused_profile() {  # where zero-shot's time goes with the fused MLP; then against compiled torch, one call
-  run 70 profile $one_gpu python3 bench/profile_zeroshot.py --variant depth-pallas-bf16res --top 30
-  run 60 profile $one_gpu python3 bench/profile_zeroshot.py --variant depth-pallas-bf16res-unfused --top 12
-  run 200 torch_compiled $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1536 \
-    --compile max-autotune-no-cudagraphs
-  run 120 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 20 --no-projector \
-    --variants depth-pallas-bf16res-unfused depth-pallas-bf16res depth-pallas
-}
-fused_norm() {  # the layer-norm kernel alone and in zero-shot, numerics, profile; compiled torch
-  run 100 kernels $one_gpu python3 bench/bench_fused_kernels.py --rows 307200 --configs 128x256x64w8s3t
-  run 170 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 10 --no-projector \
-    --variants depth-pallas-bf16res depth-pallas-bf16res-nomlp depth-pallas-bf16res-unfused \
-    depth-pallas depth-pallas-unfused
-  run 70 profile $one_gpu python3 bench/profile_zeroshot.py --variant depth-pallas-bf16res --top 14
-  run 70 check $one_gpu python3 bench/check_device.py --parts encoder
-  run 170 torch_compiled $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1536 \
-    --compile max-autotune-no-cudagraphs
-}
-gelu_kernel() {  # cuBLAS's fc1 then quick-GELU as one Pallas pass, against the fused GEMM; torch
-  run 80 kernels $one_gpu python3 bench/bench_fused_kernels.py --rows 307200 --configs 128x256x64w8s3t \
-    --norm_configs
+passes() {  # layer norm and quick-GELU as Pallas passes: alone, in zero-shot (on, off), numerics
+  run 80 kernels $one_gpu python3 bench/bench_fused_kernels.py --rows 307200
   run 130 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 10 --no-projector \
-    --variants depth-pallas-bf16res depth-pallas-bf16res-gelukernel depth-pallas-bf16res-nomlp
-  run 170 torch_compiled $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1536 \
-    --compile max-autotune-no-cudagraphs
-  run 100 pretrain $one_gpu python3 bench/bench_pretrain.py --batch 256
+    --variants depth-pallas-bf16res depth-pallas-bf16res-nomlp depth-pallas-bf16res-unfused
+  run 70 check $one_gpu python3 bench/check_device.py --parts encoder
 }
 xla_flags() {  # zero-shot under XLA flag sets; a flag the user sets wins over xla_defaults
   local flags

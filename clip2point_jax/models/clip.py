@@ -24,8 +24,8 @@ residual stream bfloat16 too: faster, less exact). `attention="auto"` runs
 attention as one Pallas kernel for short sequences (`short_attention.py`) on
 GPUs in half precision and as XLA einsums elsewhere; "xla", "pallas" and
 "cudnn" (cuDNN's flash attention) force one. With the Pallas kernels, each
-block's layer norms (`fused_layer_norm.py`) and its fc1 with quick-GELU
-(`fused_mlp.py`) also run as one kernel each at inference; under
+block's layer norms (`fused_layer_norm.py`) and its quick-GELU
+(`quick_gelu.py`) also run as one Pallas pass each at inference; under
 differentiation they are XLA's ops, as without them.
 
 Depth maps have one channel: `encode_depth` folds CLIP's grey-to-RGB copy and
@@ -44,7 +44,7 @@ import jax.numpy as jnp
 
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import fused_layer_norm
-from clip2point_jax.models import fused_mlp
+from clip2point_jax.models import quick_gelu
 from clip2point_jax.models import short_attention
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -99,7 +99,7 @@ class CLIPConfig:
 
 
 _ACTIVATIONS = {
-    "quick_gelu": lambda x: x * jax.nn.sigmoid(1.702 * x),
+    "quick_gelu": quick_gelu.quick_gelu,
     "gelu": lambda x: jax.nn.gelu(x, approximate=False),
     "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
     "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
@@ -230,13 +230,14 @@ class CLIPAttention(nn.Module):
     return _dense(width, self.dtype, "out_proj")(out)
 
 
-_FUSED = {"mlp": "gemm", "layer_norm": True}
+_FUSED = {"mlp": True, "layer_norm": True}
 
 
 @contextlib.contextmanager
-def fused_kernels(mlp="gemm", layer_norm: bool = True):
-  """While tracing inside the block, which of the fused inference kernels the
-  Pallas path may use (both by default); benchmarks compare them with XLA."""
+def fused_kernels(mlp: bool = True, layer_norm: bool = True):
+  """While tracing inside the block, which inference kernels besides attention
+  the Pallas path may use (quick-GELU, layer norm; both by default), so that
+  benchmarks can compare them with XLA's passes."""
   previous = dict(_FUSED)
   _FUSED.update(mlp=mlp, layer_norm=layer_norm)
   try:
@@ -259,22 +260,9 @@ class _FusedLayerNorm(nn.Module):
     return fused_layer_norm.layer_norm(x, scale, bias, self.epsilon, jnp.dtype(self.dtype))
 
 
-class _FusedFC1(nn.Module):
-  """fc1 and quick-GELU as one Pallas kernel; `nn.Dense`'s parameters and init."""
-  features: int
-  dtype: Any
-
-  @nn.compact
-  def __call__(self, x):
-    kernel = self.param("kernel", nn.initializers.normal(0.02),
-                        (x.shape[-1], self.features), jnp.float32)
-    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
-    return fused_mlp.dense_quick_gelu(x.astype(self.dtype), kernel, bias)
-
-
 class CLIPMLP(nn.Module):
-  """fc2(act(fc1(x))). With the Pallas kernels (see `resolve_attention`) and
-  quick-GELU, fc1 and the activation run as one kernel (`fused_mlp.py`)."""
+  """fc2(act(fc1(x))). With the Pallas kernels (see `resolve_attention`),
+  quick-GELU is one Pallas pass at inference (`quick_gelu.py`)."""
   intermediate_size: int
   hidden_act: str
   dtype: Any = jnp.float32
@@ -282,15 +270,11 @@ class CLIPMLP(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    pallas = (self.hidden_act == "quick_gelu" and x.ndim == 3
-              and resolve_attention(self.attention, self.dtype) == "pallas")
-    if (pallas and _FUSED["mlp"] == "gemm"
-        and fused_mlp.supported(x.shape[-1], self.intermediate_size)):
-      h = _FusedFC1(self.intermediate_size, self.dtype, name="fc1")(x)
-    elif pallas and _FUSED["mlp"] == "activation":
-      h = fused_mlp.quick_gelu_kernel(_dense(self.intermediate_size, self.dtype, "fc1")(x))
+    h = _dense(self.intermediate_size, self.dtype, "fc1")(x)
+    if (self.hidden_act == "quick_gelu" and h.ndim == 3 and _FUSED["mlp"]
+        and resolve_attention(self.attention, self.dtype) == "pallas"):
+      h = quick_gelu.quick_gelu_kernel(h)
     else:
-      h = _dense(self.intermediate_size, self.dtype, "fc1")(x)
       h = _ACTIVATIONS[self.hidden_act](h)
     return _dense(x.shape[-1], self.dtype, "fc2")(h)
 

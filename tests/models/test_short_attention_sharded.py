@@ -1,4 +1,4 @@
-"""The Pallas kernels (attention, layer norm, fused MLP) split over the devices that hold the batch."""
+"""The Pallas kernels (attention, quick-GELU, layer norm) split over the devices that hold the batch."""
 
 from tests.conftest import run_with_fake_devices
 
@@ -8,7 +8,7 @@ def test_pallas_attention_and_its_gradient_are_batch_parallel_on_8_devices():
     import re
     import jax, jax.numpy as jnp, numpy as np
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-    from clip2point_jax.models import clip, fused_layer_norm, fused_mlp, short_attention
+    from clip2point_jax.models import clip, fused_layer_norm, quick_gelu, short_attention
 
     mesh = Mesh(np.asarray(jax.devices()), ("data",))
     rng = np.random.default_rng(0)
@@ -29,31 +29,20 @@ def test_pallas_attention_and_its_gradient_are_batch_parallel_on_8_devices():
         assert got.sharding.spec[0] == "data", (name, got.sharding)
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=2e-5, err_msg=name)
 
-    # fc1 + quick-GELU too: each device runs the kernel on its own sequences.
+    # quick-GELU and the layer norm too: each device runs them on its own sequences.
     x = rng.normal(size=(16, 50, 32)).astype(np.float32)
-    kernel, bias = rng.normal(size=(32, 64)).astype(np.float32), rng.normal(size=(64,)).astype(np.float32)
-    hlo = jax.jit(fused_mlp.dense_quick_gelu).lower(
-        jax.device_put(x, NamedSharding(mesh, P("data"))), kernel, bias).compile().as_text()
-    assert not re.findall(r"all-gather|all-reduce|all-to-all|collective-permute", hlo)
-    assert "f32[2,50,64]" in hlo.replace(" ", "")
-    out = jax.jit(fused_mlp.dense_quick_gelu)(jax.device_put(x, NamedSharding(mesh, P("data"))),
-                                              kernel, bias)
-    assert out.sharding.spec[0] == "data"
-    np.testing.assert_allclose(np.asarray(out), fused_mlp.xla_dense_quick_gelu(x, kernel, bias),
-                               rtol=1e-4, atol=1e-4)
-
-    # And the layer norm.
-    scale = rng.normal(size=(32,)).astype(np.float32)
-    norm = lambda x: fused_layer_norm.layer_norm(x, scale, bias[:32], 1e-5, jnp.float32)
-    x_sharded = jax.device_put(x, NamedSharding(mesh, P("data")))
-    hlo = jax.jit(norm).lower(x_sharded).compile().as_text()
-    assert not re.findall(r"all-gather|all-reduce|all-to-all|collective-permute", hlo)
-    assert "f32[2,50,32]" in hlo.replace(" ", "")
-    out = jax.jit(norm)(x_sharded)
-    assert out.sharding.spec[0] == "data"
-    np.testing.assert_allclose(
-        np.asarray(out), fused_layer_norm.flax_layer_norm(x, scale, bias[:32], 1e-5, jnp.float32),
-        rtol=1e-4, atol=1e-4)
+    scale, bias = rng.normal(size=(32,)).astype(np.float32), rng.normal(size=(32,)).astype(np.float32)
+    for name, fn, reference in [
+        ("quick-GELU", quick_gelu.quick_gelu_kernel, quick_gelu.quick_gelu),
+        ("layer norm", lambda x: fused_layer_norm.layer_norm(x, scale, bias, 1e-5, jnp.float32),
+         lambda x: fused_layer_norm.flax_layer_norm(x, scale, bias, 1e-5, jnp.float32))]:
+      x_sharded = jax.device_put(x, NamedSharding(mesh, P("data")))
+      hlo = jax.jit(fn).lower(x_sharded).compile().as_text()
+      assert not re.findall(r"all-gather|all-reduce|all-to-all|collective-permute", hlo), name
+      assert "f32[2,50,32]" in hlo.replace(" ", ""), name
+      out = jax.jit(fn)(x_sharded)
+      assert out.sharding.spec[0] == "data", name
+      np.testing.assert_allclose(np.asarray(out), reference(x), rtol=1e-4, atol=1e-4, err_msg=name)
 
     # The whole image tower stays batch-parallel with the kernels inside.
     config = clip.CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64,
