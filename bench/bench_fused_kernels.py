@@ -44,25 +44,33 @@ def norm_implementations(configs):
   return found
 
 
+def time_each(found, weights, inputs, exact, repeats, rate):
+  """Times each `fn(x, *weights)` over `inputs` and prints a row: ms, `rate(seconds)`,
+  compile seconds and the max error of the first input's rows against `exact`."""
+  rows = inputs[0].shape[0]
+  for name, fn in found.items():
+    try:
+      jitted = jax.jit(lambda *args, fn=fn: fn(args[-1], *args[:-1]))
+      seconds, compile_s, *_ = time_compiled(jitted, weights, inputs, repeats)
+    except Exception as e:  # pylint: disable=broad-except
+      print(f"{name:<28} {rows:>7} failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
+      continue
+    out = jax.jit(fn)(inputs[0], *weights)[:len(exact)].astype(jnp.float32)
+    error = "—" if "only" in name else f"{float(jnp.max(jnp.abs(out - exact))):.2e}"
+    print(f"{name:<28} {rows:>7} {1e3 * seconds:>8.3f} {rate(seconds):>14} {compile_s:>9.1f} "
+          f"{error:>10}", flush=True)
+
+
 def bench_norms(args, rows, key):
   scale = 1 + 0.3 * jax.random.normal(jax.random.fold_in(key, 1), (args.width,), jnp.float32)
   bias = jax.random.normal(jax.random.fold_in(key, 2), (args.width,), jnp.float32)
   inputs = [(jax.random.normal(k, (rows, args.width), jnp.float32) * 3).astype(jnp.bfloat16)
             for k in jax.random.split(key, 3)]
-  checked = min(rows, 4096)
-  exact = fused_layer_norm.flax_layer_norm(inputs[0][:checked].astype(jnp.float32), scale, bias,
-                                           1e-5, jnp.float32)
-  for name, fn in norm_implementations(args.norm_configs).items():
-    try:
-      jitted = jax.jit(lambda s, b, x, fn=fn: fn(x, s, b))
-      seconds, compile_s, *_ = time_compiled(jitted, (scale, bias), inputs, args.repeats)
-    except Exception as e:  # pylint: disable=broad-except
-      print(f"{name:<24} {rows:>7} failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
-      continue
-    out = jax.jit(fn)(inputs[0], scale, bias)[:checked].astype(jnp.float32)
-    gbps = 2 * rows * args.width * 2 / seconds / 1e9
-    print(f"{name:<24} {rows:>7} {1e3 * seconds:>8.3f} {gbps:>8.0f} GB/s {compile_s:>5.1f} "
-          f"{float(jnp.max(jnp.abs(out - exact))):>10.2e}", flush=True)
+  exact = fused_layer_norm.flax_layer_norm(inputs[0][:min(rows, 4096)].astype(jnp.float32),
+                                           scale, bias, 1e-5, jnp.float32)
+  rate = lambda seconds: f"{2 * rows * args.width * 2 / seconds / 1e9:.0f} GB/s"
+  time_each(norm_implementations(args.norm_configs), (scale, bias), inputs, exact, args.repeats,
+            rate)
 
 
 def implementations(configs):
@@ -124,27 +132,17 @@ def main():
   keys = jax.random.split(jax.random.key(0), 4)
   w = jax.random.normal(keys[1], (args.width, args.intermediate), jnp.float32) * 0.03
   b = jax.random.normal(keys[2], (args.intermediate,), jnp.float32) * 0.5
-  print(f"{'implementation':<24} {'rows':>7} {'ms':>8} {'TFLOP/s':>8} {'compile s':>9} "
+  print(f"{'implementation':<28} {'rows':>7} {'ms':>8} {'TFLOP/s, GB/s':>14} {'compile s':>9} "
         f"{'max |err|':>10}", flush=True)
   for rows in args.rows:
     inputs = [jax.random.normal(k, (rows, args.width), jnp.bfloat16) for k in
               jax.random.split(keys[0], 3)]
-    checked = min(rows, 4096)
     exact = quick_gelu.quick_gelu(
-        inputs[0][:checked].astype(jnp.float32) @ w.astype(jnp.bfloat16).astype(jnp.float32)
+        inputs[0][:min(rows, 4096)].astype(jnp.float32) @ w.astype(jnp.bfloat16).astype(jnp.float32)
         + b.astype(jnp.bfloat16).astype(jnp.float32))
-    for name, fn in implementations(args.configs).items():
-      try:
-        jitted = jax.jit(lambda w, b, x, fn=fn: fn(x, w, b))
-        seconds, compile_s, *_ = time_compiled(jitted, (w, b), inputs, args.repeats)
-      except Exception as e:  # pylint: disable=broad-except
-        print(f"{name:<24} {rows:>7} failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
-        continue
-      out = jax.jit(fn)(inputs[0], w, b)[:checked].astype(jnp.float32)
-      error = "—" if "only" in name else f"{float(jnp.max(jnp.abs(out - exact))):.2e}"
-      tflops = 2 * rows * args.width * args.intermediate / seconds / 1e12
-      print(f"{name:<24} {rows:>7} {1e3 * seconds:>8.3f} {tflops:>8.1f} {compile_s:>9.1f} "
-            f"{error:>10}", flush=True)
+    rate = lambda seconds, rows=rows: (
+        f"{2 * rows * args.width * args.intermediate / seconds / 1e12:.1f} TFLOP/s")
+    time_each(implementations(args.configs), (w, b), inputs, exact, args.repeats, rate)
     if args.norm_configs:
       bench_norms(args, rows, keys[3])
 

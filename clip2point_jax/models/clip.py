@@ -19,8 +19,8 @@ Module and parameter names follow the transformers state dict (including its
 
 Parameters are always float32. With `dtype=jnp.bfloat16` the matmuls run in
 bfloat16 with float32 accumulation while layer norms, the attention softmax
-and the residual stream stay float32 (`residual_dtype=jnp.bfloat16` makes the
-residual stream bfloat16 too: faster, less exact). `attention="auto"` runs
+and the residual stream stay float32 (`residual_dtype=jnp.bfloat16`, the
+tasks' default, makes the residual stream bfloat16 too: faster, less exact). `attention="auto"` runs
 attention as one Pallas kernel for short sequences (`short_attention.py`) on
 GPUs in half precision and as XLA einsums elsewhere; "xla", "pallas" and
 "cudnn" (cuDNN's flash attention) force one. With the Pallas kernels, each
@@ -296,7 +296,7 @@ class CLIPEncoderLayer(nn.Module):
   def __call__(self, x, causal: bool = False):
     cfg = self.config
     h = self._norm(x, "layer_norm1")
-    # Adding bfloat16 branch outputs to a float32 x keeps the residual stream
+    # With a float32 residual stream, adding bfloat16 branch outputs keeps it
     # float32, so rounding does not compound with depth.
     x = x + CLIPAttention(cfg.num_attention_heads, self.dtype, self.attention,
                           name="self_attn")(h, causal)

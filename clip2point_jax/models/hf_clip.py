@@ -290,8 +290,8 @@ def load_clip(name_or_path: str = "openai/clip-vit-base-patch32",
     dtype: compute dtype of the model, jnp.float32 or jnp.bfloat16; the params
       are float32 either way.
     attention: "auto", "xla", "cudnn" or "pallas" (see `clip.resolve_attention`).
-    residual_dtype: the residual stream's dtype (float32 unless speed matters
-      more than the last digits).
+    residual_dtype: the residual stream's dtype (the tasks' configs default
+      to the compute dtype: `resolve_residual_dtype`).
 
   Returns:
     LoadedCLIP(model, params, tokenizer, config), params a nested dict of
