@@ -1,11 +1,14 @@
-"""Opaque kernels (Pallas calls) as ops XLA splits over the batch axis.
+"""Opaque inference kernels (Pallas calls) as ops XLA can split and differentiate.
 
 XLA's partitioner cannot see into a Pallas kernel: left alone it gathers a
-sharded batch onto every device and runs the whole kernel there. Wrapped
-here, each device runs the kernel on the sequences it holds, with no
-collectives; the other operands (weights) are replicated.
+sharded batch onto every device and runs the whole kernel there. Wrapped by
+`batch_parallel`, each device runs the kernel on the sequences it holds, with
+no collectives; the other operands (weights) are replicated. Wrapped by
+`with_reference_gradient`, a kernel that has no backward pass is replaced by
+its XLA reference wherever it is differentiated.
 """
 
+import jax
 from jax.experimental.custom_partitioning import custom_partitioning
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec
@@ -49,4 +52,12 @@ def batch_parallel(local_fn, sharding_rule: str):
   others = [f for f in dict.fromkeys(f for fs in operand_factors for f in fs) if f != batch]
   op.def_partition(partition, infer_sharding_from_operands=infer, sharding_rule=sharding_rule,
                    need_replication_factors=tuple(others))
+  return op
+
+
+def with_reference_gradient(kernel, reference):
+  """`kernel(*args)` when called plainly; `reference(*args)`, its forward and its
+  gradient, when differentiated (so training runs exactly the reference)."""
+  op = jax.custom_vjp(kernel)
+  op.defvjp(lambda *args: jax.vjp(reference, *args), lambda vjp, grad_out: vjp(grad_out))
   return op

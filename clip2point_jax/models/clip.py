@@ -20,13 +20,13 @@ Module and parameter names follow the transformers state dict (including its
 Parameters are always float32. With `dtype=jnp.bfloat16` the matmuls run in
 bfloat16 with float32 accumulation while layer norms, the attention softmax
 and the residual stream stay float32 (`residual_dtype=jnp.bfloat16`, the
-tasks' default, makes the residual stream bfloat16 too: faster, less exact). `attention="auto"` runs
-attention as one Pallas kernel for short sequences (`short_attention.py`) on
-GPUs in half precision and as XLA einsums elsewhere; "xla", "pallas" and
-"cudnn" (cuDNN's flash attention) force one. With the Pallas kernels, each
-block's layer norms (`fused_layer_norm.py`) and its quick-GELU
-(`quick_gelu.py`) also run as one Pallas pass each at inference; under
-differentiation they are XLA's ops, as without them.
+tasks' default, makes the residual stream bfloat16 too: faster, less exact).
+`attention="auto"` runs attention as one Pallas kernel for short sequences
+(`short_attention.py`) on GPUs in half precision and as XLA einsums
+elsewhere; "xla", "pallas" and "cudnn" (cuDNN's flash attention) force one.
+With the Pallas kernels, each block's layer norms (`fused_layer_norm.py`) and
+its quick-GELU (`quick_gelu.py`) also run as one Pallas pass each at
+inference; under differentiation they are XLA's ops, as without them.
 
 Depth maps have one channel: `encode_depth` folds CLIP's grey-to-RGB copy and
 its per-channel mean/std into the patch-embedding weights, so a depth map
@@ -246,6 +246,11 @@ def fused_kernels(mlp: bool = True, layer_norm: bool = True):
     _FUSED.update(previous)
 
 
+def _pallas_pass(kind: str, attention: str, dtype) -> bool:
+  """Whether `kind` ("mlp" or "layer_norm") runs as its Pallas pass."""
+  return _FUSED[kind] and resolve_attention(attention, dtype) == "pallas"
+
+
 class _FusedLayerNorm(nn.Module):
   """Layer norm as one Pallas kernel, output in the compute dtype; `nn.LayerNorm`'s
   parameters and init."""
@@ -271,8 +276,8 @@ class CLIPMLP(nn.Module):
   @nn.compact
   def __call__(self, x):
     h = _dense(self.intermediate_size, self.dtype, "fc1")(x)
-    if (self.hidden_act == "quick_gelu" and h.ndim == 3 and _FUSED["mlp"]
-        and resolve_attention(self.attention, self.dtype) == "pallas"):
+    if (self.hidden_act == "quick_gelu" and h.ndim == 3
+        and _pallas_pass("mlp", self.attention, self.dtype)):
       h = quick_gelu.quick_gelu_kernel(h)
     else:
       h = _ACTIVATIONS[self.hidden_act](h)
@@ -287,8 +292,7 @@ class CLIPEncoderLayer(nn.Module):
 
   def _norm(self, x, name: str):
     eps = self.config.layer_norm_eps
-    if (x.ndim == 3 and _FUSED["layer_norm"]
-        and resolve_attention(self.attention, self.dtype) == "pallas"):
+    if x.ndim == 3 and _pallas_pass("layer_norm", self.attention, self.dtype):
       return _FusedLayerNorm(eps, self.dtype, name=name)(x)
     return _layer_norm(eps, name)(x)
 

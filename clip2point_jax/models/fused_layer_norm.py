@@ -74,28 +74,19 @@ def _run_local(x, scale, bias, epsilon, out_dtype):
 
 
 @functools.cache
-def _partitioned(epsilon: float, out_dtype):
+def _op(epsilon: float, out_dtype):
   def local(x, scale, bias):
     return _run_local(x, scale, bias, epsilon, out_dtype)
-  return batch_parallel.batch_parallel(local, "b t d, d, d -> b t d")
+
+  def reference(x, scale, bias):
+    return flax_layer_norm(x, scale, bias, epsilon, out_dtype)
+  return batch_parallel.with_reference_gradient(
+      batch_parallel.batch_parallel(local, "b t d, d, d -> b t d"), reference)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
 def layer_norm(x, scale, bias, epsilon: float, out_dtype):
   """Layer norm over the last axis: the Pallas kernel, or `nn.LayerNorm` when differentiated.
 
   x: float[B, T, D]; scale, bias: float32[D]; returns out_dtype[B, T, D].
   """
-  return _partitioned(epsilon, jnp.dtype(out_dtype))(x, scale, bias)
-
-
-def _forward_for_gradient(x, scale, bias, epsilon, out_dtype):
-  return jax.vjp(lambda *args: flax_layer_norm(*args, epsilon, out_dtype), x, scale, bias)
-
-
-def _backward(epsilon, out_dtype, vjp, grad_out):
-  del epsilon, out_dtype
-  return vjp(grad_out)
-
-
-layer_norm.defvjp(_forward_for_gradient, _backward)
+  return _op(epsilon, jnp.dtype(out_dtype))(x, scale, bias)

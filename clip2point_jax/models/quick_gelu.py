@@ -71,23 +71,6 @@ def _run_local(x):
 
 
 _partitioned = batch_parallel.batch_parallel(_run_local, "b t n -> b t n")
-
-
-@jax.custom_vjp
-def quick_gelu_kernel(x):
-  """quick_gelu(x): the Pallas pass, or XLA's ops when differentiated.
-
-  x: float[B, T, N] -> the same shape and dtype.
-  """
-  return _partitioned(x)
-
-
-def _forward_for_gradient(x):
-  return jax.vjp(quick_gelu, x)
-
-
-def _backward(vjp, grad_out):
-  return vjp(grad_out)
-
-
-quick_gelu_kernel.defvjp(_forward_for_gradient, _backward)
+# The Pallas pass at inference, XLA's ops when differentiated:
+# x float[B, T, N] -> the same shape and dtype.
+quick_gelu_kernel = batch_parallel.with_reference_gradient(_partitioned, quick_gelu)
