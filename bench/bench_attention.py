@@ -12,7 +12,7 @@ written (fwd+bwd, backward recomputing the forward).
 
 import argparse
 
-from clip2point_jax import xla_defaults
+from clip2point_jax.core import xla_defaults
 
 xla_defaults.apply()  # Before jax starts.
 
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bench_zeroshot import time_compiled
-from clip2point_jax.models import short_attention
+from clip2point_jax.kernels import short_attention
 
 
 def implementations(num_warps):

@@ -17,7 +17,7 @@ import argparse
 import collections
 import re
 
-from clip2point_jax import xla_defaults
+from clip2point_jax.core import xla_defaults
 
 xla_defaults.apply()  # Before jax starts.
 
@@ -25,8 +25,8 @@ import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp
 
 from bench_zeroshot import time_compiled
-from clip2point_jax.models import fused_layer_norm
-from clip2point_jax.models import quick_gelu
+from clip2point_jax.kernels import fused_layer_norm
+from clip2point_jax.kernels import quick_gelu
 
 GELU_CONFIGS = ("2048w4", "4096w8", "8192w8", "16384w16")
 NORM_CONFIGS = ("1w4", "2w4", "4w4", "4w8", "8w8", "16w8")
@@ -93,7 +93,7 @@ def implementations(configs):
 def print_gemms(batch: int):
   """Lists the GEMM custom calls in the compiled zero-shot program, by shape."""
   import bench_zeroshot  # pylint: disable=g-import-not-at-top
-  from clip2point_jax.models import zeroshot  # pylint: disable=g-import-not-at-top
+  from clip2point_jax.projection import zeroshot  # pylint: disable=g-import-not-at-top
   from renderers import cameras  # pylint: disable=g-import-not-at-top
   import bench_common  # pylint: disable=g-import-not-at-top
   config = bench_zeroshot._config(False)  # pylint: disable=protected-access

@@ -23,7 +23,7 @@ import resource
 import statistics
 import time
 
-from clip2point_jax import xla_defaults
+from clip2point_jax.core import xla_defaults
 
 xla_defaults.apply()  # Before jax starts, as the CLI does.
 
@@ -33,11 +33,11 @@ import numpy as np
 
 import bench_common
 
-from clip2point_jax import gdpa_training as training
-from clip2point_jax import parallel
-from clip2point_jax.config_args import load_sibling
+from clip2point_jax.training import gdpa as training
+from clip2point_jax.core import parallel
+from clip2point_jax.core.config_args import load_sibling
 from clip2point_jax.models import clip as clip_lib
-from clip2point_jax.models import dual_path
+from clip2point_jax.projection import dual_path
 from renderers import cameras
 
 TINY = clip_lib.CLIPConfig(

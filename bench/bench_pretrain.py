@@ -27,7 +27,7 @@ import os
 import statistics
 import time
 
-from clip2point_jax import xla_defaults
+from clip2point_jax.core import xla_defaults
 
 xla_defaults.apply()  # Before jax starts, as the CLI does.
 
@@ -41,8 +41,9 @@ import bench_common
 import trace_summary
 from timing import median_seconds
 
-from clip2point_jax import layer_stack, optim, parallel
-from clip2point_jax.config_args import load_sibling
+from clip2point_jax.core import layer_stack, parallel, rules
+from clip2point_jax.training import optim
+from clip2point_jax.core.config_args import load_sibling
 from clip2point_jax.models import clip as clip_lib
 from clip2point_jax.tasks import pretrain
 
@@ -112,7 +113,7 @@ def setup(args, dtype_name, batch, mesh):
   config = _config(args)
   config.batch_size = batch
   encoder, encoder_params = _encoder(args, dtype)
-  trainable, frozen = optim.split({"depth_encoder": encoder_params, "w": np.float32(1.0)},
+  trainable, frozen = rules.split({"depth_encoder": encoder_params, "w": np.float32(1.0)},
                                   config.optim.trainable)
   state, tx, schedule = pretrain.initial_state(config, trainable, 2 * (SHAPENET_SHAPES // batch))
   shardings = pretrain.state_shardings(mesh, state, config.sharding_rules)

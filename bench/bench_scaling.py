@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 
-from clip2point_jax import xla_defaults
+from clip2point_jax.core import xla_defaults
 
 xla_defaults.apply()  # Before jax starts, as the CLI does.
 
@@ -46,9 +46,9 @@ import bench_common
 import bench_pretrain
 import bench_zeroshot
 from bench_zeroshot import NUM_CLASSES
-from clip2point_jax import parallel
+from clip2point_jax.core import parallel
 from clip2point_jax.models import clip as clip_lib
-from clip2point_jax.models import zeroshot
+from clip2point_jax.projection import zeroshot
 from renderers import cameras
 
 

@@ -27,7 +27,7 @@ import argparse
 import statistics
 import time
 
-from clip2point_jax import xla_defaults
+from clip2point_jax.core import xla_defaults
 
 xla_defaults.apply()  # Before jax starts.
 
@@ -38,7 +38,7 @@ import numpy as np
 import bench_common
 import timing
 from clip2point_jax.models import clip as clip_lib
-from clip2point_jax.models import zeroshot
+from clip2point_jax.projection import zeroshot
 from renderers import cameras
 from renderers import points as projector
 

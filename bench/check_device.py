@@ -12,7 +12,7 @@ both.
 import argparse
 import contextlib
 
-from clip2point_jax import xla_defaults
+from clip2point_jax.core import xla_defaults
 
 xla_defaults.apply()  # Before jax starts, as the CLI does.
 
@@ -24,7 +24,7 @@ from renderers import cameras
 from renderers import points as projector
 from clip2point_jax.data import primitives
 from clip2point_jax.models import clip as clip_lib
-from clip2point_jax.models import zeroshot
+from clip2point_jax.projection import zeroshot
 
 
 def main():

@@ -11,7 +11,7 @@ kernel is. Nothing large needs to leave the device machine.
 
 import argparse
 
-from clip2point_jax import xla_defaults
+from clip2point_jax.core import xla_defaults
 
 xla_defaults.apply()  # Before jax starts.
 
@@ -22,7 +22,7 @@ import numpy as np
 import bench_common
 import bench_zeroshot as bz
 import trace_summary
-from clip2point_jax.models import zeroshot
+from clip2point_jax.projection import zeroshot
 from renderers import cameras
 
 

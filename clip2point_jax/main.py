@@ -13,7 +13,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from clip2point_jax import xla_defaults
+from clip2point_jax.core import xla_defaults
 from clip2point_jax.errors import UserError
 from renderers.errors import InputError
 

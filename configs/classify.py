@@ -8,7 +8,7 @@ Reads .ply .off .obj .stl (meshes are surface-sampled) and .npy .npz .txt
 `:modelnet` if your files are z-up like ModelNet's.
 """
 
-from clip2point_jax.config_args import load_sibling, parse_arg
+from clip2point_jax.core.config_args import load_sibling, parse_arg
 
 zeroshot = load_sibling(__file__, "zeroshot")
 

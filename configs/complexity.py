@@ -11,7 +11,7 @@ analyses the tests' tiny CLIP instead.
 import ml_collections
 
 from renderers import cameras
-from clip2point_jax.config_args import load_sibling, parse_arg
+from clip2point_jax.core.config_args import load_sibling, parse_arg
 
 fewshot = load_sibling(__file__, "fewshot")
 

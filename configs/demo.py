@@ -20,7 +20,7 @@ for real numbers. `tiny` is a shorter run for the tests.
 
 import ml_collections
 
-from clip2point_jax.config_args import load_sibling, parse_arg
+from clip2point_jax.core.config_args import load_sibling, parse_arg
 
 pretrain = load_sibling(__file__, "pretrain")
 zeroshot = load_sibling(__file__, "zeroshot")

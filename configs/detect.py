@@ -20,7 +20,7 @@ import ml_collections
 
 from renderers import cameras
 from renderers import points as projector
-from clip2point_jax.config_args import load_sibling, parse_arg
+from clip2point_jax.core.config_args import load_sibling, parse_arg
 
 zeroshot = load_sibling(__file__, "zeroshot")
 

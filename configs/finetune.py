@@ -9,7 +9,7 @@ tests. The same model and options as configs/fewshot.py, with every training
 cloud and one seed.
 """
 
-from clip2point_jax.config_args import load_sibling, parse_arg
+from clip2point_jax.core.config_args import load_sibling, parse_arg
 
 fewshot = load_sibling(__file__, "fewshot")
 

@@ -9,7 +9,7 @@ Arguments after the colon: `dataset=<name>` (see the README's Datasets section) 
 
 import ml_collections
 
-from clip2point_jax.config_args import default_data_dir, parse_arg
+from clip2point_jax.core.config_args import default_data_dir, parse_arg
 from clip2point_jax.errors import UserError
 
 

@@ -19,7 +19,7 @@ Arguments after the colon:
 
 import ml_collections
 
-from clip2point_jax.config_args import default_data_dir, load_sibling, parse_arg
+from clip2point_jax.core.config_args import default_data_dir, load_sibling, parse_arg
 from renderers import cameras
 from renderers import points as projector
 

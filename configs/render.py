@@ -15,7 +15,7 @@ host). Arguments after the colon: `tiny` for the small settings the tests use.
 
 import ml_collections
 
-from clip2point_jax.config_args import parse_arg
+from clip2point_jax.core.config_args import parse_arg
 from renderers import cameras
 
 

@@ -13,7 +13,7 @@ colon: `dataset=<name>` and `tiny` for the small settings the tests use.
 
 import ml_collections
 
-from clip2point_jax.config_args import parse_arg
+from clip2point_jax.core.config_args import parse_arg
 from renderers import cameras
 from renderers import points as projector
 

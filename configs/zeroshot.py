@@ -15,7 +15,7 @@ import ml_collections
 
 from renderers import cameras
 from renderers import points as projector
-from clip2point_jax.config_args import default_data_dir, parse_arg
+from clip2point_jax.core.config_args import default_data_dir, parse_arg
 
 
 def clip_config(name: str = "openai/clip-vit-base-patch32") -> ml_collections.ConfigDict:

@@ -27,7 +27,7 @@ def tiny_clip_dir(tmp_path_factory):
 
 def task_config(name: str, arg=None):
   """`configs/<name>.py`'s `get_config(arg)`, loaded by path as the CLI loads it."""
-  from clip2point_jax.config_args import load_sibling
+  from clip2point_jax.core.config_args import load_sibling
 
   return load_sibling(os.path.join(REPO_ROOT, "configs", f"{name}.py"), name).get_config(arg)
 

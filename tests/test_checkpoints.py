@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from clip2point_jax import checkpoints
+from clip2point_jax.core import checkpoints
 from clip2point_jax.errors import UserError
 from tests.conftest import run_with_fake_devices
 
@@ -65,7 +65,7 @@ def test_sharded_state_restores_onto_its_shardings(tmp_path):
   run_with_fake_devices(f"""
     import jax, jax.numpy as jnp, numpy as np
     from jax.sharding import NamedSharding, PartitionSpec as P
-    from clip2point_jax import checkpoints, parallel
+    from clip2point_jax.core import checkpoints, parallel
     mesh = parallel.make_mesh()
     sharded = NamedSharding(mesh, P("data"))
     state = {{"w": jax.device_put(jnp.arange(32.0).reshape(16, 2), sharded),

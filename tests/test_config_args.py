@@ -1,6 +1,6 @@
 """Config helpers."""
 
-from clip2point_jax import config_args
+from clip2point_jax.core import config_args
 
 
 def test_default_data_dir_follows_tfds_convention(monkeypatch):

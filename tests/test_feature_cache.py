@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from clip2point_jax import feature_cache
+from clip2point_jax.core import feature_cache
 from clip2point_jax.errors import UserError
 
 

@@ -6,10 +6,13 @@ import numpy as np
 import ml_collections
 import optax
 
-from clip2point_jax import gdpa_training as training, optim, parallel, view_features
-from clip2point_jax.config_args import load_sibling
+from clip2point_jax.core import parallel, rules
+from clip2point_jax.features import view_features
+from clip2point_jax.training import gdpa as training
+from clip2point_jax.core.config_args import load_sibling
 from clip2point_jax.data import primitives, shots, splits
-from clip2point_jax.models import dual_path, gdpa
+from clip2point_jax.models import gdpa
+from clip2point_jax.projection import dual_path
 from renderers import cameras
 from tests.conftest import REPO_ROOT, run_with_fake_devices
 
@@ -68,7 +71,7 @@ def test_cached_training_equals_live_training_and_frozen_parameters_stay_bit_ide
     config.optim.trainable = ("adapter_.*",)  # the gate stays frozen
   model = gdpa.from_config(config.model, len(VIEWS))
   shapes = jax.eval_shape(lambda: gdpa.init_variables(model, jax.random.key(0), len(VIEWS), paths.feature_dim))
-  trainable_shapes, _ = optim.split(shapes["params"], config.optim.trainable)
+  trainable_shapes, _ = rules.split(shapes["params"], config.optim.trainable)
   text = jnp.asarray(np.linalg.qr(np.random.default_rng(0).normal(size=(32, 8)))[0].T, jnp.float32)
   order = jnp.arange(len(labels), dtype=jnp.int32)
 
@@ -118,7 +121,7 @@ def _synthetic_training(devices, steps: int = 2):
   text = jnp.asarray(np.linalg.qr(rng.normal(size=(16, 5)))[0].T, jnp.float32)
   orders = jax.device_put(training.epoch_orders(np.arange(40), 16, seed=1, epochs=1), parallel.replicated(mesh))
   variables = gdpa.init_variables(model, jax.random.key(1), 10, 16)  # eager: no compile per mesh
-  trainable, frozen = optim.split(variables["params"], config.optim.trainable)
+  trainable, frozen = rules.split(variables["params"], config.optim.trainable)
   state = {"step": jnp.zeros((), jnp.int32), "seed": jnp.asarray(1, jnp.int32), "params": trainable,
            "batch_stats": variables["batch_stats"], "opt_state": tx.init(trainable)}
   state, frozen = jax.device_put((state, frozen), parallel.replicated(mesh))

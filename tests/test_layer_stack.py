@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from clip2point_jax import layer_stack, optim
+from clip2point_jax.core import layer_stack
+from clip2point_jax.training import optim
 
 
 def _encoder_like(rng, num_layers=3):

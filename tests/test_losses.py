@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from clip2point_jax import losses
+from clip2point_jax.training import losses
 
 
 def _e(a, b, tau):

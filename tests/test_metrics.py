@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from clip2point_jax.metrics import classification_metrics
+from clip2point_jax.training.metrics import classification_metrics
 
 
 def test_metrics_by_hand():

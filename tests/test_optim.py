@@ -6,7 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from clip2point_jax import optim
+from clip2point_jax.core import rules
+from clip2point_jax.training import optim
 from clip2point_jax.errors import UserError
 
 
@@ -20,23 +21,23 @@ def _params(rng):
 
 def test_paths_and_first_matching_rule_wins():
   params = _params(np.random.default_rng(0))
-  assert optim.param_paths(params)["encoder"]["layers_1"]["bias"] == "encoder/layers_1/bias"
-  mults = optim.match_rules(params, [(r"encoder/layers_0/.*", 0.5), (r"encoder/.*", 2.0),
+  assert rules.param_paths(params)["encoder"]["layers_1"]["bias"] == "encoder/layers_1/bias"
+  mults = rules.match_rules(params, [(r"encoder/layers_0/.*", 0.5), (r"encoder/.*", 2.0),
                                      (r".*kernel", 3.0)], default=1.0)
   assert mults["encoder"]["layers_0"]["kernel"] == 0.5
   assert mults["encoder"]["layers_1"]["kernel"] == 2.0
   assert mults["adapter"]["dense"]["kernel"] == 3.0
   assert mults["adapter"]["view_weights"] == 1.0
   # fullmatch, not search: "adapter" alone matches nothing.
-  mask = optim.trainable_mask(params, ["adapter"])
+  mask = rules.trainable_mask(params, ["adapter"])
   assert not any(jax.tree.leaves(mask))
 
 
 def test_split_merge_round_trip_and_frozen_get_no_state():
   params = _params(np.random.default_rng(1))
-  trainable, frozen = optim.split(params, ["adapter/.*"])
+  trainable, frozen = rules.split(params, ["adapter/.*"])
   assert set(trainable) == {"adapter"} and set(frozen) == {"encoder"}
-  merged = optim.merge(trainable, frozen)
+  merged = rules.merge(trainable, frozen)
   jax.tree.map(np.testing.assert_array_equal, merged, params)
   state = optax.adam(1e-3).init(trainable)
   sizes = sum(x.size for x in jax.tree.leaves(state))
@@ -47,7 +48,7 @@ def test_split_merge_round_trip_and_frozen_get_no_state():
 def test_split_rejects_patterns_that_match_nothing_and_bad_regex():
   params = _params(np.random.default_rng(2))
   with pytest.raises(UserError, match=r"matches no parameter; paths look like 'encoder/layers_0/kernel'"):
-    optim.split(params, ["adaptr/.*"])
+    rules.split(params, ["adaptr/.*"])
   with pytest.raises(UserError, match=r"config.optim.lr_mults: '\(' is not a valid regular"):
     optim.with_lr_mults(optax.sgd(1.0), params, [("(", 2.0)])
 
@@ -66,7 +67,7 @@ def test_lr_multipliers_scale_each_parameter_update():
 
 
 def test_sharding_rules_give_a_named_sharding_per_parameter():
-  from clip2point_jax import parallel
+  from clip2point_jax.core import parallel
   params = _params(np.random.default_rng(4))
   mesh = parallel.make_mesh()
   shardings = parallel.param_shardings(mesh, params, [(r".*layers_0/kernel", ("data", None))])

@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from clip2point_jax import optim
+from clip2point_jax.training import optim
 from clip2point_jax.errors import UserError
 
 

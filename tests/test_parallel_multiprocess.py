@@ -19,7 +19,8 @@ rank, root, coordinator = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 jax.distributed.initialize(coordinator_address=coordinator, num_processes=2, process_id=rank)
 import numpy as np
 from jax.experimental import multihost_utils
-from clip2point_jax import feature_cache, image_features, parallel, view_features
+from clip2point_jax.core import feature_cache, parallel
+from clip2point_jax.features import image_features, view_features
 from clip2point_jax.data import pretrain_data
 
 assert parallel.any_process(rank == 1) and not parallel.any_process(False)
@@ -70,7 +71,7 @@ def write_once():
 assert parallel.host0_first(write_once, "shared file written") == "0"
 
 # GDPA's test logits (few-shot, classify) come out sharded over both hosts; every host reads them all.
-from clip2point_jax import gdpa_training
+from clip2point_jax.training import gdpa as gdpa_training
 mesh = parallel.make_mesh()
 table = np.arange(12, dtype=np.float32).reshape(6, 2)
 data = {"clip": jax.device_put(table, parallel.replicated(mesh))}

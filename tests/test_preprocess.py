@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 
-from clip2point_jax import preprocess
+from clip2point_jax.projection import preprocess
 
 
 def test_align_modelnet_axes():

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from clip2point_jax import view_features
+from clip2point_jax.features import view_features
 
 
 def _identity(**changes):

@@ -2,7 +2,7 @@
 
 import os
 
-from clip2point_jax import xla_defaults
+from clip2point_jax.core import xla_defaults
 
 
 def test_adds_every_default_to_empty_flags(monkeypatch):

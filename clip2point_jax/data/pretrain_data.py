@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from clip2point_jax import feature_cache, parallel
+from clip2point_jax.core import feature_cache, parallel
 from clip2point_jax.data import pipeline
 from clip2point_jax.data.builders import shapenet55
 from clip2point_jax.errors import UserError

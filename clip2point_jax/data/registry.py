@@ -20,7 +20,7 @@ from clip2point_jax.data.builders import modelnet_h5
 from clip2point_jax.data.builders import primitives
 from clip2point_jax.data.builders import scanobjectnn
 from clip2point_jax.data.builders import shapenet55
-from clip2point_jax.config_args import default_data_dir
+from clip2point_jax.core.config_args import default_data_dir
 from clip2point_jax.errors import UserError
 
 _BUILDERS = {

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from clip2point_jax import parallel
+from clip2point_jax.core import parallel
 from clip2point_jax.data import point_files, registry
 from clip2point_jax.errors import UserError
 

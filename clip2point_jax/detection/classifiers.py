@@ -28,10 +28,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from clip2point_jax import parallel
+from clip2point_jax.core import parallel
 from clip2point_jax.detection import boxes as box_lib
 from clip2point_jax.errors import UserError
-from clip2point_jax.models import depth_encoder, hf_clip, trained_gdpa, zeroshot
+from clip2point_jax.loading import depth_encoder, hf_clip, trained_gdpa
+from clip2point_jax.projection import zeroshot
 
 BoxClassifier = Callable[[jax.Array, jax.Array], jax.Array]
 

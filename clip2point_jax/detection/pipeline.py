@@ -5,7 +5,7 @@ from typing import NamedTuple, Sequence
 import jax
 import numpy as np
 
-from clip2point_jax import parallel
+from clip2point_jax.core import parallel
 from clip2point_jax.detection import boxes as box_lib
 from clip2point_jax.detection import classifiers
 from clip2point_jax.detection import scannet

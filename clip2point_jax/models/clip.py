@@ -43,9 +43,9 @@ import jax
 import jax.numpy as jnp
 
 from clip2point_jax.errors import UserError
-from clip2point_jax.models import fused_layer_norm
-from clip2point_jax.models import quick_gelu
-from clip2point_jax.models import short_attention
+from clip2point_jax.kernels import fused_layer_norm
+from clip2point_jax.kernels import quick_gelu
+from clip2point_jax.kernels import short_attention
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

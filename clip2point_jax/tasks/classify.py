@@ -10,10 +10,10 @@ import os
 import jax
 import numpy as np
 
-from clip2point_jax import parallel
+from clip2point_jax.core import parallel
 from clip2point_jax.data import splits
 from clip2point_jax.errors import UserError
-from clip2point_jax.models import zeroshot
+from clip2point_jax.projection import zeroshot
 from clip2point_jax.tasks import zeroshot as zeroshot_task
 
 

@@ -34,11 +34,13 @@ import os
 import jax
 import jax.numpy as jnp
 
-from clip2point_jax import gdpa_training as training
-from clip2point_jax import losses
+from clip2point_jax.training import gdpa as training
+from clip2point_jax.training import losses
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import clip as clip_lib
-from clip2point_jax.models import dual_path, gdpa, hf_clip, zeroshot
+from clip2point_jax.loading import hf_clip
+from clip2point_jax.models import gdpa
+from clip2point_jax.projection import dual_path, zeroshot
 from clip2point_jax.tools import make_tiny_clip
 from renderers import cameras
 from renderers import points as projector

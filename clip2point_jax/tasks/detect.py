@@ -19,7 +19,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from clip2point_jax import parallel
+from clip2point_jax.core import parallel
 from clip2point_jax.detection import boxes as box_lib
 from clip2point_jax.detection import classifiers, evaluate, pipeline, plots, scannet, synthetic
 from clip2point_jax.detection.evaluate import SceneBoxes

@@ -28,11 +28,15 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from clip2point_jax import checkpoints, gdpa_training as training, metrics, parallel, view_features
+from clip2point_jax.core import checkpoints, parallel
+from clip2point_jax.features import view_features
+from clip2point_jax.training import gdpa as training, metrics
 from clip2point_jax.data import pipeline, shots as shots_lib, splits
 from clip2point_jax.errors import UserError
-from clip2point_jax.models import dual_path, gdpa, hf_clip, trained_gdpa, zeroshot
-from clip2point_jax.utils import plots
+from clip2point_jax.loading import hf_clip, trained_gdpa
+from clip2point_jax.models import gdpa
+from clip2point_jax.projection import dual_path, zeroshot
+from clip2point_jax.core import plots
 
 
 def effective_batch_size(requested: int, num_examples: int, mesh) -> int:

@@ -29,15 +29,16 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from clip2point_jax import (checkpoints, feature_cache, image_features, layer_stack, losses, metrics,
-                            optim, parallel)
+from clip2point_jax.core import checkpoints, feature_cache, layer_stack, parallel, rules
+from clip2point_jax.features import image_features
+from clip2point_jax.training import losses, metrics, optim
 from clip2point_jax.data import pipeline, pretrain_data, registry, splits
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import clip as clip_lib
-from clip2point_jax.models import depth_encoder, hf_clip
+from clip2point_jax.loading import depth_encoder, hf_clip
 from clip2point_jax.tasks import zeroshot as zeroshot_task
 from clip2point_jax.tools import make_tiny_clip
-from clip2point_jax.utils import plots
+from clip2point_jax.core import plots
 from renderers import cameras
 from renderers import points as projector
 
@@ -152,7 +153,7 @@ def make_loss_fn(config, encoder: clip_lib.CLIPVisionEncoder, *, live: bool):
       f_image = jax.lax.stop_gradient(image_encoder.apply({"params": image_source}, rgb))
     else:
       f_image = image_source[batch["row"], batch["view"]].astype(jnp.float32)
-    params = optim.merge(layer_stack.unstack(trainable), frozen)
+    params = rules.merge(layer_stack.unstack(trainable), frozen)
     features = encoder.apply({"params": params[depth_encoder.ENCODER]}, grey=depth).reshape(b, 2, -1)
     w = params[depth_encoder.BALANCE_WEIGHT]
     total, terms = losses.pretrain_loss(features[:, 0], features[:, 1], f_image, w, **kwargs)
@@ -406,7 +407,7 @@ def run(config, workdir: str) -> dict:
 
   # 3. Model and optimiser.
   encoder = encoder_of(loaded)
-  trainable, frozen = optim.split(initial_params(loaded, config.w_init), config.optim.trainable)
+  trainable, frozen = rules.split(initial_params(loaded, config.w_init), config.optim.trainable)
   state, tx, schedule = initial_state(config, trainable, period)
   shardings = state_shardings(mesh, state, config.sharding_rules)
   frozen_shardings = state_shardings(mesh, frozen, config.sharding_rules)
@@ -440,7 +441,7 @@ def run(config, workdir: str) -> dict:
     ckpt.save(step, state, meta=meta, metrics=chosen)
 
   def encoder_params():
-    return optim.merge(layer_stack.unstack(state["params"]), frozen)[depth_encoder.ENCODER]
+    return rules.merge(layer_stack.unstack(state["params"]), frozen)[depth_encoder.ENCODER]
 
   # 6. Evals happen in the loop, every `eval_every` steps and at the end.
   # 7. Loop.

@@ -12,7 +12,7 @@ import numpy as np
 from clip2point_jax.data import splits
 from clip2point_jax.data.builders import shapenet55
 from clip2point_jax.errors import UserError
-from clip2point_jax.utils import plots
+from clip2point_jax.core import plots
 from renderers import cameras
 from renderers import points as projector
 

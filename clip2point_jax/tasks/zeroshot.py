@@ -15,12 +15,14 @@ import numpy as np
 from absl import logging
 from tqdm import tqdm
 
-from clip2point_jax import metrics, parallel
-from clip2point_jax import preprocess
+from clip2point_jax.core import parallel
+from clip2point_jax.training import metrics
+from clip2point_jax.projection import preprocess
 from clip2point_jax.data import pipeline, splits
 from clip2point_jax.errors import UserError
-from clip2point_jax.models import depth_encoder, hf_clip, trained_gdpa, zeroshot
-from clip2point_jax.utils import plots
+from clip2point_jax.loading import depth_encoder, hf_clip, trained_gdpa
+from clip2point_jax.projection import zeroshot
+from clip2point_jax.core import plots
 from renderers import points as projector
 
 

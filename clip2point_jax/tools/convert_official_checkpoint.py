@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from clip2point_jax.errors import UserError
-from clip2point_jax.models import depth_encoder
+from clip2point_jax.loading import depth_encoder
 
 ENCODER_PREFIX = "point_model."
 WEIGHTS_KEY = "weights"

@@ -175,7 +175,7 @@ def ensure_tiny_clip(outdir: str, seed: int = 0, **overrides) -> str:
 
   Tasks keep their tiny CLIP in the workdir, which hosts share.
   """
-  from clip2point_jax import parallel  # pylint: disable=g-import-not-at-top
+  from clip2point_jax.core import parallel  # pylint: disable=g-import-not-at-top
 
   def write_once():
     if not os.path.exists(os.path.join(outdir, "model.safetensors")):

@@ -6,7 +6,7 @@ import data_fixtures as fx
 import numpy as np
 import pytest
 
-from clip2point_jax import classnames
+from clip2point_jax.data import classnames
 from clip2point_jax.data.builders import modelnet
 
 MODELNET_COUNTS = {"train": 2, "test": 1}

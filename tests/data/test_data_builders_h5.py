@@ -7,7 +7,7 @@ import data_fixtures as fx
 import numpy as np
 import pytest
 
-from clip2point_jax import classnames
+from clip2point_jax.data import classnames
 from clip2point_jax.data import fps
 from clip2point_jax.data import registry
 from clip2point_jax.errors import UserError

@@ -8,7 +8,7 @@ import data_fixtures as fx
 import numpy as np
 import pytest
 
-from clip2point_jax import classnames
+from clip2point_jax.data import classnames
 from clip2point_jax.data import checks
 from clip2point_jax.data import off
 from clip2point_jax.data import registry

@@ -150,7 +150,7 @@ def test_end_to_end_on_8_devices_without_tensorflow(tmp_path):
     import jax
     import numpy as np
     from jax.sharding import PartitionSpec as P
-    from clip2point_jax import parallel
+    from clip2point_jax.core import parallel
     from clip2point_jax.data import pipeline, registry
 
     data_dir = {str(tmp_path)!r}

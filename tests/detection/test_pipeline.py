@@ -7,9 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from clip2point_jax import parallel
+from clip2point_jax.core import parallel
 from clip2point_jax.detection import classifiers, pipeline
-from clip2point_jax.models import hf_clip, zeroshot
+from clip2point_jax.loading import hf_clip
+from clip2point_jax.projection import zeroshot
 from renderers import cameras
 
 
@@ -51,7 +52,7 @@ def test_batcher_shards_over_8_devices():
   from tests.conftest import run_with_fake_devices
   run_with_fake_devices("""
     import jax, numpy as np
-    from clip2point_jax import parallel
+    from clip2point_jax.core import parallel
     from clip2point_jax.detection import pipeline
     from tests.detection.test_pipeline import _content_logits, _expected
     assert len(jax.devices()) == 8

@@ -9,7 +9,7 @@ import pytest
 
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import clip
-from clip2point_jax.models import hf_clip
+from clip2point_jax.loading import hf_clip
 from clip2point_jax.tools import make_tiny_clip
 
 torch = pytest.importorskip("torch")
@@ -217,7 +217,7 @@ def test_normalize_images():
 
 
 def test_encode_depth_equals_encode_image_of_the_rgb_copy(tiny_clip_dir):
-  from clip2point_jax.models import zeroshot
+  from clip2point_jax.projection import zeroshot
   loaded = hf_clip.load_clip(tiny_clip_dir)
   depth = np.random.default_rng(11).uniform(0, 1, (3, 224, 224)).astype(np.float32)
   direct = zeroshot.clip_depth_encoder(loaded)(loaded.params, jnp.asarray(depth))

@@ -4,10 +4,10 @@ import jax
 import numpy as np
 import pytest
 
-from clip2point_jax import checkpoints, layer_stack
+from clip2point_jax.core import checkpoints, layer_stack
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import clip as clip_lib
-from clip2point_jax.models import depth_encoder, hf_clip
+from clip2point_jax.loading import depth_encoder, hf_clip
 from clip2point_jax.tools import make_tiny_clip
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from clip2point_jax.models import clip
-from clip2point_jax.models import fused_layer_norm
+from clip2point_jax.kernels import fused_layer_norm
 
 
 def _numpy_layer_norm(x, scale, bias, epsilon):

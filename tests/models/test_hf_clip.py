@@ -8,7 +8,7 @@ import pytest
 import safetensors.numpy
 
 from clip2point_jax.errors import UserError
-from clip2point_jax.models import hf_clip
+from clip2point_jax.loading import hf_clip
 from tests.conftest import task_config
 
 Q_PROJ = "vision_model.encoder.layers.0.self_attn.q_proj.weight"

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from clip2point_jax.models import quick_gelu
+from clip2point_jax.kernels import quick_gelu
 
 
 def test_kernel_matches_numpy_and_its_gradient_is_xlas():

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from clip2point_jax.models import short_attention
+from clip2point_jax.kernels import short_attention
 
 
 def _numpy_attention(q, k, v, causal):

@@ -8,7 +8,8 @@ def test_pallas_attention_and_its_gradient_are_batch_parallel_on_8_devices():
     import re
     import jax, jax.numpy as jnp, numpy as np
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-    from clip2point_jax.models import clip, fused_layer_norm, quick_gelu, short_attention
+    from clip2point_jax.kernels import fused_layer_norm, quick_gelu, short_attention
+    from clip2point_jax.models import clip
 
     mesh = Mesh(np.asarray(jax.devices()), ("data",))
     rng = np.random.default_rng(0)

@@ -7,7 +7,8 @@ from renderers import cameras
 from renderers import points as projector
 from clip2point_jax.data import primitives
 from clip2point_jax.errors import UserError
-from clip2point_jax.models import hf_clip, zeroshot
+from clip2point_jax.loading import hf_clip
+from clip2point_jax.projection import zeroshot
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -70,7 +70,7 @@ def prepare(root: str, **kwargs) -> str:
 
 def tiny_config(data_dir: str, clip_dir: str, **overrides):
   """configs/pretrain.py:tiny on the prepared fixture; overrides are dotted field=value."""
-  from clip2point_jax.config_args import load_sibling  # pylint: disable=g-import-not-at-top
+  from clip2point_jax.core.config_args import load_sibling  # pylint: disable=g-import-not-at-top
   repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   config = load_sibling(os.path.join(repo, "configs", "x.py"), "pretrain").get_config("tiny")
   with config.unlocked():
@@ -90,7 +90,7 @@ def tiny_config(data_dir: str, clip_dir: str, **overrides):
 
 def zeroshot_config(data_dir: str, clip_dir: str, **overrides):
   """configs/zeroshot.py:tiny on the fixture's test split, rendered as the tiny pre-training does."""
-  from clip2point_jax.config_args import load_sibling  # pylint: disable=g-import-not-at-top
+  from clip2point_jax.core.config_args import load_sibling  # pylint: disable=g-import-not-at-top
   repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   config = load_sibling(os.path.join(repo, "configs", "x.py"), "zeroshot").get_config(
       "dataset=shapenet55,tiny")

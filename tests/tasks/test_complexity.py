@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from clip2point_jax.config_args import load_sibling
+from clip2point_jax.core.config_args import load_sibling
 from clip2point_jax.tasks import complexity
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")

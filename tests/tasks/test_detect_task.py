@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from clip2point_jax.config_args import load_sibling
+from clip2point_jax.core.config_args import load_sibling
 from clip2point_jax.detection import evaluate, scannet, synthetic
 from clip2point_jax.errors import UserError
 from clip2point_jax.tasks import detect

@@ -10,11 +10,15 @@ import numpy as np
 import optax
 import pytest
 
-from clip2point_jax import gdpa_training as training, optim, parallel, view_features
-from clip2point_jax.config_args import load_sibling
+from clip2point_jax.core import parallel
+from clip2point_jax.features import view_features
+from clip2point_jax.training import gdpa as training, optim
+from clip2point_jax.core.config_args import load_sibling
 from clip2point_jax.data import primitives, shots, splits
 from clip2point_jax.errors import UserError
-from clip2point_jax.models import clip, depth_encoder, dual_path, gdpa, trained_gdpa
+from clip2point_jax.loading import depth_encoder, trained_gdpa
+from clip2point_jax.models import clip, gdpa
+from clip2point_jax.projection import dual_path
 from clip2point_jax.tasks import fewshot
 from clip2point_jax.tasks import zeroshot as zeroshot_task
 from renderers import cameras

@@ -13,7 +13,7 @@ import sys
 import jax
 import numpy as np
 
-from clip2point_jax.models import depth_encoder
+from clip2point_jax.loading import depth_encoder
 from clip2point_jax.tools import make_tiny_clip
 from tests.conftest import FAST_COMPILE, REPO_ROOT, run_in_processes
 from tests.tasks import pretrain_fixtures as pf

@@ -9,8 +9,9 @@ def test_one_step_on_8_devices_equals_1_device_and_groups_follow_the_formula():
     # Compile fast (a third of the time here); both sides of the comparison use it.
     os.environ["XLA_FLAGS"] += " --xla_backend_optimization_level=0"
     import jax, jax.numpy as jnp, numpy as np
-    from clip2point_jax import layer_stack, losses, optim, parallel
-    from clip2point_jax.config_args import load_sibling
+    from clip2point_jax.core import layer_stack, parallel, rules
+    from clip2point_jax.training import losses
+    from clip2point_jax.core.config_args import load_sibling
     from clip2point_jax.models import clip as clip_lib
     from clip2point_jax.tasks import pretrain
     from tests.test_losses import reference_total
@@ -34,7 +35,7 @@ def test_one_step_on_8_devices_equals_1_device_and_groups_follow_the_formula():
       mesh = parallel.make_mesh(devices)
       config.optim.stack_layers = stack_layers
       params = {"depth_encoder": encoder_params, "w": np.float32(1.0)}
-      trainable, frozen = optim.split(params, config.optim.trainable)
+      trainable, frozen = rules.split(params, config.optim.trainable)
       state, tx, schedule = pretrain.initial_state(config, trainable, 50)
       state["step"] = np.int32(3)
       layers = state["params"]["depth_encoder"]["vision_model"]["encoder"]

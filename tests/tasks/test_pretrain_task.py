@@ -15,7 +15,7 @@ import pytest
 
 from clip2point_jax.data import pretrain_data, registry
 from clip2point_jax.errors import UserError
-from clip2point_jax.models import depth_encoder, hf_clip
+from clip2point_jax.loading import depth_encoder, hf_clip
 from clip2point_jax.tasks import pretrain
 from clip2point_jax.tasks import zeroshot as zeroshot_task
 from clip2point_jax.tools import make_tiny_clip
@@ -166,7 +166,7 @@ def test_datasets_without_renderings_are_refused():
 
 
 def test_presets_paper_and_released_code():
-  from clip2point_jax.config_args import load_sibling  # pylint: disable=g-import-not-at-top
+  from clip2point_jax.core.config_args import load_sibling  # pylint: disable=g-import-not-at-top
   get = load_sibling(os.path.join(os.path.dirname(pf.__file__), "..", "..", "configs", "x.py"),
                      "pretrain").get_config
   paper, code, code4 = get(None), get("released_code"), get("released_code,gpus=4")

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from clip2point_jax.config_args import load_sibling
+from clip2point_jax.core.config_args import load_sibling
 from clip2point_jax.tasks import zeroshot
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -103,7 +103,7 @@ def test_classify_rejects_bad_input_naming_it(tmp_path, tiny_clip_dir):
 
 def test_zeroshot_on_a_prepared_modelnet40(tmp_path, tiny_clip_dir):
   from tests.data import data_fixtures as fx
-  from clip2point_jax import classnames
+  from clip2point_jax.data import classnames
   from clip2point_jax.data import registry
   from clip2point_jax.data.builders import modelnet
   folders = [modelnet.class_folder(c) for c in classnames.MODELNET40]

@@ -8,7 +8,8 @@ import safetensors.numpy
 import pytest
 
 from clip2point_jax.errors import UserError
-from clip2point_jax.models import depth_encoder, hf_clip, zeroshot
+from clip2point_jax.loading import depth_encoder, hf_clip
+from clip2point_jax.projection import zeroshot
 from clip2point_jax.tools import convert_official_checkpoint
 
 torch = pytest.importorskip("torch")

@@ -7,7 +7,7 @@ shape), stored in random order, so the first N of them are a uniform sample.
 
 import os
 
-from clip2point_jax import classnames
+from clip2point_jax.data import classnames
 from clip2point_jax.data import checks
 from clip2point_jax.data import off
 from clip2point_jax.data.builders import base

@@ -6,7 +6,7 @@ in the file's order; PointNet-style code takes the first 1024.
 
 import os
 
-from clip2point_jax import classnames
+from clip2point_jax.data import classnames
 from clip2point_jax.data.builders import h5_base
 from clip2point_jax.data.builders import modelnet
 from clip2point_jax.errors import UserError

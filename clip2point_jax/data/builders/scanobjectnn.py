@@ -10,7 +10,7 @@ import os
 import jax
 import numpy as np
 
-from clip2point_jax import classnames
+from clip2point_jax.data import classnames
 from clip2point_jax.data import fps
 from clip2point_jax.data.builders import h5_base
 from clip2point_jax.errors import UserError

@@ -11,10 +11,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from clip2point_jax import preprocess
+from clip2point_jax.projection import preprocess
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import clip as clip_lib
-from clip2point_jax.models import hf_clip
+from clip2point_jax.loading import hf_clip
 from renderers import cameras
 from renderers import points as projector
 

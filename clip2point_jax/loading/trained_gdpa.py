@@ -18,9 +18,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from clip2point_jax import checkpoints, gdpa_training as training, parallel
+from clip2point_jax.core import checkpoints, parallel
+from clip2point_jax.training import gdpa as training
 from clip2point_jax.errors import UserError
-from clip2point_jax.models import dual_path, zeroshot
+from clip2point_jax.projection import dual_path, zeroshot
 
 MODEL_FILE = "gdpa.json"  # written by tasks/fewshot.py beside each seed's checkpoints
 

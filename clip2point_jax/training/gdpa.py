@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from clip2point_jax import optim, parallel
+from clip2point_jax.core import parallel, rules
+from clip2point_jax.training import optim
 from clip2point_jax.data import pipeline
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import gdpa
@@ -62,7 +63,7 @@ def _build_new(config, feature_dim: int):
   num_views = len(config.views)
   model = gdpa.from_config(config.model, num_views)
   shapes = jax.eval_shape(lambda: gdpa.init_variables(model, jax.random.key(0), num_views, feature_dim))
-  trainable_shapes, _ = optim.split(shapes["params"], tuple(config.optim.trainable))
+  trainable_shapes, _ = rules.split(shapes["params"], tuple(config.optim.trainable))
   return model, make_optimizer(config, trainable_shapes), trainable_shapes
 
 
@@ -100,7 +101,7 @@ def _initializer(model, tx, mesh, num_views, features, trainable_patterns):
   def init(seed):
     # "rbg" keys compile far faster than threefry on CPU; the streams need not match PyTorch's.
     variables = gdpa.init_variables(model, jax.random.key(seed, impl="rbg"), num_views, features)
-    trainable, frozen = optim.split(variables["params"], trainable_patterns)
+    trainable, frozen = rules.split(variables["params"], trainable_patterns)
     state = {"step": jnp.zeros((), jnp.int32), "seed": seed, "params": trainable,
              "batch_stats": variables["batch_stats"], "opt_state": tx.init(trainable)}
     return state, frozen
@@ -111,7 +112,7 @@ def _initializer(model, tx, mesh, num_views, features, trainable_patterns):
 
 def variables_of(state, frozen_gdpa):
   """The GDPA's {"params", "batch_stats"} for evaluation."""
-  return {"params": optim.merge(state["params"], frozen_gdpa), "batch_stats": state["batch_stats"]}
+  return {"params": rules.merge(state["params"], frozen_gdpa), "batch_stats": state["batch_stats"]}
 
 
 @functools.lru_cache(maxsize=8)
@@ -136,7 +137,7 @@ def make_steps(model: gdpa.GDPA, tx, mesh, encode=None):
   constrain = lambda x: jax.lax.with_sharding_constraint(x, sharded)
 
   def loss_fn(trainable, frozen_gdpa, batch_stats, text, features, labels, rng):
-    variables = {"params": optim.merge(trainable, frozen_gdpa), "batch_stats": batch_stats}
+    variables = {"params": rules.merge(trainable, frozen_gdpa), "batch_stats": batch_stats}
     logits, mutated = model.apply(variables, features["depth"], features["clip"], text, train=True,
                                   rngs={"dropout": rng}, mutable=["batch_stats"])
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()

@@ -16,9 +16,10 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-from clip2point_jax import feature_cache, preprocess
+from clip2point_jax.core import feature_cache
+from clip2point_jax.projection import preprocess
 from clip2point_jax.models import clip as clip_lib
-from clip2point_jax.models import depth_encoder, hf_clip
+from clip2point_jax.loading import depth_encoder, hf_clip
 from renderers import cameras
 from renderers import points as projector
 

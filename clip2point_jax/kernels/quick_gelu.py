@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
-from clip2point_jax.models import batch_parallel
+from clip2point_jax.kernels import batch_parallel
 
 SCALE = 1.702
 

@@ -23,7 +23,7 @@ import numpy as np
 from absl import logging
 from tqdm import tqdm
 
-from clip2point_jax import feature_cache, parallel
+from clip2point_jax.core import feature_cache, parallel
 from clip2point_jax.data import pipeline, registry
 
 CACHE_VERSION = 1

@@ -23,10 +23,10 @@ from absl import logging
 import jax
 import numpy as np
 
-from clip2point_jax import checkpoints, layer_stack
+from clip2point_jax.core import checkpoints, layer_stack
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import clip as clip_lib
-from clip2point_jax.models import hf_clip
+from clip2point_jax.loading import hf_clip
 
 PARAMS = "params"
 ENCODER = "depth_encoder"

@@ -9,7 +9,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from orbax.checkpoint import multihost as orbax_multihost
 
-from clip2point_jax import optim
+from clip2point_jax.core.rules import match_rules
 
 DATA_AXIS = "data"
 HOST_WAIT_MINUTES = 60  # How long a host waits for the others at a barrier.
@@ -77,7 +77,7 @@ def param_shardings(mesh: Mesh, params, rules=()):
   Returns:
     A tree of `NamedSharding` shaped like `params`.
   """
-  specs = optim.match_rules(params, [(p, P(*s)) for p, s in rules], P(), "sharding rules")
+  specs = match_rules(params, [(p, P(*s)) for p, s in rules], P(), "sharding rules")
   # Leaves are PartitionSpecs; tuples (optimiser states are namedtuples) stay nodes.
   return jax.tree.map(lambda spec: NamedSharding(mesh, spec), specs,
                       is_leaf=lambda x: isinstance(x, P))

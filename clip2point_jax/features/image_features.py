@@ -20,7 +20,7 @@ import ml_dtypes
 import numpy as np
 from tqdm import tqdm
 
-from clip2point_jax import feature_cache, parallel
+from clip2point_jax.core import feature_cache, parallel
 from clip2point_jax.data import pipeline, pretrain_data
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import clip as clip_lib
