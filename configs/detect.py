@@ -19,10 +19,9 @@ Arguments after the colon: `dataset=scannet` (default) or `synthetic`, and
 import ml_collections
 
 from renderers import cameras
-from renderers import points as projector
 from clip2point_jax.core.config_args import load_sibling, parse_arg
 
-zeroshot = load_sibling(__file__, "zeroshot")
+common = load_sibling(__file__, "common")
 
 DATASETS = ("scannet", "synthetic")
 
@@ -65,15 +64,12 @@ def get_config(arg=None):
   c.classifier.checkpoint = ""  # gdpa: a fewshot or finetune workdir
 
   # Empty name: a tiny random CLIP made in the workdir.
-  c.clip = zeroshot.clip_config("" if synthetic else "openai/clip-vit-base-patch32")
+  c.clip = common.clip_config("" if synthetic else "openai/clip-vit-base-patch32")
   c.depth_encoder = ""  # zeroshot: a pre-training workdir or checkpoint (empty: CLIP's tower)
   c.prompts = ("image of a {}",)
   c.views = tuple(cameras.VIEWS_ZERO_SHOT)
   c.view_weights = ()
-  c.render = ml_collections.ConfigDict()
-  c.render.image_size = projector.IMAGE_SIZE
-  c.render.radius = projector.POINT_RADIUS
-  c.render.distance = 1.0
+  c.render = common.render_config()
 
   c.scores = ml_collections.ConfigDict()
   c.scores.use_objectness = True  # score = class probability x objectness

@@ -13,10 +13,9 @@ are reported.
 import ml_collections
 
 from renderers import cameras
-from renderers import points as projector
 from clip2point_jax.core.config_args import default_data_dir, load_sibling, parse_arg
 
-zeroshot = load_sibling(__file__, "zeroshot")
+common = load_sibling(__file__, "common")
 
 
 def get_config(arg=None):
@@ -47,16 +46,13 @@ def get_config(arg=None):
   c.data.align_modelnet = a["dataset"].startswith("modelnet")  # z-up -> y-up, as CLIP2Point
   c.data.primitives = ml_collections.ConfigDict()  # primitives only: options to prepare with
 
-  c.clip = zeroshot.clip_config()  # path C, and the text tower
+  c.clip = common.clip_config()  # path C, and the text tower
   # Path P: a CLIP2Point pre-trained depth encoder; empty = CLIP's own image tower.
   c.depth_encoder = ""
   c.prompts = ("image of a {}",)
   c.views = tuple(cameras.VIEWS_PRETRAIN)
 
-  c.render = ml_collections.ConfigDict()
-  c.render.image_size = projector.IMAGE_SIZE
-  c.render.radius = projector.POINT_RADIUS
-  c.render.distance = 1.0
+  c.render = common.render_config()
 
   c.encode_batch_size = 32  # clouds per batch of the caching pass (x views images)
   c.cache_dir = ""  # empty: <workdir>/feature_cache

@@ -21,10 +21,9 @@ import ml_collections
 
 from clip2point_jax.core.config_args import default_data_dir, load_sibling, parse_arg
 from renderers import cameras
-from renderers import points as projector
 
 
-zeroshot = load_sibling(__file__, "zeroshot")
+common = load_sibling(__file__, "common")
 
 
 def _zero_shot_eval(dataset: str, views, batch_size: int = 64) -> ml_collections.ConfigDict:
@@ -62,7 +61,7 @@ def get_config(arg=None):
 
   # The clip block every task shares (bfloat16 matmuls; parameters, optimiser,
   # loss and layer norms stay float32). Name empty: a tiny random CLIP.
-  c.clip = zeroshot.clip_config()
+  c.clip = common.clip_config()
   c.clip.tiny_patch_size = 32  # only for the tiny random CLIP (name empty)
 
   # F_I of the frozen image encoder: "cache" computes it once for every
@@ -74,9 +73,7 @@ def get_config(arg=None):
   c.image_cache.batch_size = 64  # shapes per batch (10 views each)
   c.workers = 8  # threads decoding PNGs
 
-  c.render = ml_collections.ConfigDict()
-  c.render.image_size = projector.IMAGE_SIZE
-  c.render.radius = projector.POINT_RADIUS
+  c.render = common.render_config()
   # The two depth maps of a view are taken at distances 1 + jitter (2U - 1),
   # U ~ U[0, 1): [0.9, 1.1) as in the paper.
   c.render.distance_jitter = 0.1

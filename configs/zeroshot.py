@@ -14,27 +14,9 @@ that tests and CI use.
 import ml_collections
 
 from renderers import cameras
-from renderers import points as projector
-from clip2point_jax.core.config_args import default_data_dir, parse_arg
+from clip2point_jax.core.config_args import default_data_dir, load_sibling, parse_arg
 
-
-def clip_config(name: str = "openai/clip-vit-base-patch32") -> ml_collections.ConfigDict:
-  """The `clip` block every task shares: which CLIP, and how it computes."""
-  c = ml_collections.ConfigDict()
-  c.name = name  # Hub id or local HF directory.
-  # bfloat16: bf16 matmuls with float32 accumulation, float32 parameters,
-  # layer-norm statistics and softmax (the fast path); float32: the plain
-  # reference path.
-  c.dtype = "bfloat16"
-  # Pallas kernels on GPUs in half precision (attention; layer norms and
-  # quick-GELU at inference), else XLA; "cudnn": cuDNN's attention and XLA's
-  # passes; "xla": XLA only.
-  c.attention = "auto"
-  # auto: the residual stream in the compute dtype, as torch's autocast keeps
-  # it; float32: a float32 stream (~12% slower zero-shot on an H200, a little
-  # more exact).
-  c.residual_dtype = "auto"
-  return c
+common = load_sibling(__file__, "common")
 
 
 def get_config(arg=None):
@@ -58,7 +40,7 @@ def get_config(arg=None):
   # primitives only: options to prepare it with on first use (empty: defaults).
   c.data.primitives = ml_collections.ConfigDict()
 
-  c.clip = clip_config()
+  c.clip = common.clip_config()
   # A pre-training workdir or checkpoint (configs/pretrain.py, or the authors'
   # converted release): its depth encoder replaces CLIP's image tower.
   # Empty: plain CLIP.
@@ -71,10 +53,7 @@ def get_config(arg=None):
   c.views = tuple(cameras.VIEWS_ZERO_SHOT)
   c.view_weights = ()  # empty: every view counts the same
 
-  c.render = ml_collections.ConfigDict()
-  c.render.image_size = projector.IMAGE_SIZE
-  c.render.radius = projector.POINT_RADIUS
-  c.render.distance = 1.0
+  c.render = common.render_config()
 
   c.batch_size = 32
   c.num_grid_clouds = 4

@@ -505,6 +505,11 @@ class CLIPVisionEncoder(nn.Module):
     return x.astype(jnp.float32)
 
 
+def vision_tower(model: "CLIP") -> CLIPVisionEncoder:
+  """The image tower (+ projection) of `model` alone, computing as `model` does."""
+  return CLIPVisionEncoder(model.config, model.dtype, model.attention, model.residual_dtype)
+
+
 def vision_params(clip_params):
   """The `CLIPVisionEncoder` params inside a `CLIP` param tree (not copied)."""
   return {k: clip_params[k] for k in ("vision_model", "visual_projection")}

@@ -1,0 +1,26 @@
+"""Comparing the settings a run, checkpoint or cache was made with against today's."""
+
+import json
+from typing import Any
+
+
+def canonical(settings: Any) -> Any:
+  """A JSON round trip: tuples become lists, so stored and fresh settings compare equal."""
+  return json.loads(json.dumps(settings, sort_keys=True, default=str))
+
+
+def differing_keys(old: dict, new: dict) -> list[str]:
+  """Top-level keys whose values differ (a key missing on one side counts), sorted."""
+  old, new = canonical(old), canonical(new)
+  return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def describe_diff(old: Any, new: dict, *, then: str = "there", now: str = "now",
+                  limit: int = 500) -> str:
+  """"key: <old> there, <new> now; ..." for every differing key, at most `limit` characters."""
+  if not isinstance(old, dict):
+    return "no settings recorded"
+  old_c, new_c = canonical(old), canonical(new)
+  text = "; ".join(f"{k}: {old_c.get(k)!r} {then}, {new_c.get(k)!r} {now}"
+                   for k in differing_keys(old, new))
+  return text[:limit]

@@ -1,0 +1,127 @@
+"""What every training and evaluation loop shares: host-0 output, progress, metrics, NaN stops, compiled steps.
+
+    loop.say("pretrain: resuming from step 200")          # printed by host 0 only
+    bar = loop.progress(total=300, initial=200, desc="pretrain", unit="step")
+    log = loop.MetricsLog(workdir, resume_step=200)      # metrics.jsonl + learning_curves.png
+    loop.check_finite(step, loss, ckpt)                   # UserError naming the step
+    step_fn = STEPS.get(key, lambda: jax.jit(...))        # one compiled program per key
+"""
+
+import json
+import os
+from typing import Any, Callable, Hashable, Optional
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from clip2point_jax.core import plots
+from clip2point_jax.errors import UserError
+
+METRICS_FILE = "metrics.jsonl"
+CURVES_FILE = "learning_curves.png"
+
+
+def is_host0() -> bool:
+  """Whether this process writes the run's files and prints its results."""
+  return jax.process_index() == 0
+
+
+def say(message: str) -> None:
+  """Prints on host 0 only."""
+  if is_host0():
+    print(message)
+
+
+def progress(**kwargs) -> tqdm:
+  """A tqdm progress bar (with an ETA) on host 0; silent elsewhere."""
+  return tqdm(disable=not is_host0(), **kwargs)
+
+
+def config_key(*parts: Any) -> str:
+  """A hashable key of config blocks, dicts and scalars (JSON, sorted keys)."""
+  plain = [p.to_dict() if hasattr(p, "to_dict") else p for p in parts]
+  return json.dumps(plain, sort_keys=True, default=str)
+
+
+class JitCache:
+  """Compiled functions by what determines their program.
+
+  Running a task again in one process (a notebook, the tests) then compiles
+  nothing new. At most `size` entries are kept, oldest dropped first:
+  compiled programs hold device memory.
+  """
+
+  def __init__(self, size: int = 1):
+    self.size, self.entries = size, {}
+
+  def get(self, key: Hashable, build: Callable[[], Any]) -> Any:
+    if key not in self.entries:
+      while len(self.entries) >= self.size:
+        self.entries.pop(next(iter(self.entries)))
+      self.entries[key] = build()
+    return self.entries[key]
+
+
+def check_finite(step: int, loss: float, ckpt) -> None:
+  """Raises UserError naming `step` if its loss is not finite, and what was kept."""
+  if np.isfinite(loss):
+    return
+  last = ckpt.latest_step()
+  kept = (f"the last good checkpoint, step {last}, is kept in {ckpt.directory}" if last is not None
+          else "no checkpoint was saved before it")
+  raise UserError(f"the loss became {loss} at step {step}; training stopped and {kept}. "
+                  "Lower config.optim.learning_rate (or use clip.dtype=float32) and rerun; a "
+                  "rerun resumes from the last checkpoint")
+
+
+def _event_writer(workdir: str):
+  """clu's TensorBoard writer where clu is installed, else None."""
+  try:
+    from clu import metric_writers  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  return metric_writers.create_default_writer(workdir, just_logging=not is_host0())
+
+
+class MetricsLog:
+  """metrics.jsonl (one JSON record per line) and learning_curves.png, written by host 0.
+
+  On resume, records past `resume_step` (from a run that did not reach its
+  next checkpoint) are dropped, so the file reads as one uninterrupted run.
+  """
+
+  def __init__(self, workdir: str, resume_step: int = 0, tensorboard: bool = True):
+    self.path = os.path.join(workdir, METRICS_FILE)
+    self.curves = os.path.join(workdir, CURVES_FILE)
+    self.writer = _event_writer(workdir) if tensorboard else None
+    self.records = []
+    if resume_step and os.path.exists(self.path):
+      with open(self.path) as f:
+        self.records = [r for r in map(json.loads, filter(str.strip, f)) if r["step"] <= resume_step]
+    if is_host0():
+      with open(self.path, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in self.records)
+
+  def write(self, record: dict) -> None:
+    self.records.append(record)
+    if not is_host0():
+      return
+    with open(self.path, "a") as f:
+      f.write(json.dumps(record) + "\n")
+    if self.writer is not None:
+      self.writer.write_scalars(record["step"], {k: v for k, v in record.items()
+                                                 if k != "step" and isinstance(v, (int, float))})
+
+  def plot(self, title: str) -> None:
+    if is_host0() and self.records:
+      plots.save_learning_curves(self.records, self.curves, title=title)
+
+  def close(self) -> None:
+    if self.writer is not None:
+      self.writer.close()
+
+
+def latest(records: list[dict], key: str) -> Optional[Any]:
+  """The last value of `key` among the records that have it."""
+  return next((r[key] for r in reversed(records) if key in r), None)

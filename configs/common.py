@@ -1,0 +1,39 @@
+"""The `clip` and `render` blocks every task shares (loaded with `load_sibling(__file__, "common")`)."""
+
+import ml_collections
+
+from renderers import points as projector
+
+
+def clip_config(name: str = "openai/clip-vit-base-patch32") -> ml_collections.ConfigDict:
+  """Which CLIP, and how it computes."""
+  c = ml_collections.ConfigDict()
+  c.name = name  # Hub id or local HF directory.
+  # bfloat16: bf16 matmuls with float32 accumulation, float32 parameters,
+  # layer-norm statistics and softmax (the fast path); float32: the plain
+  # reference path.
+  c.dtype = "bfloat16"
+  # Pallas kernels on GPUs in half precision (attention; layer norms and
+  # quick-GELU at inference), else XLA; "cudnn": cuDNN's attention and XLA's
+  # passes; "xla": XLA only.
+  c.attention = "auto"
+  # auto: the residual stream in the compute dtype, as torch's autocast keeps
+  # it; float32: a float32 stream (~12% slower zero-shot on an H200, a little
+  # more exact).
+  c.residual_dtype = "auto"
+  return c
+
+
+def render_config(**overrides) -> ml_collections.ConfigDict:
+  """How clouds are projected to depth maps (`clip2point_jax/projection/settings.py`)."""
+  c = ml_collections.ConfigDict()
+  c.image_size = projector.IMAGE_SIZE  # must be the CLIP's input size
+  c.radius = projector.POINT_RADIUS  # point radius in NDC units (the image spans [-1, 1])
+  c.distance = 1.0  # camera distance
+  c.mode = "hard"  # "hard": CLIP2Point's z-buffer; "soft": differentiable discs and z-buffer
+  c.sigma = projector.SOFT_SIGMA  # soft only: half-width of a disc's smoothed edge
+  c.gamma = projector.SOFT_GAMMA  # soft only: depth temperature of the soft z-buffer
+  c.camera = "orthographic"  # CLIP2Point's; or "perspective" (FoVPerspectiveCameras)
+  c.fov = 60.0  # perspective only: vertical field of view in degrees
+  c.update(overrides)
+  return c
