@@ -313,19 +313,31 @@ def load_clip(name_or_path: str = "openai/clip-vit-base-patch32",
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-def load_configured(clip_config) -> LoadedCLIP:
+def load_configured(clip_config, image_size: int | None = None) -> LoadedCLIP:
   """The CLIP a task config's `clip` block names, with its compute settings.
 
   Args:
     clip_config: has `name`, `dtype` ("float32" or "bfloat16"),
       `residual_dtype` (the same, or "auto": the compute dtype) and `attention`
       ("auto", "xla", "cudnn" or "pallas").
+    image_size: `config.render.image_size`, checked against the CLIP's input size.
   """
   if clip_config.dtype not in DTYPES:
     raise UserError(f"config.clip.dtype={clip_config.dtype!r}; use one of {', '.join(DTYPES)}")
-  return load_clip(clip_config.name, dtype=DTYPES[clip_config.dtype],
-                   attention=clip_config.attention,
-                   residual_dtype=DTYPES[resolve_residual_dtype(clip_config)])
+  loaded = load_clip(clip_config.name, dtype=DTYPES[clip_config.dtype],
+                     attention=clip_config.attention,
+                     residual_dtype=DTYPES[resolve_residual_dtype(clip_config)])
+  if image_size is not None:
+    check_image_size(loaded, image_size, clip_config.name)
+  return loaded
+
+
+def check_image_size(loaded: LoadedCLIP, image_size: int, name: str) -> None:
+  """UserError unless `config.render.image_size` is the CLIP's input size."""
+  size = loaded.config.vision.image_size
+  if size != image_size:
+    raise UserError(f"config.render.image_size={image_size} but the CLIP at {name} takes "
+                    f"{size}x{size} images")
 
 
 def resolve_residual_dtype(clip_config) -> str:

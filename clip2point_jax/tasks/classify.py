@@ -14,7 +14,8 @@ from clip2point_jax.core import parallel
 from clip2point_jax.data import splits
 from clip2point_jax.errors import UserError
 from clip2point_jax.projection import zeroshot
-from clip2point_jax.tasks import zeroshot as zeroshot_task
+from clip2point_jax.loading import classifier
+from clip2point_jax.training import evaluate
 
 
 def run(config, workdir: str) -> list:
@@ -35,10 +36,10 @@ def run(config, workdir: str) -> list:
   source = splits.ArraySource(points, np.zeros(len(paths), np.int32), paths)
 
   # 3. Model and 4. step function.
-  classify, params, text_features = zeroshot_task.load_classifier(config, class_names, mesh)
+  classify, params, text_features = classifier.load_classifier(config, class_names, mesh)
 
   # 5. Checkpoint restore: none. 6./7. One pass over the files.
-  logits, _, _ = zeroshot_task.predict(classify, params, text_features, source, config, mesh,
+  logits, _, _ = evaluate.predict(classify, params, text_features, source, config, mesh,
                                        desc="classify")
   top = zeroshot.top_predictions(logits, class_names, k=min(config.top_k, len(class_names)))
   results = [{"file": p, "predictions": [[name, prob] for name, prob in t]} for p, t in zip(paths, top)]
@@ -46,7 +47,7 @@ def run(config, workdir: str) -> list:
     with open(os.path.join(workdir, "predictions.json"), "w") as f:
       json.dump({"classes": list(class_names), "clip": config.clip.name, "results": results}, f, indent=2)
     count = min(config.num_grid_clouds, len(paths))
-    zeroshot_task.save_depth_grid(config, source, [os.path.basename(p) for p in paths[:count]],
+    evaluate.save_depth_grid(config, source, [os.path.basename(p) for p in paths[:count]],
                                   range(count), os.path.join(workdir, "depth_maps.png"))
     _print_table(results)
     print(f"wrote predictions.json and depth_maps.png to {workdir}")

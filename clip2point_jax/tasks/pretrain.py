@@ -36,7 +36,8 @@ from clip2point_jax.data import pipeline, pretrain_data, registry, splits
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import clip as clip_lib
 from clip2point_jax.loading import depth_encoder, hf_clip
-from clip2point_jax.tasks import zeroshot as zeroshot_task
+from clip2point_jax.loading import classifier
+from clip2point_jax.training import evaluate
 from clip2point_jax.tools import make_tiny_clip
 from clip2point_jax.core import plots
 from renderers import cameras
@@ -66,7 +67,7 @@ def load_clip(config, workdir: str) -> hf_clip.LoadedCLIP:
       config.clip.name = clip_dir
     _say(f"pretrain: using a tiny CLIP with RANDOM weights ({clip_dir}); set --config.clip.name "
           "to a real CLIP (e.g. openai/clip-vit-base-patch32) for a meaningful encoder.")
-  return zeroshot_task.load_clip(config)
+  return hf_clip.load_configured(config.clip, config.render.image_size)
 
 
 def encoder_of(loaded: hf_clip.LoadedCLIP) -> clip_lib.CLIPVisionEncoder:
@@ -284,7 +285,7 @@ class ZeroShotEvals:
       if not cfg.data.data_dir:
         cfg.data.data_dir = config.data.data_dir
       source, class_names = splits.load(cfg.data, cfg.data.split, workdir)
-      classify, clip_params, text = zeroshot_task.load_classifier(cfg, class_names, mesh, loaded=loaded)
+      classify, clip_params, text = classifier.load_classifier(cfg, class_names, mesh, loaded=loaded)
       self.evals.append((name, cfg, source, class_names, classify, clip_params, text))
 
   @property
@@ -296,7 +297,7 @@ class ZeroShotEvals:
     out = {}
     for name, cfg, source, class_names, classify, clip_params, text in self.evals:
       params = depth_encoder.with_encoder(clip_params, encoder_params)
-      logits, labels, _ = zeroshot_task.predict(classify, params, text, source, cfg, self.mesh,
+      logits, labels, _ = evaluate.predict(classify, params, text, source, cfg, self.mesh,
                                                 desc=f"eval {name}")
       result = metrics.classification_metrics(logits, labels, class_names)
       out[f"{name}_top1"] = result["top1_accuracy"]

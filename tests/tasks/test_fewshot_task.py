@@ -20,7 +20,8 @@ from clip2point_jax.loading import depth_encoder, trained_gdpa
 from clip2point_jax.models import clip, gdpa
 from clip2point_jax.projection import dual_path
 from clip2point_jax.tasks import fewshot
-from clip2point_jax.tasks import zeroshot as zeroshot_task
+from clip2point_jax.loading import classifier
+from clip2point_jax.training import evaluate
 from renderers import cameras
 from tests.conftest import set_fields
 
@@ -86,7 +87,7 @@ def test_the_checkpoint_gives_the_reported_accuracy_and_live_logits_match_cached
   classifier_config = _config("classify", "")
   with classifier_config.unlocked():
     classifier_config.gdpa = workdir
-  classify, params, text = zeroshot_task.load_classifier(classifier_config, primitives.CLASS_NAMES, mesh)
+  classify, params, text = classifier.load_classifier(classifier_config, primitives.CLASS_NAMES, mesh)
   assert len(classifier_config.views) == 10 and classifier_config.render.radius == config.render.radius
   assert classifier_config.clip.name == config.clip.name
   cached_logits = jax.jit(model.apply)(variables, cache["clip"], cache["clip"], text)

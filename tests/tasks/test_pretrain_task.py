@@ -17,7 +17,8 @@ from clip2point_jax.data import pretrain_data, registry
 from clip2point_jax.errors import UserError
 from clip2point_jax.loading import depth_encoder, hf_clip
 from clip2point_jax.tasks import pretrain
-from clip2point_jax.tasks import zeroshot as zeroshot_task
+from clip2point_jax.loading import classifier
+from clip2point_jax.training import evaluate
 from clip2point_jax.tools import make_tiny_clip
 from tests.conftest import task_config
 from tests.tasks import pretrain_fixtures as pf
@@ -107,7 +108,7 @@ def test_resume_after_a_kill_is_bit_identical(data_dir, clip_dir, tmp_path, monk
   # Zero-shot with --config.depth_encoder=<workdir>: the best checkpoint by validation.
   zs = pf.zeroshot_config(data_dir, clip_dir, depth_encoder=whole)
   mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("data",))
-  _, params, _ = zeroshot_task.load_classifier(zs, ["chair", "lamp"], mesh)
+  _, params, _ = classifier.load_classifier(zs, ["chair", "lamp"], mesh)
   best = int(os.path.basename(depth_encoder.find_step_dir(whole)))
   assert best in best_steps
   best_encoder, _ = _final_encoder(whole, best)

@@ -1,0 +1,50 @@
+"""Running a classifier over a whole split, and pictures of what it sees."""
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from clip2point_jax.core import parallel, plots
+from clip2point_jax.data import pipeline
+from clip2point_jax.projection import preprocess
+from clip2point_jax.training import loop
+from renderers import points as projector
+
+
+def predict(classify, params, text_features, source, config, mesh, desc="zero-shot"):
+  """Logits and labels of every example of `source`, in order, on every host.
+
+  Args:
+    classify: `(params, text_features, points float32[B, N, 3]) -> float32[B, C]`, jitted.
+    config: has `batch_size` and `data.num_points`, `data.sampling`.
+
+  Returns:
+    logits float32[M, C], labels int32[M] (numpy), and the seconds it took.
+  """
+  batch_size = parallel.round_to_devices(config.batch_size, mesh)
+  # The classifier normalises on the device; the pipeline need not.
+  batches = pipeline.prefetch(pipeline.batches(
+      source, global_batch_size=batch_size, num_points=config.data.num_points, training=False,
+      sampling=config.data.sampling, normalize_points=False))
+  outputs = []
+  start = time.time()
+  for local in loop.progress(iterable=batches, desc=desc, unit="batch",
+                             total=pipeline.num_batches(len(source), batch_size, training=False)):
+    batch = parallel.global_batch(mesh, local)
+    # Kept on the device: fetching each batch would stall the dispatch queue.
+    outputs.append((classify(params, text_features, batch["points"]), batch["label"], batch["mask"]))
+  logits, labels, keep = (parallel.concat_to_host(o[i] for o in outputs) for i in range(3))
+  return logits[keep], labels[keep], time.time() - start
+
+
+def save_depth_grid(config, source, row_titles, indices, path):
+  """The depth maps of `source[indices]`, as the classifier renders them."""
+  points = np.stack([source[int(i)]["points"][:config.data.num_points] for i in indices])
+  prepared = preprocess.prepare_points(jnp.asarray(points), jnp.ones(points.shape[:2], bool),
+                                       config.data.align_modelnet)
+  depth = projector.render_depth(prepared, config.views, image_size=config.render.image_size,
+                                 radius=config.render.radius, distance=config.render.distance)
+  plots.save_depth_grid(np.asarray(depth), path, row_titles=row_titles,
+                        view_titles=[f"elev {e} azim {a}" for e, a in config.views])
