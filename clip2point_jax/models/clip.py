@@ -505,6 +505,11 @@ class CLIPVisionEncoder(nn.Module):
     return x.astype(jnp.float32)
 
 
+def l2_normalize(x: jax.Array, axis: int = -1, eps: float = 1e-12) -> jax.Array:
+  """x divided by max(its L2 norm along `axis`, eps), as torch.nn.functional.normalize."""
+  return x / jnp.maximum(jnp.linalg.norm(x, axis=axis, keepdims=True), eps)
+
+
 def vision_tower(model: "CLIP") -> CLIPVisionEncoder:
   """The image tower (+ projection) of `model` alone, computing as `model` does."""
   return CLIPVisionEncoder(model.config, model.dtype, model.attention, model.residual_dtype)

@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 
 from clip2point_jax.errors import UserError
+from clip2point_jax.models.clip import l2_normalize
 
 FUSIONS = ("gate", "mean")
 
@@ -114,10 +115,6 @@ class ViewAdapter(nn.Module):
     x = BatchNorm(name="norm_hidden")(x, train)
     x = nn.Dropout(self.dropout, deterministic=not train)(nn.relu(x))
     return TorchDense(d, name="fc2")(x)
-
-
-def l2_normalize(x, axis: int = -1):
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=axis, keepdims=True), 1e-12)
 
 
 class GDPA(nn.Module):

@@ -21,10 +21,6 @@ from renderers import points as projector
 DEFAULT_TEMPLATES = ("image of a {}",)  # CLIP2Point's single prompt.
 
 
-def l2_normalize(x: jax.Array, axis: int = -1) -> jax.Array:
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=axis, keepdims=True), 1e-12)
-
-
 def class_text_features(loaded: hf_clip.LoadedCLIP, class_names: Sequence[str],
                         templates: Sequence[str] = DEFAULT_TEMPLATES) -> jax.Array:
   """Prompt-ensembled text features, one row per class.
@@ -44,9 +40,9 @@ def class_text_features(loaded: hf_clip.LoadedCLIP, class_names: Sequence[str],
   tokens = hf_clip.tokenize(loaded.tokenizer, texts, loaded.config.text.max_position_embeddings)
   model = loaded.model
   encode = jax.jit(lambda p, t: model.apply({"params": p}, t, method=model.encode_text))
-  features = l2_normalize(encode(loaded.params, jnp.asarray(tokens)))
+  features = clip_lib.l2_normalize(encode(loaded.params, jnp.asarray(tokens)))
   features = features.reshape(len(templates), len(class_names), -1)
-  return l2_normalize(features.mean(0))
+  return clip_lib.l2_normalize(features.mean(0))
 
 
 def depth_to_clip_images(depth: jax.Array) -> jax.Array:
@@ -66,7 +62,7 @@ def view_similarities(image_features: jax.Array, text_features: jax.Array,
   Returns:
     float32[B, C] logits.
   """
-  per_view = jnp.einsum("bvd,cd->bvc", l2_normalize(image_features), text_features)
+  per_view = jnp.einsum("bvd,cd->bvc", clip_lib.l2_normalize(image_features), text_features)
   if view_weights is not None:
     per_view = per_view * view_weights[:, None]
   return per_view.sum(1)

@@ -21,12 +21,9 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
+from clip2point_jax.models.clip import l2_normalize
+
 _HIGHEST = jax.lax.Precision.HIGHEST
-
-
-def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
-  """Rows divided by max(norm, eps), as torch.nn.functional.normalize."""
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
 
 
 def _nt_xent_one_group(a: jax.Array, b: jax.Array, temperature) -> jax.Array:
