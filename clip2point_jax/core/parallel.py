@@ -17,6 +17,11 @@ T = TypeVar("T")
 _ROUNDS = itertools.count()  # Hosts pass the same barriers in the same order: their ids agree.
 
 
+def is_host0() -> bool:
+  """Whether this process writes the run's shared files and prints its results."""
+  return jax.process_index() == 0
+
+
 def make_mesh(devices=None) -> Mesh:
   """A 1-D mesh over all devices (of all hosts), named `DATA_AXIS`."""
   devices = jax.devices() if devices is None else devices
@@ -124,6 +129,6 @@ def host0_first(make: Callable[[], T], what: str) -> T:
   """
   if jax.process_count() == 1:
     return make()
-  result = make() if jax.process_index() == 0 else None
+  result = make() if is_host0() else None
   wait_for_hosts(what)
-  return result if jax.process_index() == 0 else make()
+  return result if is_host0() else make()

@@ -9,22 +9,18 @@
 
 import json
 import os
-from typing import Any, Callable, Hashable, Optional
+from typing import Any, Callable, Hashable
 
 import jax
 import numpy as np
 from tqdm import tqdm
 
 from clip2point_jax.core import plots
+from clip2point_jax.core.parallel import is_host0
 from clip2point_jax.errors import UserError
 
 METRICS_FILE = "metrics.jsonl"
 CURVES_FILE = "learning_curves.png"
-
-
-def is_host0() -> bool:
-  """Whether this process writes the run's files and prints its results."""
-  return jax.process_index() == 0
 
 
 def say(message: str) -> None:
@@ -120,8 +116,3 @@ class MetricsLog:
   def close(self) -> None:
     if self.writer is not None:
       self.writer.close()
-
-
-def latest(records: list[dict], key: str) -> Optional[Any]:
-  """The last value of `key` among the records that have it."""
-  return next((r[key] for r in reversed(records) if key in r), None)
