@@ -11,7 +11,6 @@ import json
 import os
 from typing import Any, Callable, Hashable
 
-import jax
 import numpy as np
 from tqdm import tqdm
 
