@@ -31,8 +31,10 @@ import numpy as np
 from clip2point_jax.core import parallel
 from clip2point_jax.detection import boxes as box_lib
 from clip2point_jax.errors import UserError
+from clip2point_jax.features import text
 from clip2point_jax.loading import depth_encoder, hf_clip, trained_gdpa
-from clip2point_jax.projection import zeroshot
+from clip2point_jax.projection import encode, zeroshot
+from clip2point_jax.projection import settings as settings_lib
 
 BoxClassifier = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -41,9 +43,8 @@ MAX_LOGIT_SCALE = 100.0
 
 
 def zeroshot_classifier(loaded: hf_clip.LoadedCLIP, prompt_names: Sequence[str], *,
-                        templates: Sequence[str], views, view_weights=None,
-                        image_size: int, radius: float, distance: float,
-                        z_up: bool = True, mesh=None) -> BoxClassifier:
+                        templates: Sequence[str], settings: settings_lib.RenderSettings,
+                        mesh=None) -> BoxClassifier:
   """Zero-shot CLIP2Point on crops: depth maps of every view against the prompts.
 
   The logits are CLIP's: logit_scale x the (weighted) mean over views of the
@@ -51,50 +52,45 @@ def zeroshot_classifier(loaded: hf_clip.LoadedCLIP, prompt_names: Sequence[str],
   feature (`zeroshot.make_classifier` sums them; this divides by the weights).
 
   Args:
-    loaded: a CLIP from `hf_clip.load_clip`.
+    loaded: a CLIP from `hf_clip.load_clip`; its params are the image tower's
+      (a depth encoder's, where one replaced CLIP's).
     prompt_names: the words put into the prompt templates, one per class.
-    templates, views, view_weights, image_size, radius, distance: as in
-      `zeroshot.make_classifier`.
-    z_up: the crops are z-up (ScanNet); they are turned y-up before rendering,
-      as CLIP2Point does with z-up ModelNet.
+    templates: prompt templates, each with one "{}".
+    settings: the projector, views and view weights
+      (`projection.settings.from_config`); `align_modelnet` turns the z-up
+      crops (ScanNet's) y-up before rendering, as CLIP2Point does with z-up
+      ModelNet.
     mesh: params and text features are replicated over it (default: all devices).
   """
   mesh = mesh or parallel.make_mesh()
-  text = zeroshot.class_text_features(loaded, list(prompt_names), tuple(templates))
-  points_to_logits = zeroshot.make_classifier(
-      zeroshot.clip_depth_encoder(loaded), views=views, view_weights=view_weights,
-      image_size=image_size, radius=radius, distance=distance, align_modelnet=z_up)
-  weights = np.asarray(view_weights, np.float64) if view_weights is not None and len(view_weights) else None
-  total_weight = float(weights.sum()) if weights is not None else float(len(views))
+  settings = zeroshot.with_views(settings)
+  text_features = text.class_text_features(loaded, list(prompt_names), tuple(templates))
+  points_to_logits = zeroshot.make_classifier(encode.clip_depth_encoder(loaded), settings)
+  total_weight = float(np.sum(settings.view_weights)) if settings.view_weights else float(len(settings.views))
   scale = min(float(np.exp(np.asarray(loaded.params["logit_scale"]))), MAX_LOGIT_SCALE) / total_weight
   replicated = parallel.replicated(mesh)
   params = jax.device_put(loaded.params, replicated)
-  text = jax.device_put(text, replicated)
+  text_features = jax.device_put(text_features, replicated)
   scale = jax.device_put(jnp.float32(scale), replicated)
 
   # Params are arguments of the jitted function, not constants of a closure
   # traced into it, so a ViT-B/32 is not baked into the program.
   @jax.jit
-  def scaled(params, text, scale, points, mask):
-    return scale * points_to_logits(params, text, points, mask)
+  def scaled(params, text_features, scale, points, mask):
+    return scale * points_to_logits(params, text_features, points, mask)
 
-  return lambda points, mask: scaled(params, text, scale, points, mask)
+  return lambda points, mask: scaled(params, text_features, scale, points, mask)
 
 
 def build_zeroshot(config, prompt_names, mesh) -> BoxClassifier:
   """The zero-shot classifier from a detect config (`config.clip`, views, render)."""
-  loaded = hf_clip.load_configured(config.clip)
+  projection = settings_lib.from_config(config.render, config.views, config.view_weights,
+                                        align_modelnet=config.data.z_up)
+  loaded = hf_clip.load_configured(config.clip, config.render.image_size)
   if config.get("depth_encoder"):
     loaded = loaded._replace(params=depth_encoder.load_params(config.depth_encoder, loaded))
-  size = loaded.config.vision.image_size
-  if size != config.render.image_size:
-    raise UserError(f"config.render.image_size={config.render.image_size} but the CLIP at "
-                    f"{config.clip.name} takes {size}x{size} images")
-  return zeroshot_classifier(
-      loaded, prompt_names, templates=tuple(config.prompts), views=config.views,
-      view_weights=config.view_weights, image_size=config.render.image_size,
-      radius=config.render.radius, distance=config.render.distance, z_up=config.data.z_up,
-      mesh=mesh)
+  return zeroshot_classifier(loaded, prompt_names, templates=tuple(config.prompts),
+                             settings=projection, mesh=mesh)
 
 
 def build_gdpa(config, prompt_names, mesh) -> BoxClassifier:

@@ -11,8 +11,16 @@ views, render settings and prompts then replace the config's.
 import jax
 
 from clip2point_jax.core import parallel
+from clip2point_jax.features import text
 from clip2point_jax.loading import depth_encoder, hf_clip, trained_gdpa
-from clip2point_jax.projection import zeroshot
+from clip2point_jax.projection import encode, settings, zeroshot
+
+
+def render_settings(config) -> settings.RenderSettings:
+  """How a zero-shot-style config projects its clouds: `render`, `views`,
+  `view_weights` and `data.align_modelnet` (errors name the field)."""
+  return settings.from_config(config.render, config.views, config.view_weights,
+                              align_modelnet=config.data.align_modelnet)
 
 
 def load_classifier(config, class_names, mesh, loaded=None):
@@ -22,23 +30,23 @@ def load_classifier(config, class_names, mesh, loaded=None):
     config: a zero-shot-style config (`clip`, `render`, `views`,
       `view_weights`, `prompts`, `data.align_modelnet`, optional
       `depth_encoder` and `gdpa`).
+    class_names: C names, in label order.
+    mesh: params and text features are replicated over it.
     loaded: the CLIP to use (default: load `config.clip`).
 
   Returns:
-    classify: `(params, text_features, points float32[B, N, 3], point_mask=None)
-      -> float32[B, C]`.
+    classify: `(params, text_features float32[C, D], points float32[B, N, 3],
+      point_mask bool[B, N] | None = None) -> float32[B, C]`.
     params, text_features: replicated over the mesh; the text features are
       computed once here.
   """
   if config.get("gdpa"):
     trained_gdpa.adopt_settings(config)
     return trained_gdpa.load_classifier(config, class_names, mesh)
+  projection = render_settings(config)
   loaded = loaded or hf_clip.load_configured(config.clip, config.render.image_size)
-  text_features = zeroshot.class_text_features(loaded, class_names, tuple(config.prompts))
-  classify = zeroshot.make_classifier(
-      zeroshot.clip_depth_encoder(loaded), views=config.views, view_weights=config.view_weights,
-      image_size=config.render.image_size, radius=config.render.radius,
-      distance=config.render.distance, align_modelnet=config.data.align_modelnet)
+  text_features = text.class_text_features(loaded, class_names, tuple(config.prompts))
+  classify = zeroshot.make_classifier(encode.clip_depth_encoder(loaded), projection)
   params = loaded.params
   if config.get("depth_encoder"):
     params = depth_encoder.load_params(config.depth_encoder, loaded)

@@ -2,15 +2,14 @@
 
 import time
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from clip2point_jax.core import parallel, plots
 from clip2point_jax.data import pipeline
-from clip2point_jax.projection import preprocess
+from clip2point_jax.loading import classifier
+from clip2point_jax.projection import encode
 from clip2point_jax.training import loop
-from renderers import points as projector
 
 
 def predict(classify, params, text_features, source, config, mesh, desc="zero-shot"):
@@ -40,11 +39,18 @@ def predict(classify, params, text_features, source, config, mesh, desc="zero-sh
 
 
 def save_depth_grid(config, source, row_titles, indices, path):
-  """The depth maps of `source[indices]`, as the classifier renders them."""
+  """The depth maps of `source[indices]` exactly as `classifier.load_classifier(config)` renders them.
+
+  Args:
+    config: a zero-shot-style config (`render`, `views`, `view_weights`,
+      `data.num_points`, `data.align_modelnet`); after `load_classifier`,
+      which gives it a trained GDPA's settings where it names one.
+    source: examples with `points` float32[N, 3].
+    row_titles: one per index.
+    path: the PNG to write.
+  """
+  settings = classifier.render_settings(config)
   points = np.stack([source[int(i)]["points"][:config.data.num_points] for i in indices])
-  prepared = preprocess.prepare_points(jnp.asarray(points), jnp.ones(points.shape[:2], bool),
-                                       config.data.align_modelnet)
-  depth = projector.render_depth(prepared, config.views, image_size=config.render.image_size,
-                                 radius=config.render.radius, distance=config.render.distance)
+  depth = encode.depth_maps(jnp.asarray(points), settings)
   plots.save_depth_grid(np.asarray(depth), path, row_titles=row_titles,
-                        view_titles=[f"elev {e} azim {a}" for e, a in config.views])
+                        view_titles=[f"elev {e:g} azim {a:g}" for e, a in settings.views])

@@ -11,6 +11,7 @@ from clip2point_jax.core import parallel
 from clip2point_jax.detection import classifiers, pipeline
 from clip2point_jax.loading import hf_clip
 from clip2point_jax.projection import zeroshot
+from clip2point_jax.projection.settings import RenderSettings
 from renderers import cameras
 
 
@@ -100,13 +101,13 @@ def test_oracle_logits_by_hand():
 
 
 def test_zeroshot_seam_returns_clip_scaled_mean_similarities(tiny_clip_dir):
-  loaded = hf_clip.load_clip(tiny_clip_dir)
+  loaded = hf_clip.load_clip(tiny_clip_dir, dtype=jnp.float32, residual_dtype=jnp.float32)
   names = ["chair", "table", "lamp"]
   views = cameras.VIEWS_ZERO_SHOT
   weights = np.array([1.0, 0.5, 2.0, 1.0, 0.25, 1.5])
-  classify = classifiers.zeroshot_classifier(
-      loaded, names, templates=("image of a {}",), views=views, view_weights=weights,
-      image_size=224, radius=0.02, distance=1.0, z_up=True)
+  settings = RenderSettings(views=tuple(views), view_weights=tuple(weights), image_size=224, radius=0.02,
+                            distance=1.0, align_modelnet=True)  # ScanNet's z-up crops
+  classify = classifiers.zeroshot_classifier(loaded, names, templates=("image of a {}",), settings=settings)
   rng = np.random.default_rng(0)
   points = rng.normal(size=(2, 64, 3)).astype(np.float32)
   mask = np.ones((2, 64), bool)

@@ -1,5 +1,9 @@
-"""Zero-shot logits against a reference built from transformers' PyTorch CLIP."""
+"""Zero-shot logits against a reference built from transformers' PyTorch CLIP, and a89c44e's."""
 
+import dataclasses
+import os
+
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -8,7 +12,8 @@ from renderers import points as projector
 from clip2point_jax.data import primitives
 from clip2point_jax.errors import UserError
 from clip2point_jax.loading import hf_clip
-from clip2point_jax.projection import zeroshot
+from clip2point_jax.projection import encode, zeroshot
+from clip2point_jax.projection.settings import RenderSettings
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -17,7 +22,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def loaded(tiny_clip_dir):
-  return hf_clip.load_clip(tiny_clip_dir)
+  return hf_clip.load_clip(tiny_clip_dir, dtype=jnp.float32, residual_dtype=jnp.float32)
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +100,36 @@ def test_bad_prompts_and_view_weights_fail_clearly(loaded):
   with pytest.raises(UserError, match="view_weights has 2 entries for 6 views"):
     zeroshot.make_classifier(zeroshot.clip_depth_encoder(loaded), views=cameras.VIEWS_ZERO_SHOT,
                              view_weights=[1.0, 2.0])
+
+
+def test_default_logits_are_a89c44es(tiny_clip_dir):
+  # tests/fixtures/make_legacy_a89c44e.py's zero_shot_reference, on the same tiny CLIP at float32.
+  reference = np.load(os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures",
+                                   "legacy_a89c44e", "reference.npz"))
+  loaded = hf_clip.load_clip(tiny_clip_dir, dtype=jnp.float32, residual_dtype=jnp.float32)
+  text = zeroshot.class_text_features(loaded, ["cube", "sphere", "torus"])
+  classify = zeroshot.make_classifier(zeroshot.clip_depth_encoder(loaded), views=cameras.VIEWS_ZERO_SHOT)
+  logits = np.asarray(classify(loaded.params, text, reference["zeroshot/points"]))
+  np.testing.assert_allclose(logits, reference["zeroshot/logits"], rtol=1e-6, atol=1e-6)
+  # The same settings given as a RenderSettings: the same function.
+  same = zeroshot.make_classifier(zeroshot.clip_depth_encoder(loaded), RenderSettings())
+  np.testing.assert_array_equal(np.asarray(same(loaded.params, text, reference["zeroshot/points"])), logits)
+
+
+@pytest.mark.parametrize("change", [dict(mode="soft"), dict(camera="perspective", fov=50.0),
+                                    dict(align_modelnet=True, distance=1.2)])
+def test_every_render_setting_reaches_the_logits(loaded, change):
+  rng = np.random.default_rng(4)
+  points = rng.normal(size=(2, 128, 3)).astype(np.float32)
+  text = zeroshot.class_text_features(loaded, ["a", "b", "c"])
+  encode_depth = zeroshot.clip_depth_encoder(loaded)
+  settings = dataclasses.replace(RenderSettings(view_weights=(1.0, 2.0, 1.0, 0.5, 1.0, 1.0)), **change)
+  got = np.asarray(zeroshot.make_classifier(encode_depth, settings)(loaded.params, text, points))
+  features = encode.points_to_features(encode_depth, loaded.params, jnp.asarray(points), settings)
+  want = zeroshot.view_similarities(features, text, jnp.asarray(settings.view_weights))
+  np.testing.assert_allclose(got, np.asarray(want), atol=1e-5)
+  default = zeroshot.make_classifier(encode_depth, views=settings.views, view_weights=settings.view_weights)
+  assert np.abs(got - np.asarray(default(loaded.params, text, points))).max() > 1e-4
 
 
 def test_top_predictions_are_softmax_ranked():
