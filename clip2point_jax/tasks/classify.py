@@ -7,15 +7,14 @@ and `depth_maps.png` (the views of the first few files) to the workdir.
 import json
 import os
 
-import jax
 import numpy as np
 
 from clip2point_jax.core import parallel
 from clip2point_jax.data import splits
 from clip2point_jax.errors import UserError
-from clip2point_jax.projection import zeroshot
 from clip2point_jax.loading import classifier
-from clip2point_jax.training import evaluate
+from clip2point_jax.projection import zeroshot
+from clip2point_jax.training import evaluate, loop
 
 
 def run(config, workdir: str) -> list:
@@ -35,20 +34,21 @@ def run(config, workdir: str) -> list:
   points = splits.read_files(paths, config.data.num_points, config.data.seed)
   source = splits.ArraySource(points, np.zeros(len(paths), np.int32), paths)
 
-  # 3. Model and 4. step function.
+  # 3. Model and 4. step: zero-shot's points -> logits function.
   classify, params, text_features = classifier.load_classifier(config, class_names, mesh)
 
-  # 5. Checkpoint restore: none. 6./7. One pass over the files.
-  logits, _, _ = evaluate.predict(classify, params, text_features, source, config, mesh,
-                                       desc="classify")
+  # 5. Restore: nothing to restore.
+
+  # 6. Evals and 7. loop: one pass over the files.
+  logits, _, _ = evaluate.predict(classify, params, text_features, source, config, mesh, desc="classify")
   top = zeroshot.top_predictions(logits, class_names, k=min(config.top_k, len(class_names)))
   results = [{"file": p, "predictions": [[name, prob] for name, prob in t]} for p, t in zip(paths, top)]
-  if jax.process_index() == 0:
+  if loop.is_host0():
     with open(os.path.join(workdir, "predictions.json"), "w") as f:
       json.dump({"classes": list(class_names), "clip": config.clip.name, "results": results}, f, indent=2)
     count = min(config.num_grid_clouds, len(paths))
     evaluate.save_depth_grid(config, source, [os.path.basename(p) for p in paths[:count]],
-                                  range(count), os.path.join(workdir, "depth_maps.png"))
+                             range(count), os.path.join(workdir, "depth_maps.png"))
     _print_table(results)
     print(f"wrote predictions.json and depth_maps.png to {workdir}")
   return results

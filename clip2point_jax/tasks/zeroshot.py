@@ -8,14 +8,13 @@ per-class accuracy, confusion matrix), `confusion_matrix.png` and
 import json
 import os
 
-import jax
 import numpy as np
 from absl import logging
 
 from clip2point_jax.core import parallel, plots
 from clip2point_jax.data import splits
 from clip2point_jax.loading import classifier
-from clip2point_jax.training import evaluate, metrics
+from clip2point_jax.training import evaluate, loop, metrics
 
 
 def run(config, workdir: str) -> dict:
@@ -29,20 +28,22 @@ def run(config, workdir: str) -> dict:
   logging.info("%s/%s: %d clouds, %d classes", config.data.name, config.data.split,
                len(source), len(class_names))
 
-  # 3. Model: the frozen CLIP; 4. step: points -> logits in one jit.
+  # 3. Model: the frozen CLIP (or a depth encoder, or a trained GDPA);
+  # 4. step: points -> logits in one jit, projected as `config.render` says.
   classify, params, text_features = classifier.load_classifier(config, class_names, mesh)
 
-  # 5. Checkpoint restore: nothing trained to restore; the weights are CLIP's.
+  # 5. Restore: nothing trained to restore; the weights are CLIP's (or loaded in 3).
 
-  # 6. Evals, 7. loop: one pass over the split.
+  # 6. Evals and 7. loop: one pass over the split.
   logits, labels, seconds = evaluate.predict(classify, params, text_features, source, config, mesh)
   result = metrics.classification_metrics(logits, labels, class_names)
   result.update(dataset=config.data.name, split=config.data.split, clip=config.clip.name,
                 gdpa=config.get("gdpa", ""),
                 depth_encoder=config.get("depth_encoder", ""),
                 views=[list(v) for v in config.views], prompts=list(config.prompts),
+                render=config.render.to_dict(),
                 seconds=seconds, clouds_per_second=len(labels) / max(seconds, 1e-9))
-  if jax.process_index() == 0:
+  if loop.is_host0():
     _write_outputs(config, workdir, source, class_names, result)
   return result
 

@@ -142,6 +142,34 @@ def test_zeroshot_shards_over_8_devices(tmp_path, tiny_clip_dir):
   assert eight == single["confusion_matrix"]
 
 
+def test_zeroshot_renders_soft_and_perspective_end_to_end(tmp_path, tiny_clip_dir, monkeypatch):
+  from clip2point_jax.training import evaluate
+  logits = []
+  predict = evaluate.predict
+
+  def recording(*args, **kwargs):
+    out = predict(*args, **kwargs)
+    logits.append(out[0])
+    return out
+
+  monkeypatch.setattr(evaluate, "predict", recording)
+  hard = zeroshot.run(_tiny_primitives(tiny_clip_dir, tmp_path), str(tmp_path / "hard"))
+  config = _tiny_primitives(tiny_clip_dir, tmp_path)  # the same prepared data
+  with config.unlocked():
+    config.render.mode = "soft"
+    config.render.camera = "perspective"
+    config.render.fov = 50.0
+  soft = zeroshot.run(config, str(tmp_path / "soft"))
+  assert soft["num_examples"] == hard["num_examples"] > 0
+  written = json.loads((tmp_path / "soft" / "metrics.json").read_text())
+  assert (written["render"]["mode"], written["render"]["camera"]) == ("soft", "perspective")
+  assert hard["render"]["mode"] == "hard"
+  # The settings reached the classifier and the depth grid it draws.
+  assert logits[0].shape == logits[1].shape and np.abs(logits[0] - logits[1]).max() > 1e-4
+  assert ((tmp_path / "soft" / "depth_maps.png").read_bytes()
+          != (tmp_path / "hard" / "depth_maps.png").read_bytes())
+
+
 def _tiny_primitives(clip_dir, workdir):
   config = _config("zeroshot", "dataset=primitives,tiny")
   with config.unlocked():
