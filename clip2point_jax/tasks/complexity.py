@@ -28,22 +28,22 @@ optimiser update (per step, not per cloud).
 Writes `complexity.json` and prints the table.
 """
 
+import dataclasses
 import json
 import os
 
 import jax
 import jax.numpy as jnp
 
-from clip2point_jax.training import gdpa as training
-from clip2point_jax.training import losses
 from clip2point_jax.errors import UserError
-from clip2point_jax.models import clip as clip_lib
 from clip2point_jax.loading import hf_clip
+from clip2point_jax.models import clip as clip_lib
 from clip2point_jax.models import gdpa
-from clip2point_jax.projection import dual_path, zeroshot
+from clip2point_jax.projection import encode, settings, zeroshot
 from clip2point_jax.tools import make_tiny_clip
+from clip2point_jax.training import gdpa as training
+from clip2point_jax.training import loop, losses
 from renderers import cameras
-from renderers import points as projector
 
 # The paper's NT-Xent temperature (supplementary Sec. 1); it does not change the cost.
 PRETRAIN_TEMPERATURE = 0.7
@@ -80,7 +80,7 @@ def analyse(fn, *abstract_args, batch: int, analysis: str = "compiled") -> dict:
 
 
 class _Shapes:
-  """The abstract inputs every row shares: encoder params, points, text features."""
+  """The abstract inputs every row shares: encoder params, points, text features, the projector."""
 
   def __init__(self, config):
     self.cfg = cfg = shapes_config(config.clip.name)
@@ -94,18 +94,18 @@ class _Shapes:
     self.encode_depth = lambda params, depth: self.encode_image(params, zeroshot.depth_to_clip_images(depth))
     self.points = jax.ShapeDtypeStruct((self.batch, config.num_points, 3), jnp.float32)
     self.text = jax.ShapeDtypeStruct((config.num_classes, self.dim), jnp.float32)
-    self.render = dict(image_size=self.size, radius=config.render.radius, distance=config.render.distance)
+    # The analysed CLIP's input size, whatever the config's render block says.
+    self.render = dataclasses.replace(settings.from_config(config.render, config.views), image_size=self.size)
     self.vision_count = gdpa.count_params(self.vision)
     self.analysis = config.cost_analysis
 
 
 def zero_shot_row(config, s: _Shapes) -> dict:
   """Render the zero-shot views, encode them, compare with the class texts."""
-  encode = dual_path.make_view_encoder(s.encode_depth, views=config.views_zero_shot, **s.render, shared=True)
+  render = dataclasses.replace(s.render, views=tuple(map(tuple, config.views_zero_shot)))
 
   def forward(params, text, points):
-    features = encode({"clip_encoder": params}, points)["clip"]
-    return zeroshot.view_similarities(features, text)
+    return zeroshot.view_similarities(encode.points_to_features(s.encode_depth, params, points, render), text)
 
   cost = analyse(forward, s.vision, s.text, s.points, batch=s.batch, analysis=s.analysis)
   return dict(method=f"zero-shot ({len(config.views_zero_shot)} views)", what="evaluation forward",
@@ -114,12 +114,13 @@ def zero_shot_row(config, s: _Shapes) -> dict:
 
 def gdpa_row(config, s: _Shapes) -> dict:
   """Render the views once, both encoders, the adapters in evaluation mode."""
-  encode = dual_path.make_view_encoder(s.encode_depth, views=config.views, **s.render, shared=False)
   model, _, trainable = training.build(config, s.dim)
   variables = jax.eval_shape(lambda: gdpa.init_variables(model, jax.random.key(0), len(config.views), s.dim))
 
   def forward(encoders, variables, text, points):
-    features = encode(encoders, points)
+    depth = encode.depth_maps(points, s.render)
+    features = {path: encode.view_features(s.encode_depth, encoders[f"{path}_encoder"], depth)
+                for path in ("depth", "clip")}
     return model.apply(variables, features["depth"], features["clip"], text, train=False)
 
   encoders = {"depth_encoder": s.vision, "clip_encoder": s.vision}
@@ -138,8 +139,7 @@ def pretrain_row(config, s: _Shapes) -> dict:
     def loss(depth_params, w):
       distance = jnp.broadcast_to(jnp.asarray(config.pretrain_distances, jnp.float32), (b, 2))
       pair = jnp.broadcast_to(view, (b, 2, 2))
-      depth = projector.render_depth(projector.normalize_points(points), pair, image_size=size,
-                                     radius=config.render.radius, distance=distance)
+      depth = encode.depth_maps(points, s.render, views=pair, distance=distance)
       features = s.encode_image(depth_params, zeroshot.depth_to_clip_images(depth.reshape(2 * b, size, size)))
       f_image = jax.lax.stop_gradient(s.encode_image(image_params, clip_lib.normalize_images(images)))
       return losses.pretrain_loss(features[:b], features[b:], f_image, w,
@@ -148,7 +148,7 @@ def pretrain_row(config, s: _Shapes) -> dict:
 
   images = jax.ShapeDtypeStruct((b, size, size, 3), jnp.float32)
   cost = analyse(step, s.vision, jax.ShapeDtypeStruct((), jnp.float32), s.vision, s.points, images, batch=b,
-                  analysis=s.analysis)
+                 analysis=s.analysis)
   return dict(method="pre-training step", what="training forward+backward, loss: losses.pretrain_loss",
               trainable_params=s.vision_count + 1, frozen_params=s.vision_count, **cost)
 
@@ -156,7 +156,10 @@ def pretrain_row(config, s: _Shapes) -> dict:
 def run(config, workdir: str) -> dict:
   """Analyses the three rows; returns (and writes) them."""
   os.makedirs(workdir, exist_ok=True)
+  # 1. Mesh: none, nothing runs. 2. Data and 3. model: abstract shapes only.
   shapes = _Shapes(config)
+  # 4. Steps: each row's function, lowered and analysed. 5. Restore: nothing to restore.
+  # 6. Evals and 7. loop: one analysis per row.
   rows = [zero_shot_row(config, shapes), gdpa_row(config, shapes), pretrain_row(config, shapes)]
   result = {"clip": config.clip.name or "ViT-B/32 shapes (random weights)", "backend": jax.default_backend(),
             "analysis": config.cost_analysis,
@@ -166,7 +169,7 @@ def run(config, workdir: str) -> dict:
                        "arithmetic as half a MAC per element",
             "not_counted": "transcendentals, scatter/gather data movement, the text tower (once per "
                            "class list), host preprocessing, the optimiser update"}
-  if jax.process_index() == 0:
+  if loop.is_host0():
     with open(os.path.join(workdir, "complexity.json"), "w") as f:
       json.dump(result, f, indent=2)
     print(format_table(result))

@@ -13,10 +13,9 @@ Each step is the task a user would run, with its own folder in the workdir:
 import json
 import os
 
-import jax
-
 from clip2point_jax.tasks import fewshot, pretrain, zeroshot
 from clip2point_jax.tools import make_tiny_clip
+from clip2point_jax.training import loop
 
 STEPS = ("1_pretrain", "2_zeroshot_clip", "3_zeroshot_pretrained", "4_fewshot")
 
@@ -28,10 +27,10 @@ def _clip_name(config, workdir: str) -> str:
   clip_dir = make_tiny_clip.ensure_tiny_clip(os.path.join(workdir, "tiny_clip"), seed=config.seed,
                                              vision_config={"image_size": config.image_size,
                                                             "patch_size": 16})
-  print(f"demo: a tiny CLIP with RANDOM weights ({clip_dir}): zero-shot accuracy stays near "
-        "chance, since its text tower knows no words; the few-shot adapter learns from labels. "
-        "Set --config.clip_name to a real CLIP (e.g. openai/clip-vit-base-patch32) for "
-        "meaningful numbers.")
+  loop.say(f"demo: a tiny CLIP with RANDOM weights ({clip_dir}): zero-shot accuracy stays near "
+           "chance, since its text tower knows no words; the few-shot adapter learns from labels. "
+           "Set --config.clip_name to a real CLIP (e.g. openai/clip-vit-base-patch32) for "
+           "meaningful numbers.")
   return clip_dir
 
 
@@ -60,10 +59,14 @@ def _copy(block):
 
 def run(config, workdir: str) -> dict:
   """Runs the four steps; returns and writes their accuracies side by side."""
+  # 1. Mesh: each step makes its own. 2. Data and 3. model: one dataset and
+  # one CLIP for every step.
   clip_name = _clip_name(config, workdir)
   _share(config, clip_name, os.path.join(os.path.abspath(workdir), "tensorflow_datasets"))
   folders = {name: os.path.join(workdir, name) for name in STEPS}
 
+  # 4.-7. The steps are the tasks themselves (each restores its own workdir);
+  # the pre-trained depth encoder feeds the later ones.
   pre = pretrain.run(config.pretrain, folders["1_pretrain"])
   plain = zeroshot.run(config.zeroshot, folders["2_zeroshot_clip"])
   with config.unlocked():
@@ -84,7 +87,7 @@ def run(config, workdir: str) -> dict:
       "fewshot_shots": config.fewshot.shots,
       "folders": folders,
   }
-  if jax.process_index() == 0:
+  if loop.is_host0():
     with open(os.path.join(workdir, "demo_summary.json"), "w") as f:
       json.dump(summary, f, indent=2)
     _print(summary)
