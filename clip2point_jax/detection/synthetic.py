@@ -11,11 +11,13 @@ class-index labels (`label_format=index`, classes `primitives`), and
 and one box in empty air, which holds no points and is dropped when cropping.
 """
 
+import json
 import os
 from typing import NamedTuple
 
 import numpy as np
 
+from clip2point_jax.core import parallel
 from clip2point_jax.data import primitives
 from clip2point_jax.detection import boxes as box_lib
 from clip2point_jax.detection import scannet
@@ -173,3 +175,30 @@ def write_scene_folder(folder: str, num_scenes: int, seed: int = 0, proposals_fo
     write_scene(folder, scene, proposals_format)
     scenes.append(scene)
   return scenes
+
+
+OPTIONS_FILE = "options.json"
+
+
+def ensure_scene_folder(folder: str, seed: int, options: dict) -> str:
+  """`write_scene_folder(folder, seed=seed, **options)` unless `folder` already holds exactly those scenes.
+
+  A stamp of the seed and options marks a finished folder; host 0 writes
+  first (`parallel.host0_first`). `options` holds `num_scenes` and
+  `make_scene`'s options. Returns `folder`.
+  """
+  stamp = os.path.join(folder, OPTIONS_FILE)
+  wanted = json.dumps({"seed": seed, **options}, sort_keys=True)
+
+  def write_once():
+    if os.path.exists(stamp):
+      with open(stamp) as f:
+        if f.read() == wanted:
+          return
+    scene_options = dict(options)
+    write_scene_folder(folder, scene_options.pop("num_scenes"), seed=seed, **scene_options)
+    with open(stamp, "w") as f:
+      f.write(wanted)
+
+  parallel.host0_first(write_once, "synthetic scenes written")
+  return folder
