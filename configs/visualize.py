@@ -13,9 +13,10 @@ colon: `dataset=<name>` and `tiny` for the small settings the tests use.
 
 import ml_collections
 
-from clip2point_jax.core.config_args import parse_arg
+from clip2point_jax.core.config_args import load_sibling, parse_arg
 from renderers import cameras
-from renderers import points as projector
+
+common = load_sibling(__file__, "common")
 
 
 def get_config(arg=None):
@@ -35,9 +36,7 @@ def get_config(arg=None):
   c.view = 0  # The view shown per class: an index into `views`.
   c.views = tuple(cameras.VIEWS_PRETRAIN)  # The poses the images were rendered from.
   c.max_classes = 60
-  c.render = ml_collections.ConfigDict()
-  c.render.radius = projector.POINT_RADIUS
-  c.render.distance = 1.0
+  c.render = common.render_config()
 
   if a["tiny"]:
     c.data.data_dir = ""

@@ -7,14 +7,15 @@ supplementary's Figs. 1-4 show ShapeNet.
 
 import os
 
+import jax.numpy as jnp
 import numpy as np
 
+from clip2point_jax.core import plots
 from clip2point_jax.data import splits
 from clip2point_jax.data.builders import shapenet55
 from clip2point_jax.errors import UserError
-from clip2point_jax.core import plots
+from clip2point_jax.projection import encode, settings
 from renderers import cameras
-from renderers import points as projector
 
 
 def view_name(elevation: float, azimuth: float) -> str:
@@ -39,16 +40,16 @@ def _images(example, shape_id: str, num_views: int) -> np.ndarray:
 
 
 def depth_maps(config, points: np.ndarray, views) -> np.ndarray:
-  """float32[B, V, S, S] depth maps of clouds float32[B, N, 3], as CLIP2Point renders them."""
-  normalised = projector.normalize_points(points[:, :config.data.num_points])
-  return np.asarray(projector.render_depth(normalised, views, radius=config.render.radius,
-                                           distance=config.render.distance))
+  """float32[B, V, S, S] depth maps of clouds float32[B, N, 3] from `views`, as `config.render` projects them."""
+  projection = settings.from_config(config.render, views)
+  return np.asarray(encode.depth_maps(jnp.asarray(points[:, :config.data.num_points]), projection))
 
 
 def run(config, workdir: str) -> dict:
   """Writes views.png and classes.png; returns their paths."""
   os.makedirs(workdir, exist_ok=True)
-  # 1-2. Data: a prepared split with images (primitives are prepared on first use).
+  # 1. Mesh: one device renders a few clouds.
+  # 2. Data: a prepared split with images (primitives are prepared on first use).
   source, class_names = splits.load(config.data, config.data.split, workdir)
   views = cameras.views_array(config.views)
   index = _find_shape(source, config.shape_id) if config.shape_id else int(config.shape)
@@ -58,7 +59,8 @@ def run(config, workdir: str) -> dict:
     raise UserError(f"config.view={config.view} is out of range [0, {len(views)})")
   labels = ["{} ({:g}, {:g})".format(view_name(*v), *v) for v in views.tolist()]
 
-  # 3-7. No model: render depth maps for the chosen shapes and draw.
+  # 3. Model, 4. step: the projector alone. 5. Restore: nothing to restore.
+  # 6. Evals and 7. loop: depth maps of the chosen shapes, drawn beside their images.
   example = source[index]
   shape_id = _shape_id(example)
   images = _images(example, shape_id, len(views))

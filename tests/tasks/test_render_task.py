@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from clip2point_jax.data import shapenet_render
 from clip2point_jax.data.builders import shapenet55
 from clip2point_jax.errors import UserError
 from clip2point_jax.tasks import render
@@ -75,14 +76,14 @@ def test_renders_layout_report_and_resumes(tmp_path, tree, capsys):
 
 
 def test_shards_split_the_models(tree):
-  models = render.list_models(tree[1], ("train", "test"))
+  models = shapenet_render.list_models(tree[1], ("train", "test"))
   assert len(models) == 4 and models == sorted(models)
   parts = [models[i::3] for i in range(3)]
   assert sorted(sum(parts, [])) == models
-  assert render.parse_shard("2/3") == (2, 3)
+  assert shapenet_render.parse_shard("2/3") == (2, 3)
   for bad in ("3/3", "x", "1/0"):
     with pytest.raises(UserError, match="config.shard"):
-      render.parse_shard(bad)
+      shapenet_render.parse_shard(bad)
 
 
 def test_config_errors(tmp_path, tree):
