@@ -12,6 +12,7 @@ distances inside the train step (from the same seed and step).
 """
 
 import concurrent.futures
+import os
 from typing import Any, Iterator, Optional
 
 import jax
@@ -20,7 +21,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from clip2point_jax.core import feature_cache, parallel
-from clip2point_jax.data import pipeline
+from clip2point_jax.data import pipeline, registry, splits
 from clip2point_jax.data.builders import shapenet55
 from clip2point_jax.errors import UserError
 from renderers import cameras
@@ -39,6 +40,35 @@ def check_has_renderings(source, dataset: str) -> None:
         "README), or primitives from a version with the mesh renderer")
 
 
+def dataset_identity(name: str, data_dir: str, split: str) -> dict[str, Any]:
+  """The prepared data a cache was made from: its preparation options and record files (name, size)."""
+  folder = registry.dataset_dir(name, data_dir)
+  records = sorted((f, os.path.getsize(os.path.join(folder, f))) for f in os.listdir(folder)
+                   if f"-{split}." in f)
+  return {"options": registry.metadata(name, data_dir).get("options"),
+          "records": [list(r) for r in records]}
+
+
+def training_points(data, workdir: str, source) -> tuple[np.ndarray, np.ndarray]:
+  """The clouds pre-training reads, from `stored_points`' array beside the dataset.
+
+  Args:
+    data: the config's `data` block (name, split, data_dir).
+    workdir: where an empty `data.data_dir` points (`splits.data_dir`).
+    source: the split's examples.
+
+  Returns:
+    rows int64[M'] (the examples with renderings) and the stored points
+    float32[M, S, 3] (memory-mapped) of every example.
+  """
+  data_dir = splits.data_dir(data, workdir)
+  ident = {"dataset": data.name, "split": data.split, "num_examples": len(source),
+           "dataset_options": dataset_identity(data.name, data_dir, data.split)}
+  directory = os.path.join(registry.dataset_dir(data.name, data_dir), "stored_points", data.split)
+  points, has_images = stored_points(source, directory, ident)
+  return np.flatnonzero(has_images), points
+
+
 def _read_points(source, batch_size: int = 256, desc: str = "stored points"):
   """Every example's points and has_images, in order, in one pass over the records."""
   count = len(source)
@@ -47,7 +77,7 @@ def _read_points(source, batch_size: int = 256, desc: str = "stored points"):
   for rows, examples in tqdm(pipeline.prefetch((rows, pipeline.read_examples(source, rows))
                                                for rows in chunks),
                              total=-(-count // batch_size), desc=desc, unit="batch",
-                             disable=jax.process_index() != 0):
+                             disable=not parallel.is_host0()):
     for row, example in zip(rows, examples):
       cloud = np.asarray(example["points"], np.float32)
       if points is None:
@@ -71,7 +101,7 @@ def stored_points(source, directory: str, ident: dict[str, Any]) -> tuple[np.nda
   cached = feature_cache.load(directory, ident)
   if parallel.any_process(cached is None):
     arrays = None
-    if jax.process_index() == 0 and cached is None:
+    if parallel.is_host0() and cached is None:
       arrays = _read_points(source)
       feature_cache.save(directory, arrays, ident)
     parallel.wait_for_hosts("stored points written")

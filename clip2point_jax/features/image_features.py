@@ -6,8 +6,9 @@ The image encoder E_I is frozen and the renderings are fixed, so F_I of every
 holds the CLIP checkpoint's fingerprint and the dataset's, so a cache made by
 another CLIP or from another preparation of the data is refused, never used.
 
-    features, has_images = image_features.load_or_compute(directory, source, ...)
-    # features: float16[M, 10, D] (or bfloat16); has_images: bool[M]
+    cached, directory = image_features.for_split(config, workdir, source, loaded, mesh)
+    # cached["features"]: float16[M, 10, D] (or the configured dtype);
+    # cached["has_images"]: bool[M]
 """
 
 import os
@@ -21,8 +22,9 @@ import numpy as np
 from tqdm import tqdm
 
 from clip2point_jax.core import feature_cache, parallel
-from clip2point_jax.data import pipeline, pretrain_data
+from clip2point_jax.data import pipeline, pretrain_data, registry, splits
 from clip2point_jax.errors import UserError
+from clip2point_jax.loading import hf_clip
 from clip2point_jax.models import clip as clip_lib
 
 DTYPES = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32}
@@ -90,7 +92,7 @@ def compute(source, encode_image: Callable, params, mesh, *, image_size: int, ba
   outputs = []
   for local in tqdm(pipeline.prefetch(_host_batches(source, stream, image_size, workers)),
                     total=pipeline.num_batches(count, batch_size, False), desc=desc, unit="batch",
-                    disable=jax.process_index() != 0):
+                    disable=not parallel.is_host0()):
     batch = parallel.global_batch(mesh, local)
     outputs.append((encode(params, batch["images"]), batch["has_images"]))
   features = parallel.concat_to_host(f for f, _ in outputs)[:count]
@@ -128,10 +130,44 @@ def load_or_compute(directory: str, ident: dict[str, Any], compute_fn: Callable[
   if not parallel.any_process(cached is None):
     return _from_disk(cached, dtype)
   arrays = compute_fn()  # Collectives: every host computes if any lacks the cache.
-  if jax.process_index() == 0:
+  if parallel.is_host0():
     feature_cache.save(directory, _to_disk(arrays), ident)
   parallel.wait_for_hosts("image feature cache written")
   cached = feature_cache.load(directory, ident)
   if cached is None:  # Not a shared file system: this host keeps its own copy.
     cached = feature_cache.save(directory, _to_disk(arrays), ident)
   return _from_disk(cached, dtype)
+
+
+def for_split(config, workdir: str, source, loaded: hf_clip.LoadedCLIP, mesh):
+  """F_I of every (shape, view) of a pre-training config's split, from its cache.
+
+  The cache is `config.image_cache.dir` (empty: `default_dir`), computed with
+  `loaded`'s image tower on the mesh on first use.
+
+  Args:
+    config: has `data` (name, split, data_dir), `clip.name`, `render.image_size`,
+      `image_cache` (dir, dtype, batch_size) and `workers`.
+    workdir: where an empty `data.data_dir` points.
+    source: the split's examples (with `images` and `has_images`).
+
+  Returns:
+    ({"features": dtype[M, V, D], "has_images": bool[M]}, the cache's directory).
+  """
+  data_dir = splits.data_dir(config.data, workdir)
+  directory = config.image_cache.dir or default_dir(
+      registry.dataset_dir(config.data.name, data_dir), config.clip.name, config.data.split,
+      config.image_cache.dtype)
+  vision = clip_lib.vision_params(loaded.params)
+  ident = identity(
+      clip_fingerprint=feature_cache.fingerprint(vision), dataset=config.data.name,
+      split=config.data.split, num_examples=len(source),
+      dataset_options=pretrain_data.dataset_identity(config.data.name, data_dir, config.data.split),
+      image_size=config.render.image_size, dtype=config.image_cache.dtype)
+  tower = clip_lib.vision_tower(loaded.model)
+  encode_image = lambda params, images: tower.apply({"params": params}, images)
+  compute_fn = lambda: compute(
+      source, encode_image, jax.device_put(vision, parallel.replicated(mesh)), mesh,
+      image_size=config.render.image_size, batch_size=config.image_cache.batch_size,
+      dtype=config.image_cache.dtype, workers=config.workers)
+  return load_or_compute(directory, ident, compute_fn), directory
