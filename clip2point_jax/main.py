@@ -28,6 +28,9 @@ _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "With --distribu
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "With --distributed: how many processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "With --distributed: this process's rank.")
 flags.mark_flags_as_required(["config"])
+# config.task -> the module under clip2point_jax/tasks/ that runs it, where the
+# names differ: fine-tuning is the few-shot task with every training cloud.
+TASK_MODULES = {"finetune": "fewshot"}
 
 
 def _fail(message: str, status: int = 2):
@@ -87,7 +90,7 @@ def main(argv):
       import jax  # Imported late so --help stays fast.
       jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                                  num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
-    task = importlib.import_module(f"clip2point_jax.tasks.{task_name}")
+    task = importlib.import_module(f"clip2point_jax.tasks.{TASK_MODULES.get(task_name, task_name)}")
     os.makedirs(workdir, exist_ok=True)
     task.run(config, workdir)
   except (UserError, InputError) as e:

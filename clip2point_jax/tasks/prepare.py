@@ -6,6 +6,7 @@ import tensorflow_datasets as tfds
 
 from clip2point_jax.data import registry
 from clip2point_jax.errors import UserError
+from clip2point_jax.training import loop
 
 
 def _options(config) -> dict:
@@ -30,6 +31,8 @@ def _options(config) -> dict:
 def run(config, workdir: str) -> str:
   """Prepares `config.dataset`; returns the dataset folder."""
   del workdir  # Everything goes to config.data_dir, shared by all runs.
+  # 1. Mesh: none; the builders work on the host. 3.-6.: no model, nothing to restore.
+  # 2. Data and 7. loop: the builder reads, samples and writes every shape.
   # Our own bars count shapes against a known total; TFDS's would not.
   tfds.disable_progress_bar()
   path = registry.prepare(
@@ -42,8 +45,7 @@ def run(config, workdir: str) -> str:
   for split in sorted(info.splits):
     count = info.splits[split].num_examples
     skips = skipped.get(split, {}).get("count", 0)
-    print(f"{config.dataset}/{split}: {count} shapes"
-          + (f", {skips} broken ones skipped (listed in {path}/metadata.json)"
-             if skips else ""))
-  print(f"prepared in {path}")
+    loop.say(f"{config.dataset}/{split}: {count} shapes"
+             + (f", {skips} broken ones skipped (listed in {path}/metadata.json)" if skips else ""))
+  loop.say(f"prepared in {path}")
   return path
