@@ -12,7 +12,7 @@ from clip2point_jax.training import gdpa as training
 from clip2point_jax.core.config_args import load_sibling
 from clip2point_jax.data import primitives, shots, splits
 from clip2point_jax.models import gdpa
-from clip2point_jax.projection import dual_path
+from clip2point_jax.projection import dual_path, encode as encode_lib, settings as render_settings
 from renderers import cameras
 from tests.conftest import REPO_ROOT, run_with_fake_devices
 
@@ -52,7 +52,8 @@ def _features_and_encoders(clip_dir, count=4):
       name=clip_dir, dtype="float32", attention="auto", residual_dtype="float32")))
   depth = jax.tree.map(lambda x: x * 1.1 + 0.01, paths.params["clip_encoder"])
   encoders = {"depth_encoder": depth, "clip_encoder": paths.params["clip_encoder"]}
-  encode = dual_path.make_view_encoder(dual_path.vision_encoder(paths.loaded), views=VIEWS)
+  encode = dual_path.make_view_encoder(encode_lib.vision_encoder(paths.loaded),
+                                       render_settings.RenderSettings(views=VIEWS))
   points, labels = primitives.generate(1, 256, seed=5)
   return paths, encoders, encode, points[:count], labels[:count]
 
@@ -141,3 +142,42 @@ def test_training_sharded_over_8_devices_matches_one_device():
     for a, b in zip(jax.tree.leaves(eight), jax.tree.leaves(one), strict=True):
       np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
   """)
+
+
+LEGACY = f"{REPO_ROOT}/tests/fixtures/legacy_a89c44e/reference.npz"
+
+
+def _leaf_stats(tree, prefix):
+  """{prefix/path: [sum, sum of squares, first 4 values]}, as the fixture's generator records them."""
+  out = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    a = np.asarray(leaf, np.float64).ravel()
+    name = prefix + "/" + "/".join(str(getattr(k, "key", k)) for k in path)
+    out[name] = np.concatenate([[a.sum(), (a * a).sum()], a[:4], np.zeros(max(0, 4 - a.size))])
+  return out
+
+
+def test_one_cached_step_matches_the_one_a89c44e_took():
+  # tests/fixtures/make_legacy_a89c44e.py's gdpa_step_reference: the tiny few-shot
+  # config on 4 views, 32-d synthetic features, seed 0, one AdamW step.
+  ref = np.load(LEGACY)
+  config = _config()
+  with config.unlocked():
+    config.views = tuple(cameras.VIEWS_PRETRAIN[:4])
+  model, tx, _ = training.build(config, 32)
+  mesh = parallel.make_mesh()
+  state, frozen = training.init_state(model, tx, mesh, seed=0, num_views=4, features=32,
+                                      trainable_patterns=config.optim.trainable)
+  data = {k: jnp.asarray(ref[f"gdpa/data/{k}"]) for k in ("depth", "clip", "label")}
+  text = jnp.asarray(ref["gdpa/text"])
+  steps = training.make_steps(model, tx, mesh)
+  state, metrics = steps["cached"](state, frozen, text, data, jnp.asarray(ref["gdpa/indices"]))
+  np.testing.assert_allclose(metrics["loss"], ref["gdpa/metrics/loss"], rtol=1e-6)
+  assert int(metrics["correct"]) == int(ref["gdpa/metrics/correct"])
+  stats = {**_leaf_stats(state["params"], "gdpa/params"),
+           **_leaf_stats(state["batch_stats"], "gdpa/batch_stats")}
+  assert set(stats) == {k for k in ref.files if k.startswith(("gdpa/params/", "gdpa/batch_stats/"))}
+  for name, value in stats.items():
+    np.testing.assert_allclose(value, ref[name], rtol=1e-5, atol=1e-6, err_msg=name)
+  logits = steps["predict"](training.variables_of(state, frozen), text, data, jnp.arange(16, dtype=jnp.int32))
+  np.testing.assert_allclose(np.asarray(logits), ref["gdpa/predict"], rtol=1e-5, atol=1e-6)

@@ -3,11 +3,13 @@
 The caching pass renders each cloud's views and runs both GDPA encoders in
 one jitted, sharded function per batch (`dual_path.make_view_encoder`), keeps
 the outputs on the devices until the pass ends, then stores them with
-`feature_cache` under an identity that names everything they depend on: both
-encoders' fingerprints, the dataset and its preparation, the split, the
-views, the render and point settings and the compute dtype.
+`feature_cache` under an identity that names everything they depend on
+(`split_identity`): both encoders' fingerprints, the dataset and its
+preparation, the split, the views, the render and point settings and the
+compute dtype.
 
-    features = view_features.load_or_compute(cache_root, identity, encode, frozen, source, ...)
+    identity = view_features.split_identity(config, fingerprints, source, "train", data_root)
+    features = view_features.load_or_compute(cache_root, identity, lambda: view_features.compute(...))
     features["depth"], features["clip"]   # float32[M, V, D]
     features["label"]                     # int32[M]
 """
@@ -25,6 +27,8 @@ from tqdm import tqdm
 
 from clip2point_jax.core import feature_cache, parallel
 from clip2point_jax.data import pipeline, registry
+from clip2point_jax.loading import hf_clip
+from clip2point_jax.projection import settings as render_settings
 
 CACHE_VERSION = 1
 
@@ -35,6 +39,27 @@ def data_identity(data, source, root: str) -> dict[str, Any]:
   if data.name in registry.DATASETS:
     identity["prepared"] = registry.metadata(data.name, root).get("options")
   return identity
+
+
+def split_identity(config, fingerprints: dict[str, str], source, split: str, root: str) -> dict[str, Any]:
+  """What one split's cached features depend on, from a few-shot config.
+
+  The cache folder's name hashes this dict, so its keys and values must stay
+  as earlier versions wrote them: the render block enters as
+  `settings.identity`, which leaves out the projector fields added after
+  a89c44e while they hold the values that version rendered with.
+
+  Args:
+    config: the few-shot / fine-tuning config (`data`, `views`, `render`, `clip`).
+    fingerprints: `FrozenPaths.fingerprints` ({"depth_encoder", "clip_encoder"}).
+    source: the split's examples; split: its name; root: the prepared dataset's folder.
+  """
+  return {"depth_encoder": fingerprints["depth_encoder"], "clip_encoder": fingerprints["clip_encoder"],
+          "data": data_identity(config.data, source, root), "split": split,
+          "views": [list(v) for v in config.views], "num_points": config.data.num_points,
+          "sampling": config.data.sampling, "align_modelnet": config.data.align_modelnet,
+          "render": render_settings.identity(config.render), "dtype": config.clip.dtype,
+          "residual_dtype": hf_clip.resolve_residual_dtype(config.clip)}
 
 
 def cache_dir(root: str, identity: dict[str, Any]) -> str:

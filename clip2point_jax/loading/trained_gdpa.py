@@ -13,17 +13,19 @@ points, ModelNet alignment) stay the evaluation's.
 import glob
 import json
 import os
+from typing import Any
 
 import jax
 import ml_collections
 import numpy as np
 
-from clip2point_jax.core import checkpoints, parallel
-from clip2point_jax.training import gdpa as training
+from clip2point_jax.core import checkpoints, parallel, rules
 from clip2point_jax.errors import UserError
-from clip2point_jax.projection import dual_path, zeroshot
+from clip2point_jax.models import gdpa
+from clip2point_jax.projection import dual_path, encode as encode_lib, zeroshot
+from clip2point_jax.projection import settings as render_settings
 
-MODEL_FILE = "gdpa.json"  # written by tasks/fewshot.py beside each seed's checkpoints
+MODEL_FILE = "gdpa.json"  # written by training/gdpa_run.py beside each seed's checkpoints
 
 
 def seed_dir(path: str) -> str:
@@ -53,6 +55,9 @@ def adopt_settings(config) -> dict:
 
   CLIP, depth encoder, views, view weights, render settings and prompts
   come from the checkpoint, since the adapters were trained on exactly those.
+  Every render field the trained config has is copied; fields it predates
+  (gdpa.json files written before the projector gained mode, camera...) take
+  the values those versions rendered with.
   """
   description = read_description(config.gdpa)
   trained = description["config"]
@@ -62,9 +67,57 @@ def adopt_settings(config) -> dict:
     config.views = tuple(tuple(v) for v in trained["views"])
     config.view_weights = ()
     config.prompts = tuple(trained["prompts"])
-    for key in ("image_size", "radius", "distance"):
-      config.render[key] = trained["render"][key]
+    for key, value in {**render_settings.ADDED_DEFAULTS, **trained["render"]}.items():
+      config.render[key] = value
   return description
+
+
+def _step_dir(directory: str) -> str:
+  """The latest step folder of a seed's checkpoints (few-shot keeps one)."""
+  folder = os.path.join(directory, "checkpoints")
+  if not os.path.isdir(folder):
+    raise UserError(f"{directory}: no checkpoints/ folder beside {MODEL_FILE}")
+  ckpt = checkpoints.Checkpointer(folder, async_save=False)
+  try:
+    step = ckpt.latest_step()
+  finally:
+    ckpt.close()
+  if step is None:
+    raise UserError(f"{directory}: no checkpoint in {folder}")
+  return os.path.join(ckpt.directory, str(step))
+
+
+def restore_variables(step_dir: str) -> dict[str, Any]:
+  """The GDPA's {"params", "batch_stats"} (numpy) from a few-shot checkpoint step folder.
+
+  Only the "train/params", "train/batch_stats" and "frozen" subtrees are read
+  (orbax partial restore), with the shapes the checkpoint records: the
+  optimiser state and best-validation record are skipped, so no optimiser is
+  built to learn their layout.
+  """
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  from etils import epath  # pylint: disable=g-import-not-at-top
+  state_dir = epath.Path(step_dir) / checkpoints.STATE
+  handler = ocp.PyTreeCheckpointHandler()  # a Checkpointer would want (and warn about) step metadata
+  try:
+    stored = handler.metadata(state_dir)
+    stored = getattr(stored, "tree", stored)
+    wanted = {"train": {k: stored["train"][k] for k in ("params", "batch_stats")},
+              "frozen": stored.get("frozen") or {}}
+  except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    raise UserError(f"{step_dir}: not a readable GDPA checkpoint "
+                    f"({type(e).__name__}: {str(e)[:200]})") from e
+  target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), wanted)
+  restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
+  try:
+    restored = handler.restore(state_dir, args=ocp.args.PyTreeRestore(
+        item=target, restore_args=restore_args, partial_restore=True))
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise UserError(f"{step_dir}: cannot restore the GDPA ({type(e).__name__}: {str(e)[:200]})") from e
+  # Nothing frozen: orbax may give the empty subtree back as None.
+  frozen = restored.get("frozen") or {}
+  return {"params": rules.merge(restored["train"]["params"], frozen),
+          "batch_stats": restored["train"]["batch_stats"]}
 
 
 def load(path: str, mesh):
@@ -82,19 +135,16 @@ def load(path: str, mesh):
     raise UserError(f"{directory}: the encoders at clip.name={config.clip.name!r} / depth_encoder="
                     f"{config.get('depth_encoder', '')!r} are not the ones this GDPA was trained with "
                     "(their weights changed)")
-  model, tx, _ = training.build(config, description["feature_dim"])
-  state, frozen = jax.eval_shape(lambda: training.init_state(
-      model, tx, mesh, seed=0, num_views=len(config.views), features=description["feature_dim"],
-      trainable_patterns=config.optim.trainable))
-  best = jax.eval_shape(training.best_slot, state, frozen) if description.get("has_best") else None
-  replicated = parallel.replicated(mesh)
-  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
-                        training.checkpoint_tree(state, frozen, best))
-  ckpt = checkpoints.Checkpointer(os.path.join(directory, "checkpoints"))
-  restored, _ = ckpt.restore(target)
-  ckpt.close()
-  variables = training.variables_of(restored["train"], restored["frozen"])
-  return model, variables, description, paths
+  model = gdpa.from_config(config.model, len(config.views))
+  expected = jax.eval_shape(lambda: gdpa.init_variables(
+      model, jax.random.key(0), len(config.views), description["feature_dim"]))
+  step_dir = _step_dir(directory)
+  variables = restore_variables(step_dir)
+  shapes = lambda tree: jax.tree.map(lambda x: (tuple(x.shape), np.dtype(x.dtype).name), tree)
+  if shapes(variables) != shapes(expected):
+    raise UserError(f"{step_dir} does not hold the GDPA its {MODEL_FILE} describes (other parameter "
+                    "names or shapes); use the folder the few-shot run wrote")
+  return model, jax.device_put(variables, parallel.replicated(mesh)), description, paths
 
 
 def load_classifier(config, class_names, mesh):
@@ -108,11 +158,10 @@ def load_classifier(config, class_names, mesh):
   """
   model, variables, description, paths = load(config.gdpa, mesh)
   trained = description["config"]
-  encode = dual_path.make_view_encoder(
-      dual_path.vision_encoder(paths.loaded),
-      views=trained["views"], image_size=trained["render"]["image_size"],
-      radius=trained["render"]["radius"], distance=trained["render"]["distance"],
-      align_modelnet=config.data.align_modelnet, shared=paths.shared)
+  settings = render_settings.from_config(trained["render"], trained["views"],
+                                         align_modelnet=config.data.align_modelnet)
+  encode = dual_path.make_view_encoder(encode_lib.vision_encoder(paths.loaded), settings,
+                                       shared=paths.shared)
 
   @jax.jit
   def classify(params, text_features, points, point_mask=None):

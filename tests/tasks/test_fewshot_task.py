@@ -7,21 +7,19 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
+import tqdm
 
 from clip2point_jax.core import parallel
-from clip2point_jax.features import view_features
-from clip2point_jax.training import gdpa as training, optim
 from clip2point_jax.core.config_args import load_sibling
-from clip2point_jax.data import primitives, shots, splits
+from clip2point_jax.data import primitives, splits
 from clip2point_jax.errors import UserError
-from clip2point_jax.loading import depth_encoder, trained_gdpa
-from clip2point_jax.models import clip, gdpa
-from clip2point_jax.projection import dual_path
+from clip2point_jax.loading import classifier, depth_encoder, trained_gdpa
+from clip2point_jax.models import clip
+from clip2point_jax.projection import dual_path, encode as encode_lib
+from clip2point_jax.projection import settings as render_settings
 from clip2point_jax.tasks import fewshot
-from clip2point_jax.loading import classifier
-from clip2point_jax.training import evaluate
+from clip2point_jax.training import loop
 from renderers import cameras
 from tests.conftest import set_fields
 
@@ -120,19 +118,19 @@ def test_validation_split_exact_resume_and_refusal_of_other_settings(trained, tm
   assert "test_top1_at_best_val_epoch" in result["aggregate"]
 
   # Interrupted during epoch 3, resumed from epoch 2's checkpoint: the same run exactly.
-  real_tqdm = fewshot.tqdm
+  real_progress = loop.progress
 
-  class Interrupting(real_tqdm):
+  class Interrupting(tqdm.tqdm):
     def __iter__(self):
       for epoch in super().__iter__():
         if epoch == 2:
           raise _Interrupt
         yield epoch
 
-  monkeypatch.setattr(fewshot, "tqdm", Interrupting)
+  monkeypatch.setattr(loop, "progress", lambda **kwargs: Interrupting(**kwargs))
   with pytest.raises(_Interrupt):
     fewshot.run(small, str(tmp_path / "resumed"))
-  monkeypatch.setattr(fewshot, "tqdm", real_tqdm)
+  monkeypatch.setattr(loop, "progress", real_progress)
   resumed = fewshot.run(small, str(tmp_path / "resumed"))["per_seed"]["0"]
   for key in ("confusion_matrix", "best_val_epoch", "steps"):
     assert resumed[key] == seed[key], key
@@ -203,3 +201,46 @@ def test_detection_with_the_trained_gdpa_and_with_a_depth_encoder(trained, tmp_p
     detect_config.depth_encoder = encoder_dir
   result = detect.run(detect_config, str(tmp_path / "zeroshot"))
   assert 0.0 <= result["mAP@0.25"] <= 1.0
+
+
+def test_soft_perspective_rendering_reaches_the_cache_and_the_trained_classifier(tiny_clip_dir, tmp_path):
+  views = tuple(cameras.VIEWS_PRETRAIN[:2])
+  config = _tiny(tiny_clip_dir, str(tmp_path / "tfds"), shots=1, epochs=1, views=views,
+                 **{"clip.dtype": "float32", "render.mode": "soft", "render.camera": "perspective",
+                    "render.fov": 50.0, "data.primitives.num_per_class_train": 2,
+                    "data.primitives.num_per_class_test": 1,
+                    # A frozen gate: the checkpoint's "frozen" subtree is not empty.
+                    "optim.trainable": ("adapter_.*",)})
+  workdir = str(tmp_path / "run")
+  result = fewshot.run(config, workdir)
+  run = result["per_seed"]["0"]
+  assert run["num_train"] == 8 and run["num_examples"] == 8 and run["steps"] == 1
+  description = trained_gdpa.read_description(workdir)
+  assert description["run"]["render"]["mode"] == "soft"
+  assert description["run"]["render"]["camera"] == "perspective"
+
+  # The cached features are those of soft perspective views, not CLIP2Point's hard orthographic ones.
+  cache = {os.path.basename(p)[:-4]: np.load(p)
+           for p in glob.glob(os.path.join(workdir, "feature_cache", "primitives-test-*", "*.npy"))}
+  source, _ = splits.load(config.data, "test", workdir)
+  points = jnp.asarray(np.stack([source[i]["points"][:config.data.num_points] for i in range(2)]))
+  paths = dual_path.load_frozen_paths(config.clip)
+  tower = encode_lib.vision_encoder(paths.loaded)
+  soft = render_settings.from_config(config.render, views)
+  features = encode_lib.points_to_features(tower, paths.params["clip_encoder"], points, soft)
+  np.testing.assert_allclose(np.asarray(features), cache["clip"][:2], atol=2e-5)
+  hard = encode_lib.points_to_features(tower, paths.params["clip_encoder"], points,
+                                       render_settings.RenderSettings(views=views, radius=config.render.radius))
+  assert not np.allclose(np.asarray(hard), cache["clip"][:2], atol=1e-3)
+
+  # The trained classifier renders as it was trained, whatever the evaluation config says.
+  classifier_config = _config("classify", "")
+  with classifier_config.unlocked():
+    classifier_config.gdpa = workdir
+  classify, params, text = classifier.load_classifier(classifier_config, primitives.CLASS_NAMES,
+                                                      parallel.make_mesh())
+  assert classifier_config.render.mode == "soft" and classifier_config.render.fov == 50.0
+  model, variables, _, _ = trained_gdpa.load(workdir, parallel.make_mesh())
+  assert set(variables["params"]) == {"adapter_depth", "adapter_clip", "gate"}
+  cached_logits = model.apply(variables, cache["clip"][:2], cache["clip"][:2], text)
+  np.testing.assert_allclose(np.asarray(classify(params, text, points)), np.asarray(cached_logits), atol=2e-5)

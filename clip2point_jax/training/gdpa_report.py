@@ -1,0 +1,93 @@
+"""A GDPA run's results over its seeds: aggregated, written to the workdir, summarised on the console.
+
+    result = gdpa_report.summarize(config, per_seed, class_names, trainable_shapes)
+    gdpa_report.write_outputs(config, workdir, result)   # host 0: metrics.json, two plots, a summary
+"""
+
+import json
+import os
+
+import numpy as np
+
+from clip2point_jax.core import plots
+from clip2point_jax.models import gdpa
+from clip2point_jax.training import loop
+
+
+def aggregate(per_seed: dict, class_names) -> dict:
+  """Mean and standard deviation (ddof=1; 0 for one seed) of each seed's test accuracies.
+
+  Args:
+    per_seed: {"<seed>": `gdpa_run.train_one_seed`'s metrics}.
+    class_names: the C class names.
+
+  Returns:
+    {"aggregate": {...}, "per_seed": per_seed, "class_names": [...]}.
+  """
+  def stats(values):
+    values = np.asarray(values, np.float64)
+    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+
+  runs = list(per_seed.values())
+  result = {key: stats([r[key] for r in runs])
+            for key in ("top1_accuracy", "top5_accuracy", "mean_class_accuracy")}
+  per_class = {}
+  for name in class_names:
+    values = [r["per_class_accuracy"][name] for r in runs if r["per_class_accuracy"][name] is not None]
+    per_class[name] = float(np.mean(values)) if values else None
+  aggregated = {"num_seeds": len(runs), **result, "per_class_accuracy_mean": per_class,
+                "confusion_matrix_sum": np.sum([r["confusion_matrix"] for r in runs], 0).tolist()}
+  if all("best_val_epoch" in r for r in runs):
+    aggregated["test_top1_at_best_val_epoch"] = stats(
+        [r["best_val_epoch"]["test_top1_accuracy"] for r in runs])
+  return {"aggregate": aggregated, "per_seed": per_seed, "class_names": list(class_names)}
+
+
+def summarize(config, per_seed: dict, class_names, trainable_shapes) -> dict:
+  """`aggregate` plus the run's settings: the dict `metrics.json` holds."""
+  result = aggregate(per_seed, class_names)
+  result.update(task=config.task, dataset=config.data.name, shots=config.shots or "all",
+                seeds=[int(s) for s in config.seeds], epochs=config.epochs, augment=config.augment,
+                fusion=config.model.fusion, clip=config.clip.name,
+                depth_encoder=config.depth_encoder or "(CLIP's own image tower)",
+                trainable_params=gdpa.count_params(trainable_shapes),
+                model_selection="final epoch" + (" (and, labelled, the best epoch on the validation "
+                                                  "split carved out of train)" if config.val_fraction else ""))
+  return result
+
+
+def write_outputs(config, workdir: str, result: dict) -> None:
+  """metrics.json, confusion_matrix.png (summed over seeds), learning_curves.png and a summary (host 0)."""
+  if not loop.is_host0():
+    return
+  class_names = result["class_names"]
+  with open(os.path.join(workdir, "metrics.json"), "w") as f:
+    json.dump(result, f, indent=2)
+  agg = result["aggregate"]
+  top1 = agg["top1_accuracy"]
+  what = f"{config.shots}-shot" if config.shots else "supervised"
+  plots.save_confusion_matrix(
+      np.asarray(agg["confusion_matrix_sum"]), class_names, os.path.join(workdir, "confusion_matrix.png"),
+      title=f"GDPA {what} {config.data.name}: top-1 {100 * top1['mean']:.1f} ± {100 * top1['std']:.1f}% "
+            f"({agg['num_seeds']} seeds, summed)")
+  panels = {"training loss": {}, "training top-1": {}}
+  for seed, r in result["per_seed"].items():
+    panels["training loss"][f"seed {seed}"] = r["curves"]["loss"]
+    panels["training top-1"][f"seed {seed}"] = r["curves"]["train_top1"]
+    if r["curves"]["val_top1"]:
+      panels.setdefault("validation top-1 (carved out of train)", {})[f"seed {seed}"] = r["curves"]["val_top1"]
+  plots.save_curve_panels(panels, os.path.join(workdir, "learning_curves.png"), xlabel="epoch")
+  chance = 100.0 / len(class_names)
+  loop.say(f"\nGDPA {what} {config.data.name}, {config.epochs} epochs, fusion={config.model.fusion}:")
+  for seed, r in result["per_seed"].items():
+    line = (f"  seed {seed}: {r['num_train']} training clouds, final-epoch test top-1 "
+            f"{100 * r['top1_accuracy']:.2f}%  mean class {100 * r['mean_class_accuracy']:.2f}%  "
+            f"({r['train_seconds']:.1f} s)")
+    if "best_val_epoch" in r:
+      b = r["best_val_epoch"]
+      line += f"; at best validation epoch {b['epoch']}: test top-1 {100 * b['test_top1_accuracy']:.2f}%"
+    loop.say(line)
+  mean_class = agg["mean_class_accuracy"]
+  loop.say(f"  over {agg['num_seeds']} seed(s): top-1 {100 * top1['mean']:.2f} ± {100 * top1['std']:.2f}%   "
+           f"mean class {100 * mean_class['mean']:.2f} ± {100 * mean_class['std']:.2f}%   (chance {chance:.2f}%)")
+  loop.say(f"  wrote metrics.json, confusion_matrix.png, learning_curves.png and seed_*/checkpoints to {workdir}")
