@@ -3,6 +3,8 @@
 import glob
 import json
 import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -244,3 +246,13 @@ def test_soft_perspective_rendering_reaches_the_cache_and_the_trained_classifier
   assert set(variables["params"]) == {"adapter_depth", "adapter_clip", "gate"}
   cached_logits = model.apply(variables, cache["clip"][:2], cache["clip"][:2], text)
   np.testing.assert_allclose(np.asarray(classify(params, text, points)), np.asarray(cached_logits), atol=2e-5)
+
+
+def test_loading_a_trained_gdpa_builds_no_optimiser():
+  # trained_gdpa restores into shapes the checkpoint records: nothing of training/ or optax.
+  code = ("import sys; import clip2point_jax.loading.trained_gdpa; "
+          "print(sorted(m for m in sys.modules if m == 'optax' or m.startswith('clip2point_jax.training')))")
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120,
+                        env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout.strip() == "[]"
