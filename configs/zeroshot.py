@@ -9,6 +9,10 @@ scanobjectnn_pb_t50_rs, shapenet55, primitives (prepared once with
 configs/prepare.py; see the README's Datasets section) or `files` (a glob of
 your own files in one folder per class); and `tiny` for the small settings
 that tests and CI use.
+
+The `render` block (configs/common.py) sets the projector for the classifier
+and the depth_maps.png it draws, e.g. `--config.render.mode=soft
+--config.render.camera=perspective --config.render.fov=50`.
 """
 
 import ml_collections
