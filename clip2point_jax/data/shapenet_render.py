@@ -15,7 +15,6 @@ next run.
 
 import collections
 import concurrent.futures
-import io
 import json
 import multiprocessing
 import os
@@ -23,8 +22,8 @@ import threading
 from typing import Callable, NamedTuple
 
 import numpy as np
-from PIL import Image
 
+from clip2point_jax.data import rendered_views
 from clip2point_jax.errors import UserError
 from renderers import cameras
 from renderers import mesh as mesh_renderer
@@ -120,16 +119,15 @@ def render_options(config) -> dict:
 
 
 def is_finished(folder: str, num_views: int) -> bool:
+  """Whether `folder` holds every view's PNG (each is whole: they are written by renaming)."""
   return all(os.path.isfile(os.path.join(folder, f"{k}.png")) for k in range(num_views))
 
 
 def write_png_atomically(path: str, image: np.ndarray):
   """uint8[H, W, 3] as a PNG at `path`, never half-written: a temporary file, then a rename."""
-  buffer = io.BytesIO()
-  Image.fromarray(image).save(buffer, format="PNG")
   tmp = f"{path}.tmp.{os.getpid()}.{threading.get_ident()}"
   with open(tmp, "wb") as f:
-    f.write(buffer.getvalue())
+    f.write(rendered_views.png_bytes(image))
   os.replace(tmp, path)
 
 
