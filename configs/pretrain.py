@@ -73,9 +73,11 @@ def get_config(arg=None):
   c.image_cache.batch_size = 64  # shapes per batch (10 views each)
   c.workers = 8  # threads decoding PNGs
 
+  # Every projector setting of the block (mode, camera, radius, ...) reaches
+  # the train step and the zero-shot evaluations.
   c.render = common.render_config()
-  # The two depth maps of a view are taken at distances 1 + jitter (2U - 1),
-  # U ~ U[0, 1): [0.9, 1.1) as in the paper.
+  # The two depth maps of a view are taken at distances
+  # render.distance * (1 + jitter (2U - 1)), U ~ U[0, 1): [0.9, 1.1) as in the paper.
   c.render.distance_jitter = 0.1
 
   c.loss = ml_collections.ConfigDict()
@@ -103,7 +105,7 @@ def get_config(arg=None):
   c.optim.lr_mults = ()  # (regex, multiplier) pairs, first match wins
   # The train state (and its checkpoints) holds the encoder's 12 layers as one
   # stacked array per kind of tensor, so LAMB runs a few kernels per kind
-  # rather than per tensor (clip2point_jax/layer_stack.py); the same updates.
+  # rather than per tensor (clip2point_jax/core/layer_stack.py); the same updates.
   # Off: on an H200 the step is no faster (bench/RESULTS.md).
   c.optim.stack_layers = False
   # (regex, partition spec) pairs for the parameters (and their optimiser

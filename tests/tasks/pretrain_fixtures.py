@@ -13,7 +13,9 @@ from PIL import Image
 from clip2point_jax.data import primitives, registry, shapenet_classes
 from clip2point_jax.data import pretrain_data
 from renderers import points as projector
-from tests.conftest import set_fields
+from tests.conftest import REPO_ROOT, set_fields, task_config
+
+LEGACY_DIR = os.path.join(REPO_ROOT, "tests", "fixtures", "legacy_a89c44e")
 
 _TINTS = np.array([[1.0, 0.3, 0.3], [0.3, 1.0, 0.3], [0.3, 0.3, 1.0], [1.0, 1.0, 0.3],
                    [1.0, 0.3, 1.0], [0.3, 1.0, 1.0], [0.6, 0.6, 0.6], [1.0, 0.6, 0.2]])
@@ -68,24 +70,39 @@ def prepare(root: str, **kwargs) -> str:
   return data_dir
 
 
+def _fixture_fields(data_dir: str, clip_dir: str) -> dict:
+  """The dotted fields that point configs/pretrain.py:tiny at the prepared fixture."""
+  fields = {"clip.name": clip_dir, "clip.dtype": "float32",  # exact comparisons
+            "data.name": "shapenet55", "data.data_dir": data_dir, "data.num_points": 128,
+            "batch_size": 8}
+  for name in ("val", "downstream"):
+    fields.update({f"evals.{name}.data.name": "shapenet55", f"evals.{name}.data.data_dir": data_dir,
+                   f"evals.{name}.data.num_points": 128, f"evals.{name}.batch_size": 8})
+  return fields
+
+
 def tiny_config(data_dir: str, clip_dir: str, **overrides):
   """configs/pretrain.py:tiny on the prepared fixture; overrides are dotted field=value."""
-  from clip2point_jax.core.config_args import load_sibling  # pylint: disable=g-import-not-at-top
-  repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  config = load_sibling(os.path.join(repo, "configs", "x.py"), "pretrain").get_config("tiny")
-  with config.unlocked():
-    config.clip.name = clip_dir
-    config.clip.dtype = "float32"  # exact comparisons
-    config.data.name = "shapenet55"
-    config.data.data_dir = data_dir
-    config.data.num_points = 128
-    for name in ("val", "downstream"):
-      config.evals[name].data.name = "shapenet55"
-      config.evals[name].data.data_dir = data_dir
-      config.evals[name].data.num_points = 128
-      config.evals[name].batch_size = 8
-    config.batch_size = 8
-  return set_fields(config, **overrides)
+  return set_fields(task_config("pretrain", "tiny"), **{**_fixture_fields(data_dir, clip_dir), **overrides})
+
+
+def cli_config(data_dir: str, clip_dir: str, **overrides):
+  """`tiny_config`, but from `--config.<field>=<value>` flags parsed as the command line does.
+
+  The config comes back locked, so an override naming a field the config
+  lacks fails here, as it would for a user.
+  """
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  fields = {**_fixture_fields(data_dir, clip_dir), **overrides}
+  argv = ["pretrain", f"--config={os.path.join(REPO_ROOT, 'configs', 'pretrain.py')}:tiny",
+          *(f"--config.{k}={v}" for k, v in fields.items())]
+  values = flags.FlagValues()
+  # The overrides are read from sys_argv when the config flag is parsed.
+  config_flags.DEFINE_config_file("config", None, "pre-training config", flag_values=values,
+                                  lock_config=True, sys_argv=argv)
+  values(argv)
+  return values.config
 
 
 def zeroshot_config(data_dir: str, clip_dir: str, **overrides):

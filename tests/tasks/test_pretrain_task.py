@@ -13,14 +13,18 @@ import jax
 import numpy as np
 import pytest
 
+from clip2point_jax.core import rules
 from clip2point_jax.data import pretrain_data, registry
 from clip2point_jax.errors import UserError
-from clip2point_jax.loading import depth_encoder, hf_clip
+from clip2point_jax.features import image_features
+from clip2point_jax.loading import classifier, depth_encoder, hf_clip
+from clip2point_jax.models import clip as clip_lib
+from clip2point_jax.projection import encode
 from clip2point_jax.tasks import pretrain
-from clip2point_jax.loading import classifier
-from clip2point_jax.training import evaluate
 from clip2point_jax.tools import make_tiny_clip
-from tests.conftest import task_config
+from clip2point_jax.training import loop
+from clip2point_jax.training import pretrain as pretraining
+from tests.conftest import set_fields, task_config
 from tests.tasks import pretrain_fixtures as pf
 
 NO_EVALS = {"evals.val.data.name": "", "evals.downstream.data.name": ""}
@@ -40,7 +44,7 @@ def _clip_dir(tmp_path_factory):
 
 
 def _records(workdir):
-  with open(os.path.join(workdir, pretrain.METRICS_FILE)) as f:
+  with open(os.path.join(workdir, loop.METRICS_FILE)) as f:
     return [json.loads(line) for line in f]
 
 
@@ -65,7 +69,7 @@ def test_resume_after_a_kill_is_bit_identical(data_dir, clip_dir, tmp_path, monk
   evals = [r for r in records if "val_top1" in r]
   assert [r["step"] for r in evals] == [12, 24]
   best_steps = [r["step"] for r in evals if r["val_top1"] == max(e["val_top1"] for e in evals)]
-  assert os.path.getsize(os.path.join(whole, pretrain.CURVES_FILE)) > 0
+  assert os.path.getsize(os.path.join(whole, loop.CURVES_FILE)) > 0
 
   # B: killed (Ctrl-C) after 13 steps; its last checkpoint is step 8.
   original = pretrain_data.batches
@@ -93,13 +97,13 @@ def test_resume_after_a_kill_is_bit_identical(data_dir, clip_dir, tmp_path, monk
   assert strip(_records(resumed)) == strip(losses)
 
   # D: a non-finite loss stops the run naming the step; the last good checkpoint stays.
-  load_features = pretrain.image_features.load_or_compute
+  load_features = image_features.load_or_compute
 
   def poisoned(*args):
     arrays = load_features(*args)
     return {**arrays, "features": np.full_like(arrays["features"], np.nan)}
 
-  monkeypatch.setattr(pretrain.image_features, "load_or_compute", poisoned)
+  monkeypatch.setattr(image_features, "load_or_compute", poisoned)
   with pytest.raises(UserError, match=r"loss became nan at step 25; .*last good checkpoint, step 24"):
     pretrain.run(pf.tiny_config(data_dir, clip_dir, **{**settings, "num_steps": 28}, **NO_EVALS), whole)
   _, w_after = _final_encoder(whole, 24)
@@ -117,24 +121,24 @@ def test_resume_after_a_kill_is_bit_identical(data_dir, clip_dir, tmp_path, monk
 
 
 def test_cached_and_live_image_features_give_the_same_loss(data_dir, clip_dir):
-  loaded = hf_clip.load_clip(clip_dir)
+  loaded = hf_clip.load_clip(clip_dir, dtype=np.float32)
   mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("data",))
   source, _ = registry.load_split("shapenet55", "train", data_dir)
   live_config = pf.tiny_config(data_dir, clip_dir, image_features="live")
-  rows, points = pretrain._train_arrays(live_config, "", source)  # pylint: disable=protected-access
+  rows, points = pretrain_data.training_points(live_config.data, "", source)
   assert len(rows) == len(source) - 1 and points.shape == (len(source), 512, 3)  # one shape unrendered
-  vision = pretrain._image_source(live_config, "", source, loaded, mesh)  # pylint: disable=protected-access
+  vision = pretraining.image_source(live_config, "", source, loaded, mesh)
   config = pf.tiny_config(data_dir, clip_dir, **{"image_cache.dtype": "float32"})
-  cache = pretrain._image_source(config, "", source, loaded, mesh)  # pylint: disable=protected-access
+  cache = pretraining.image_source(config, "", source, loaded, mesh)
   kwargs = dict(global_batch_size=8, num_points=128, seed=3, start_step=2)
   batch = next(pretrain_data.batches(source, rows, live_images=True, image_size=64, **kwargs))
   from_array = next(pretrain_data.batches(source, rows, points=points, **kwargs))
   for key in ("points", "view", "row"):  # Records or the stored array: the same samples.
     np.testing.assert_array_equal(from_array[key], batch[key])
-  params = pretrain.initial_params(loaded, 1.0)
-  encoder = pretrain.encoder_of(loaded)
-  live_loss = pretrain.make_loss_fn(live_config, encoder, live=True)
-  cached_loss = pretrain.make_loss_fn(config, encoder, live=False)
+  params = pretraining.initial_params(loaded, 1.0)
+  encoder = clip_lib.vision_tower(loaded.model)
+  live_loss = pretraining.make_loss_fn(live_config, encoder, live=True)
+  cached_loss = pretraining.make_loss_fn(config, encoder, live=False)
   live, cached = jax.jit(lambda: (live_loss(params, {}, batch, vision, 5),  # one compile for both
                                   cached_loss(params, {}, batch, cache, 5)))()
   for key in ("l_intra", "l_cross"):
@@ -154,11 +158,68 @@ def test_a_stale_feature_cache_is_refused(data_dir, clip_dir, tmp_path):
   safetensors.numpy.save_file(weights, os.path.join(other, "model.safetensors"))
   mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("data",))
   source, _ = registry.load_split("shapenet55", "train", data_dir)
-  pretrain._image_source(config, "", source, hf_clip.load_clip(clip_dir), mesh)  # pylint: disable=protected-access
+  pretraining.image_source(config, "", source, hf_clip.load_clip(clip_dir), mesh)
   with config.unlocked():
     config.clip.name = other
   with pytest.raises(UserError, match=r"feature cache .*-float32/train is stale \(clip: cached"):
     pretrain.run(config, str(tmp_path / "second"))
+
+
+def test_one_step_with_the_soft_perspective_projector(data_dir, clip_dir, tmp_path, monkeypatch):
+  # Parsed as the command line parses them: the locked config must have every field.
+  overrides = {"render.mode": "soft", "render.camera": "perspective", "render.fov": 50.0,
+               "render.distance": 1.5, "num_steps": 2, "log_every": 1,
+               "image_cache.dtype": "float32", **NO_EVALS}
+  config = pf.cli_config(data_dir, clip_dir, **overrides)
+  seen = []
+  depth_maps = encode.depth_maps
+
+  def spy(points, settings, **kwargs):
+    seen.append(settings)
+    return depth_maps(points, settings, **kwargs)
+
+  monkeypatch.setattr(encode, "depth_maps", spy)
+  workdir = str(tmp_path / "soft_perspective")
+  pretrain.run(config, workdir)
+  # The step projected with every setting of the block (traced once, when it compiled).
+  assert seen and {(s.mode, s.camera, s.fov, s.distance, s.image_size, s.radius) for s in seen} == {
+      ("soft", "perspective", 50.0, 1.5, 64, 0.06)}
+  records = [r for r in _records(workdir) if "loss" in r]
+  assert [r["step"] for r in records] == [1, 2]
+  for key in ("loss", "l_intra", "l_cross", "grad_norm"):
+    assert all(np.isfinite(r[key]) for r in records), key
+
+
+def _leaf_stats(tree, prefix):
+  """{prefix/path: [sum, sum of squares, first 4 values]}, as make_legacy_a89c44e.py records them."""
+  out = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    a = np.asarray(leaf, np.float64).ravel()
+    name = prefix + "/" + "/".join(str(getattr(k, "key", k)) for k in path)
+    out[name] = np.concatenate([[a.sum(), (a * a).sum()], a[:4], np.zeros(max(0, 4 - a.size))])
+  return out
+
+
+def test_one_step_matches_what_a89c44e_computed(tmp_path):
+  """tests/fixtures/make_legacy_a89c44e.py's pretrain_step_reference, against today's step."""
+  ref = np.load(os.path.join(pf.LEGACY_DIR, "reference.npz"))
+  clip_dir = make_tiny_clip.write_tiny_clip(str(tmp_path / "clip64"), seed=0,
+                                            vision_config={"image_size": 64, "patch_size": 16})
+  config = set_fields(task_config("pretrain", "tiny"), **{
+      "clip.name": clip_dir, "optim.trainable": ("depth_encoder/.*", "w")})
+  loaded = hf_clip.load_configured(config.clip, config.render.image_size)
+  trainable, frozen = rules.split(pretraining.initial_params(loaded, config.w_init), config.optim.trainable)
+  state, tx, schedule = pretraining.initial_state(config, trainable, 100)
+  step = jax.jit(pretraining.make_train_step(config, clip_lib.vision_tower(loaded.model), tx, schedule,
+                                             live=False))
+  batch = {k: ref[f"pretrain/batch/{k}"] for k in ("points", "view", "row")}
+  new_state, metrics = step(state, frozen, batch, ref["pretrain/image_features"])
+  for key, value in jax.device_get(metrics).items():
+    np.testing.assert_allclose(value, ref[f"pretrain/metrics/{key}"], rtol=1e-6, err_msg=key)
+  got = _leaf_stats(jax.device_get(new_state["params"]), "pretrain/params")
+  assert sorted(got) == sorted(k for k in ref.files if k.startswith("pretrain/params/"))
+  for key, value in got.items():
+    np.testing.assert_allclose(value, ref[key], rtol=1e-6, atol=1e-7, err_msg=key)
 
 
 def test_datasets_without_renderings_are_refused():

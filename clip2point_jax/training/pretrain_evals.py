@@ -1,0 +1,67 @@
+"""Zero-shot evaluations of the depth encoder while it pre-trains (`config.evals`).
+
+    evals = ZeroShotEvals(config, workdir, loaded, mesh)
+    result = evals(encoder_params)   # {"val_top1": ..., "val_mean_class": ..., ...}
+"""
+
+import ml_collections
+
+from clip2point_jax.data import splits
+from clip2point_jax.loading import classifier, depth_encoder
+from clip2point_jax.training import evaluate, metrics
+
+# Pre-training draws a distance per depth map; zero-shot takes the block's one distance.
+TRAINING_ONLY_RENDER_FIELDS = ("distance_jitter",)
+
+
+def eval_config(config, evaluation) -> ml_collections.ConfigDict:
+  """A zero-shot config for one entry of `config.evals`.
+
+  It projects as pre-training does: the pre-training `render` block (mode,
+  camera, radius, distance, ...) and `clip` block, with the evaluation's
+  data, views and prompts; an empty `data.data_dir` is pre-training's.
+  """
+  cfg = ml_collections.ConfigDict(evaluation.to_dict())
+  cfg.clip = ml_collections.ConfigDict(config.clip.to_dict())
+  cfg.render = ml_collections.ConfigDict({k: v for k, v in config.render.to_dict().items()
+                                          if k not in TRAINING_ONLY_RENDER_FIELDS})
+  if not cfg.data.data_dir:
+    cfg.data.data_dir = config.data.data_dir
+  return cfg
+
+
+def names(config) -> list[str]:
+  """The entries of `config.evals` that run: those that name a dataset."""
+  return [name for name, evaluation in config.evals.items() if evaluation.data.name]
+
+
+class ZeroShotEvals:
+  """Zero-shot accuracy of the current depth encoder on each `config.evals` set with a dataset."""
+
+  def __init__(self, config, workdir: str, loaded, mesh):
+    self.mesh, self.evals = mesh, []
+    for name in names(config):
+      cfg = eval_config(config, config.evals[name])
+      source, class_names = splits.load(cfg.data, cfg.data.split, workdir)
+      classify, clip_params, text = classifier.load_classifier(cfg, class_names, mesh, loaded=loaded)
+      self.evals.append((name, cfg, source, class_names, classify, clip_params, text))
+
+  @property
+  def names(self) -> list[str]:
+    return [e[0] for e in self.evals]
+
+  def __call__(self, encoder_params) -> dict[str, float]:
+    """{"<name>_top1": ..., "<name>_mean_class": ...} for every evaluation set.
+
+    Args:
+      encoder_params: the depth encoder's param tree (`pretrain.encoder_params`).
+    """
+    out = {}
+    for name, cfg, source, class_names, classify, clip_params, text in self.evals:
+      params = depth_encoder.with_encoder(clip_params, encoder_params)
+      logits, labels, _ = evaluate.predict(classify, params, text, source, cfg, self.mesh,
+                                           desc=f"eval {name}")
+      result = metrics.classification_metrics(logits, labels, class_names)
+      out[f"{name}_top1"] = result["top1_accuracy"]
+      out[f"{name}_mean_class"] = result["mean_class_accuracy"]
+    return out
