@@ -24,6 +24,7 @@ from clip2point_jax.tasks import pretrain
 from clip2point_jax.tools import make_tiny_clip
 from clip2point_jax.training import loop
 from clip2point_jax.training import pretrain as pretraining
+from clip2point_jax.training import pretrain_evals
 from tests.conftest import set_fields, task_config
 from tests.tasks import pretrain_fixtures as pf
 
@@ -188,6 +189,10 @@ def test_one_step_with_the_soft_perspective_projector(data_dir, clip_dir, tmp_pa
   assert [r["step"] for r in records] == [1, 2]
   for key in ("loss", "l_intra", "l_cross", "grad_norm"):
     assert all(np.isfinite(r[key]) for r in records), key
+  # The zero-shot evaluations during pre-training project as its steps do.
+  evaluation = classifier.render_settings(pretrain_evals.eval_config(config, config.evals.val))
+  assert (evaluation.mode, evaluation.camera, evaluation.fov, evaluation.distance) == (
+      "soft", "perspective", 50.0, 1.5)
 
 
 def _leaf_stats(tree, prefix):
