@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
+from clip2point_jax.kernels import backend
 from clip2point_jax.kernels import batch_parallel
 
 
@@ -62,7 +63,7 @@ def pallas_layer_norm(x, scale, bias, epsilon: float, out_dtype=jnp.bfloat16,
       out_specs=pl.BlockSpec((block_rows, padded), lambda i: (i, 0)),
       out_shape=jax.ShapeDtypeStruct((rows, width), out_dtype),
       compiler_params=plgpu.CompilerParams(num_warps=num_warps, num_stages=1),
-      interpret=jax.default_backend() != "gpu",
+      interpret=backend.interpret(),
       name="layer_norm",
   )(x, scale.astype(jnp.float32), bias.astype(jnp.float32))
 

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
+from clip2point_jax.kernels import backend
 from clip2point_jax.kernels import batch_parallel
 
 SCALE = 1.702
@@ -60,14 +61,14 @@ def pallas_quick_gelu(x, block: int = 8192, num_warps: int = 8, approx: bool = F
       out_specs=pl.BlockSpec((block,), lambda i: (i,)),
       out_shape=jax.ShapeDtypeStruct(flat.shape, x.dtype),
       compiler_params=plgpu.CompilerParams(num_warps=num_warps, num_stages=1),
-      interpret=jax.default_backend() != "gpu",
+      interpret=backend.interpret(),
       name="quick_gelu",
   )(flat)
   return out.reshape(x.shape)
 
 
 def _run_local(x):
-  return pallas_quick_gelu(x, approx=jax.default_backend() == "gpu")
+  return pallas_quick_gelu(x, approx=backend.on_gpu())
 
 
 _partitioned = batch_parallel.batch_parallel(_run_local, "b t n -> b t n")

@@ -8,9 +8,9 @@ its whole q, k and v at once, padded in registers to the next power of two,
 so attention costs one read of q, k, v and one write of the output.
 
 The backward kernel recomputes each head's probabilities from q and k rather
-than storing them, as flash attention does. Both kernels are wrapped so that
-XLA's partitioner splits them over the devices holding the batch (and heads);
-`jax.vmap` over them is not supported.
+than storing them, as flash attention does. Both kernels are wrapped by
+`batch_parallel` so that XLA's partitioner splits them over the devices
+holding the batch and heads; `jax.vmap` over them is not supported.
 """
 
 import functools
@@ -19,10 +19,10 @@ import math
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
-from jax.experimental.custom_partitioning import custom_partitioning
 from jax.experimental.pallas import triton as plgpu
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec
+
+from clip2point_jax.kernels import backend
+from clip2point_jax.kernels import batch_parallel
 
 # Triton's matrix units need every tile dimension to be at least 16.
 _MIN_TILE = 16
@@ -105,55 +105,26 @@ def _call(kernel, arrays, num_outputs, causal, num_warps):
       out_specs=[spec] * num_outputs,
       out_shape=[jax.ShapeDtypeStruct(a.shape, a.dtype) for a in arrays[:num_outputs]],
       compiler_params=plgpu.CompilerParams(num_warps=num_warps, num_stages=1),
-      interpret=jax.default_backend() != "gpu",
+      interpret=backend.interpret(),
       name=kernel.__name__.strip("_"),
   )(*arrays)
   return outputs[0] if num_outputs == 1 else tuple(outputs)
 
 
-def _split_spec(sharding):
-  """PartitionSpec that keeps `sharding`'s batch and head axes and whole sequences."""
-  spec = tuple(getattr(sharding, "spec", ())) + (None,) * 4
-  return PartitionSpec(spec[0], None, spec[2], None)
+_FACTORS = "b t h d"
 
 
-def _partitioned(kernel, num_inputs: int, num_outputs: int):
-  """`_call(kernel, ...)` as an op XLA splits over the batch and head axes.
-
-  A Pallas kernel is opaque to XLA's partitioner, which would otherwise gather
-  the whole batch onto every device and run the kernel there. Each device now
-  runs it on the sequences and heads it holds; no collectives.
-  """
-  factors = "b t h d"
-  rule = (", ".join([factors] * num_inputs) + " -> " + ", ".join([factors] * num_outputs))
-
-  def shardings(mesh, arg_shapes):
-    sharding = NamedSharding(mesh, _split_spec(arg_shapes[0].sharding))
-    outputs = sharding if num_outputs == 1 else (sharding,) * num_outputs
-    return outputs, (sharding,) * num_inputs
-
-  def partition(causal, num_warps, mesh, arg_shapes, result_shape):
-    del result_shape
-    outputs, inputs = shardings(mesh, arg_shapes)
-    lower = lambda *arrays: _call(kernel, arrays, num_outputs, causal, num_warps)
-    return mesh, lower, outputs, inputs
-
-  def infer(causal, num_warps, mesh, arg_shapes, result_shape):
-    del causal, num_warps, result_shape
-    return shardings(mesh, arg_shapes)[0]
-
-  def run(*args):
-    *arrays, causal, num_warps = args
-    return _call(kernel, tuple(arrays), num_outputs, causal, num_warps)
-
-  op = custom_partitioning(run, static_argnums=(num_inputs, num_inputs + 1))
-  op.def_partition(partition, infer_sharding_from_operands=infer, sharding_rule=rule,
-                   need_replication_factors=("t", "d"))
-  return op
+@functools.cache
+def _op(kernel, num_inputs: int, num_outputs: int, causal: bool, num_warps: int):
+  """`_call(kernel, ...)` as an op XLA splits over the batch and head axes: each
+  device runs it on the sequences and heads it holds; no collectives."""
+  rule = ", ".join([_FACTORS] * num_inputs) + " -> " + ", ".join([_FACTORS] * num_outputs)
+  local = lambda *arrays: _call(kernel, arrays, num_outputs, causal, num_warps)
+  return batch_parallel.batch_parallel(local, rule, parallel="b h")
 
 
-_forward = _partitioned(_forward_kernel, 3, 1)
-_backward_op = _partitioned(_backward_kernel, 4, 3)
+def _forward(q, k, v, causal, num_warps):
+  return _op(_forward_kernel, 3, 1, causal, num_warps)(q, k, v)
 
 
 # 2 warps per program beat 4 and 8 on an H200 (the kernel's first version; bench/RESULTS.md).
@@ -174,7 +145,7 @@ def _forward_with_residuals(q, k, v, causal, num_warps):
 
 
 def _backward(causal, num_warps, residuals, grad_out):
-  return tuple(_backward_op(*residuals, grad_out, causal, num_warps))
+  return tuple(_op(_backward_kernel, 4, 3, causal, num_warps)(*residuals, grad_out))
 
 
 pallas_attention.defvjp(_forward_with_residuals, _backward)
