@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from clip2point_jax.errors import UserError
+from clip2point_jax.kernels import dispatch
 from clip2point_jax.models import clip
 
 SAFETENSORS = "model.safetensors"
@@ -281,17 +282,22 @@ def tokenize(tokenizer, texts: str | Sequence[str],
 
 
 def load_clip(name_or_path: str = "openai/clip-vit-base-patch32",
-              dtype=jnp.float32, attention: str = "auto",
-              residual_dtype=jnp.float32) -> LoadedCLIP:
+              dtype=jnp.bfloat16, attention: str | dispatch.KernelSettings = "auto",
+              residual_dtype=None) -> LoadedCLIP:
   """Loads a Hugging Face CLIP checkpoint as a Flax model and params.
+
+  The defaults are the tasks' (configs/common.py): bfloat16 compute, the
+  Pallas kernels on GPUs, the residual stream in the compute dtype. Pass
+  dtype=jnp.float32 for the plain float32 reference.
 
   Args:
     name_or_path: a local checkpoint directory or a Hugging Face Hub id.
-    dtype: compute dtype of the model, jnp.float32 or jnp.bfloat16; the params
+    dtype: compute dtype of the model, jnp.bfloat16 or jnp.float32; the params
       are float32 either way.
-    attention: "auto", "xla", "cudnn" or "pallas" (see `clip.resolve_attention`).
-    residual_dtype: the residual stream's dtype (the tasks' configs default
-      to the compute dtype: `resolve_residual_dtype`).
+    attention: "auto", "xla", "cudnn" or "pallas", resolved for `dtype` on
+      this backend by `kernels.dispatch.resolve`; or the `KernelSettings` to use.
+    residual_dtype: the residual stream's dtype; None (or "auto"): the
+      compute dtype, as the tasks' configs default to (`resolve_residual_dtype`).
 
   Returns:
     LoadedCLIP(model, params, tokenizer, config), params a nested dict of
@@ -301,12 +307,16 @@ def load_clip(name_or_path: str = "openai/clip-vit-base-patch32",
     UserError: for a missing directory or config, unreadable weights, weights
       that do not fit the config, or a Hub id that cannot be downloaded.
   """
+  kernels = (attention if isinstance(attention, dispatch.KernelSettings)
+             else dispatch.resolve(attention, dtype))
+  if residual_dtype is None or (isinstance(residual_dtype, str) and residual_dtype == "auto"):
+    residual_dtype = dtype
   ckpt_dir = resolve_checkpoint_dir(name_or_path)
   config = read_config(ckpt_dir)
   source, state_dict = read_state_dict(ckpt_dir)
   params = convert_state_dict(state_dict, config, source)
   tokenizer = load_tokenizer(ckpt_dir)
-  model = clip.CLIP(config, dtype=dtype, attention=attention, residual_dtype=residual_dtype)
+  model = clip.CLIP(config, dtype=dtype, kernels=kernels, residual_dtype=residual_dtype)
   return LoadedCLIP(model, params, tokenizer, config)
 
 

@@ -21,12 +21,13 @@ Parameters are always float32. With `dtype=jnp.bfloat16` the matmuls run in
 bfloat16 with float32 accumulation while layer norms, the attention softmax
 and the residual stream stay float32 (`residual_dtype=jnp.bfloat16`, the
 tasks' default, makes the residual stream bfloat16 too: faster, less exact).
-`attention="auto"` runs attention as one Pallas kernel for short sequences
-(`short_attention.py`) on GPUs in half precision and as XLA einsums
-elsewhere; "xla", "pallas" and "cudnn" (cuDNN's flash attention) force one.
-With the Pallas kernels, each block's layer norms (`fused_layer_norm.py`) and
-its quick-GELU (`quick_gelu.py`) also run as one Pallas pass each at
-inference; under differentiation they are XLA's ops, as without them.
+
+Which kernel runs each pass of a block (attention; its layer norms and
+quick-GELU) is one field, `kernels`, a `kernels.dispatch.KernelSettings`;
+by default XLA's ops everywhere. `dispatch.resolve` makes one for a compute
+dtype on the present backend (config.clip.attention="auto": the Pallas
+kernels on GPUs in half precision), and `hf_clip.load_clip` does so. The
+modules never look at the backend themselves.
 
 Depth maps have one channel: `encode_depth` folds CLIP's grey-to-RGB copy and
 its per-channel mean/std into the patch-embedding weights, so a depth map
@@ -34,7 +35,6 @@ goes straight into one matmul, exactly as `encode_image` would see its
 three-channel normalised copy.
 """
 
-import contextlib
 import dataclasses
 from typing import Any
 
@@ -43,9 +43,9 @@ import jax
 import jax.numpy as jnp
 
 from clip2point_jax.errors import UserError
+from clip2point_jax.kernels import dispatch
 from clip2point_jax.kernels import fused_layer_norm
 from clip2point_jax.kernels import quick_gelu
-from clip2point_jax.kernels import short_attention
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -191,24 +191,11 @@ def _dense(features: int, dtype, name: str | None,
                   kernel_init=nn.initializers.normal(0.02), name=name)
 
 
-ATTENTION_IMPLEMENTATIONS = ("auto", "xla", "cudnn", "pallas")
-
-
-def resolve_attention(attention: str, dtype) -> str:
-  """"auto" is the Pallas kernel on GPUs in half precision, else XLA's einsums."""
-  if attention not in ATTENTION_IMPLEMENTATIONS:
-    raise UserError(f"attention={attention!r}; use one of {ATTENTION_IMPLEMENTATIONS}")
-  if attention != "auto":
-    return attention
-  half = jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
-  return "pallas" if half and jax.default_backend() == "gpu" else "xla"
-
-
 class CLIPAttention(nn.Module):
   """Multi-head self-attention with HF's separate q/k/v/out projections."""
   num_heads: int
   dtype: Any = jnp.float32
-  attention: str = "auto"
+  kernels: dispatch.KernelSettings = dispatch.XLA
 
   @nn.compact
   def __call__(self, x, causal: bool = False):
@@ -219,36 +206,9 @@ class CLIPAttention(nn.Module):
     q = split(_dense(width, self.dtype, "q_proj")(x))
     k = split(_dense(width, self.dtype, "k_proj")(x))
     v = split(_dense(width, self.dtype, "v_proj")(x))
-    implementation = resolve_attention(self.attention, self.dtype)
-    if implementation == "cudnn":
-      out = jax.nn.dot_product_attention(q, k, v, is_causal=causal, implementation="cudnn")
-    elif implementation == "pallas":
-      out = short_attention.pallas_attention(q, k, v, causal)
-    else:
-      out = short_attention.xla_attention(q, k, v, causal)
+    out = dispatch.attention(self.kernels, q, k, v, causal)
     out = out.reshape(*out.shape[:-2], width)
     return _dense(width, self.dtype, "out_proj")(out)
-
-
-_FUSED = {"mlp": True, "layer_norm": True}
-
-
-@contextlib.contextmanager
-def fused_kernels(mlp: bool = True, layer_norm: bool = True):
-  """While tracing inside the block, which inference kernels besides attention
-  the Pallas path may use (quick-GELU, layer norm; both by default), so that
-  benchmarks can compare them with XLA's passes."""
-  previous = dict(_FUSED)
-  _FUSED.update(mlp=mlp, layer_norm=layer_norm)
-  try:
-    yield
-  finally:
-    _FUSED.update(previous)
-
-
-def _pallas_pass(kind: str, attention: str, dtype) -> bool:
-  """Whether `kind` ("mlp" or "layer_norm") runs as its Pallas pass."""
-  return _FUSED[kind] and resolve_attention(attention, dtype) == "pallas"
 
 
 class _FusedLayerNorm(nn.Module):
@@ -266,19 +226,17 @@ class _FusedLayerNorm(nn.Module):
 
 
 class CLIPMLP(nn.Module):
-  """fc2(act(fc1(x))). With the Pallas kernels (see `resolve_attention`),
-  quick-GELU is one Pallas pass at inference (`quick_gelu.py`)."""
+  """fc2(act(fc1(x))); quick-GELU as `kernels.activation` says (`dispatch.quick_gelu`)."""
   intermediate_size: int
   hidden_act: str
   dtype: Any = jnp.float32
-  attention: str = "auto"
+  kernels: dispatch.KernelSettings = dispatch.XLA
 
   @nn.compact
   def __call__(self, x):
     h = _dense(self.intermediate_size, self.dtype, "fc1")(x)
-    if (self.hidden_act == "quick_gelu" and h.ndim == 3
-        and _pallas_pass("mlp", self.attention, self.dtype)):
-      h = quick_gelu.quick_gelu_kernel(h)
+    if self.hidden_act == "quick_gelu":
+      h = dispatch.quick_gelu(self.kernels, h)
     else:
       h = _ACTIVATIONS[self.hidden_act](h)
     return _dense(x.shape[-1], self.dtype, "fc2")(h)
@@ -288,11 +246,11 @@ class CLIPEncoderLayer(nn.Module):
   """Pre-LN transformer block: x + attn(ln1(x)), then x + mlp(ln2(x))."""
   config: Any  # CLIPVisionConfig | CLIPTextConfig
   dtype: Any = jnp.float32
-  attention: str = "auto"
+  kernels: dispatch.KernelSettings = dispatch.XLA
 
   def _norm(self, x, name: str):
     eps = self.config.layer_norm_eps
-    if x.ndim == 3 and _pallas_pass("layer_norm", self.attention, self.dtype):
+    if self.kernels.layer_norm == "pallas" and x.ndim == 3:
       return _FusedLayerNorm(eps, self.dtype, name=name)(x)
     return _layer_norm(eps, name)(x)
 
@@ -302,10 +260,10 @@ class CLIPEncoderLayer(nn.Module):
     h = self._norm(x, "layer_norm1")
     # With a float32 residual stream, adding bfloat16 branch outputs keeps it
     # float32, so rounding does not compound with depth.
-    x = x + CLIPAttention(cfg.num_attention_heads, self.dtype, self.attention,
+    x = x + CLIPAttention(cfg.num_attention_heads, self.dtype, self.kernels,
                           name="self_attn")(h, causal)
     h = self._norm(x, "layer_norm2")
-    x = x + CLIPMLP(cfg.intermediate_size, cfg.hidden_act, self.dtype, self.attention,
+    x = x + CLIPMLP(cfg.intermediate_size, cfg.hidden_act, self.dtype, self.kernels,
                     name="mlp")(h)
     return x
 
@@ -313,14 +271,14 @@ class CLIPEncoderLayer(nn.Module):
 class CLIPEncoder(nn.Module):
   config: Any  # CLIPVisionConfig | CLIPTextConfig
   dtype: Any = jnp.float32
-  attention: str = "auto"
+  kernels: dispatch.KernelSettings = dispatch.XLA
   residual_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, causal: bool = False):
     x = x.astype(self.residual_dtype)
     for i in range(self.config.num_hidden_layers):
-      x = CLIPEncoderLayer(self.config, self.dtype, self.attention,
+      x = CLIPEncoderLayer(self.config, self.dtype, self.kernels,
                            name=f"layers_{i}")(x, causal)
     return x
 
@@ -409,7 +367,7 @@ class CLIPVisionTransformer(nn.Module):
   """HF `CLIPVisionModel.vision_model`: pooled, un-projected class token."""
   config: CLIPVisionConfig
   dtype: Any = jnp.float32
-  attention: str = "auto"
+  kernels: dispatch.KernelSettings = dispatch.XLA
   residual_dtype: Any = jnp.float32
 
   @nn.compact
@@ -428,7 +386,7 @@ class CLIPVisionTransformer(nn.Module):
           f"[B, {cfg.image_size}, {cfg.image_size}, {cfg.num_channels}] (NHWC)")
     x = CLIPVisionEmbeddings(cfg, self.dtype, name="embeddings")(images, grey)
     x = _layer_norm(cfg.layer_norm_eps, "pre_layrnorm")(x)
-    x = CLIPEncoder(cfg, self.dtype, self.attention, self.residual_dtype, name="encoder")(x)
+    x = CLIPEncoder(cfg, self.dtype, self.kernels, self.residual_dtype, name="encoder")(x)
     return _layer_norm(cfg.layer_norm_eps, "post_layernorm")(x[:, 0])
 
 
@@ -464,7 +422,7 @@ class CLIPTextTransformer(nn.Module):
   """HF `CLIPTextModel.text_model`: causal encoder pooled at the EOS token."""
   config: CLIPTextConfig
   dtype: Any = jnp.float32
-  attention: str = "auto"
+  kernels: dispatch.KernelSettings = dispatch.XLA
 
   @nn.compact
   def __call__(self, token_ids):
@@ -476,7 +434,7 @@ class CLIPTextTransformer(nn.Module):
           f"token_ids have length {length} > max_position_embeddings="
           f"{cfg.max_position_embeddings}")
     x = CLIPTextEmbeddings(cfg, name="embeddings")(token_ids)
-    x = CLIPEncoder(cfg, self.dtype, self.attention, name="encoder")(x, causal=True)
+    x = CLIPEncoder(cfg, self.dtype, self.kernels, name="encoder")(x, causal=True)
     x = _layer_norm(cfg.layer_norm_eps, "final_layer_norm")(x)
     pos = eos_positions(token_ids, cfg.eos_token_id)
     return jnp.take_along_axis(x, pos[:, None, None], axis=1)[:, 0]
@@ -491,14 +449,14 @@ class CLIPVisionEncoder(nn.Module):
   """
   config: CLIPConfig
   dtype: Any = jnp.float32
-  attention: str = "auto"
+  kernels: dispatch.KernelSettings = dispatch.XLA
   residual_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, images=None, grey=None):
     """images: float32[B, S, S, 3] normalised, or grey: float[B, S, S] in
     [0, 1] (a depth map) -> float32[B, projection_dim]."""
-    x = CLIPVisionTransformer(self.config.vision, self.dtype, self.attention,
+    x = CLIPVisionTransformer(self.config.vision, self.dtype, self.kernels,
                               self.residual_dtype, name="vision_model")(images, grey)
     x = _dense(self.config.projection_dim, self.dtype, "visual_projection",
                use_bias=False)(x)
@@ -512,7 +470,7 @@ def l2_normalize(x: jax.Array, axis: int = -1, eps: float = 1e-12) -> jax.Array:
 
 def vision_tower(model: "CLIP") -> CLIPVisionEncoder:
   """The image tower (+ projection) of `model` alone, computing as `model` does."""
-  return CLIPVisionEncoder(model.config, model.dtype, model.attention, model.residual_dtype)
+  return CLIPVisionEncoder(model.config, model.dtype, model.kernels, model.residual_dtype)
 
 
 def vision_params(clip_params):
@@ -528,17 +486,16 @@ class CLIP(nn.Module):
   """
   config: CLIPConfig
   dtype: Any = jnp.float32
-  attention: str = "auto"
+  kernels: dispatch.KernelSettings = dispatch.XLA
   residual_dtype: Any = jnp.float32
 
   def setup(self):
     cfg = self.config
-    resolve_attention(self.attention, self.dtype)  # Fails early on a bad name.
-    self.vision_model = CLIPVisionTransformer(cfg.vision, self.dtype, self.attention,
+    self.vision_model = CLIPVisionTransformer(cfg.vision, self.dtype, self.kernels,
                                               self.residual_dtype)
     self.visual_projection = _dense(cfg.projection_dim, self.dtype, None,
                                     use_bias=False)
-    self.text_model = CLIPTextTransformer(cfg.text, self.dtype, self.attention)
+    self.text_model = CLIPTextTransformer(cfg.text, self.dtype, self.kernels)
     self.text_projection = _dense(cfg.projection_dim, self.dtype, None,
                                   use_bias=False)
     self.logit_scale = self.param(

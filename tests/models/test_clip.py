@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from clip2point_jax.errors import UserError
+from clip2point_jax.kernels import dispatch
 from clip2point_jax.models import clip
 from clip2point_jax.loading import hf_clip
 from clip2point_jax.tools import make_tiny_clip
@@ -50,7 +51,7 @@ def clip_dir(request, tiny_clip_dir, other_clip_dir):
 
 @pytest.fixture(scope="module")
 def tiny(tiny_clip_dir):
-  return hf_clip.load_clip(tiny_clip_dir)
+  return hf_clip.load_clip(tiny_clip_dir, dtype=jnp.float32)
 
 
 # Modules are hashable, so equal models share one compilation; eager apply
@@ -96,7 +97,7 @@ def _random_token_ids(rng, length):
 
 @pytest.mark.parametrize("attention", ["auto", "pallas"])
 def test_matches_transformers(clip_dir, attention):
-  loaded = hf_clip.load_clip(clip_dir, attention=attention)
+  loaded = hf_clip.load_clip(clip_dir, dtype=jnp.float32, attention=attention)
   cfg = loaded.config
   rng = np.random.default_rng(0)
   size = cfg.vision.image_size
@@ -154,7 +155,7 @@ def test_vision_encoder_alone_matches_encode_image(tiny):
   loaded = tiny
   images = np.random.default_rng(1).normal(
       size=(2, 224, 224, 3)).astype(np.float32)
-  encoder = clip.CLIPVisionEncoder(loaded.config)
+  encoder = clip.vision_tower(loaded.model)
   alone = jax.jit(encoder.apply)(
       {"params": clip.vision_params(loaded.params)}, images)
   np.testing.assert_allclose(
@@ -218,7 +219,7 @@ def test_normalize_images():
 
 def test_encode_depth_equals_encode_image_of_the_rgb_copy(tiny_clip_dir):
   from clip2point_jax.projection import zeroshot
-  loaded = hf_clip.load_clip(tiny_clip_dir)
+  loaded = hf_clip.load_clip(tiny_clip_dir, dtype=jnp.float32)
   depth = np.random.default_rng(11).uniform(0, 1, (3, 224, 224)).astype(np.float32)
   direct = zeroshot.clip_depth_encoder(loaded)(loaded.params, jnp.asarray(depth))
   via_rgb = zeroshot.clip_image_encoder(loaded)(loaded.params, zeroshot.depth_to_clip_images(depth))
@@ -227,7 +228,38 @@ def test_encode_depth_equals_encode_image_of_the_rgb_copy(tiny_clip_dir):
 
 
 def test_unknown_attention_is_refused(tiny_clip_dir):
-  loaded = hf_clip.load_clip(tiny_clip_dir, attention="flash")
   with pytest.raises(UserError, match="attention='flash'"):
-    loaded.model.apply({"params": loaded.params}, jnp.zeros((1, 224, 224, 3)),
-                       method=loaded.model.encode_image)
+    hf_clip.load_clip(tiny_clip_dir, attention="flash")
+  with pytest.raises(UserError, match="layer_norm='fast'"):
+    dispatch.KernelSettings(layer_norm="fast")
+
+
+def test_load_clip_defaults_are_the_tasks_fast_path(tiny_clip_dir):
+  """`load_clip(name)` computes as `load_configured` of the tasks' default clip block."""
+  from tests.conftest import task_config
+  plain = hf_clip.load_clip(tiny_clip_dir)
+  clip_config = task_config("zeroshot").clip
+  clip_config.name = tiny_clip_dir
+  configured = hf_clip.load_configured(clip_config)
+  assert plain.model == configured.model
+  assert jnp.dtype(plain.model.dtype) == jnp.bfloat16
+  assert jnp.dtype(plain.model.residual_dtype) == jnp.bfloat16
+  assert plain.model.kernels == dispatch.resolve("auto", jnp.bfloat16)
+  # A float32 model keeps a float32 residual stream unless told otherwise.
+  f32 = hf_clip.load_clip(tiny_clip_dir, dtype=jnp.float32)
+  assert f32.model.residual_dtype == jnp.float32 and f32.model.kernels == dispatch.XLA
+  # The old keywords, and a settings object in their place.
+  settings = dispatch.resolve("pallas", jnp.bfloat16, activation="xla")
+  loaded = hf_clip.load_clip(tiny_clip_dir, dtype=jnp.bfloat16, attention=settings,
+                             residual_dtype=jnp.float32)
+  assert loaded.model.kernels == settings and loaded.model.residual_dtype == jnp.float32
+
+
+def test_kernel_settings_resolve_auto_once():
+  for dtype in (jnp.float32, jnp.bfloat16, "bfloat16"):
+    # The tests run on the CPU: "auto" is XLA's ops whatever the dtype.
+    assert dispatch.resolve("auto", dtype) == dispatch.XLA
+  assert dispatch.resolve("pallas") == dispatch.KernelSettings("pallas", "pallas", "pallas")
+  assert dispatch.resolve("cudnn", jnp.bfloat16) == dispatch.KernelSettings(attention="cudnn")
+  assert dispatch.resolve("pallas", layer_norm="xla", activation="xla") == (
+      dispatch.KernelSettings(attention="pallas"))

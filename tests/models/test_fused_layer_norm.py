@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from clip2point_jax.models import clip
+from clip2point_jax.kernels import dispatch
 from clip2point_jax.kernels import fused_layer_norm
+from clip2point_jax.models import clip
 
 
 def _numpy_layer_norm(x, scale, bias, epsilon):
@@ -53,7 +54,7 @@ def test_tower_with_the_pallas_passes_matches_the_tower_without_them():
   config = clip.CLIPVisionConfig(image_size=16, patch_size=8, hidden_size=32,
                                  intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
   images = np.random.default_rng(4).normal(size=(2, 16, 16, 3)).astype(np.float32)
-  tower = clip.CLIPVisionTransformer(config, dtype=jnp.bfloat16, attention="pallas")
+  tower = clip.CLIPVisionTransformer(config, dtype=jnp.bfloat16, kernels=dispatch.resolve("pallas"))
   params = jax.jit(tower.init)(jax.random.key(0), images[:1])
   # Non-trivial norms: the kernel must apply scale and bias.
   leaves = jax.tree_util.tree_flatten_with_path(params)[0]
@@ -61,15 +62,21 @@ def test_tower_with_the_pallas_passes_matches_the_tower_without_them():
   params = jax.tree_util.tree_unflatten(jax.tree.structure(params), [
       leaf + 0.3 * rng.normal(size=leaf.shape).astype(np.float32)
       if "layer_norm" in jax.tree_util.keystr(path) else leaf for path, leaf in leaves])
-  # The switch acts while tracing: each variant gets its own jitted function.
-  with clip.fused_kernels(mlp=False, layer_norm=False):
-    plain_params = jax.eval_shape(tower.init, jax.random.key(0), images[:1])
-    without_passes = jax.jit(lambda p, x: tower.apply(p, x))
-    plain_hlo = without_passes.lower(params, images).as_text()
-    plain = without_passes(params, images)
+  # The Pallas attention alone: layer norms and quick-GELU as XLA's passes.
+  plain_tower = tower.clone(kernels=dispatch.resolve("pallas", layer_norm="xla", activation="xla"))
+  plain_params = jax.eval_shape(plain_tower.init, jax.random.key(0), images[:1])
   assert jax.tree.structure(plain_params) == jax.tree.structure(params)
+  without_passes = jax.jit(lambda p, x: plain_tower.apply(p, x))
+  plain_hlo = without_passes.lower(params, images).as_text()
+  plain = without_passes(params, images)
   with_passes = jax.jit(lambda p, x: tower.apply(p, x))
   hlo = with_passes.lower(params, images).as_text()
   for kernel in ("layer_norm", "quick_gelu"):  # the Pallas passes' names
     assert kernel in hlo and kernel not in plain_hlo, kernel
   np.testing.assert_allclose(with_passes(params, images), plain, rtol=3e-2, atol=3e-2)
+  # Each pass on its own: only its kernel appears.
+  for field, kernel, other in (("layer_norm", "layer_norm", "quick_gelu"),
+                               ("activation", "quick_gelu", "layer_norm")):
+    alone = plain_tower.clone(kernels=dispatch.KernelSettings("pallas", **{field: "pallas"}))
+    alone_hlo = jax.jit(lambda p, x, t=alone: t.apply(p, x)).lower(params, images).as_text()
+    assert kernel in alone_hlo and other not in alone_hlo, field

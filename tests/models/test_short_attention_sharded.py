@@ -8,7 +8,7 @@ def test_pallas_attention_and_its_gradient_are_batch_parallel_on_8_devices():
     import re
     import jax, jax.numpy as jnp, numpy as np
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-    from clip2point_jax.kernels import fused_layer_norm, quick_gelu, short_attention
+    from clip2point_jax.kernels import dispatch, fused_layer_norm, quick_gelu, short_attention
     from clip2point_jax.models import clip
 
     mesh = Mesh(np.asarray(jax.devices()), ("data",))
@@ -30,6 +30,20 @@ def test_pallas_attention_and_its_gradient_are_batch_parallel_on_8_devices():
         assert got.sharding.spec[0] == "data", (name, got.sharding)
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=2e-5, err_msg=name)
 
+    # Heads sharded too (batch over 4 devices, heads over 2): each device its own 4 x 1.
+    mesh2 = Mesh(np.asarray(jax.devices()).reshape(4, 2), ("data", "model"))
+    split = NamedSharding(mesh2, P("data", None, "model", None))
+    by_head = [jax.device_put(t, split) for t in (q, k, v)]
+    grad = jax.grad(loss(short_attention.pallas_attention), argnums=(0, 1, 2))
+    for name, fn in (("forward", short_attention.pallas_attention), ("gradient", grad)):
+      hlo = jax.jit(fn).lower(*by_head).compile().as_text()
+      assert not re.findall(r"all-gather|all-reduce|all-to-all|collective-permute", hlo), name
+      assert "f32[4,50,1,16]" in hlo.replace(" ", ""), name
+    out = jax.jit(short_attention.pallas_attention)(*by_head)
+    assert out.sharding.spec[:3] == ("data", None, "model"), out.sharding
+    np.testing.assert_allclose(np.asarray(out), np.asarray(short_attention.xla_attention(q, k, v)),
+                               atol=2e-5)
+
     # quick-GELU and the layer norm too: each device runs them on its own sequences.
     x = rng.normal(size=(16, 50, 32)).astype(np.float32)
     scale, bias = rng.normal(size=(32,)).astype(np.float32), rng.normal(size=(32,)).astype(np.float32)
@@ -48,7 +62,7 @@ def test_pallas_attention_and_its_gradient_are_batch_parallel_on_8_devices():
     # The whole image tower stays batch-parallel with the kernels inside.
     config = clip.CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64,
                                    num_hidden_layers=2, num_attention_heads=2)
-    tower = clip.CLIPVisionTransformer(config, attention="pallas")
+    tower = clip.CLIPVisionTransformer(config, kernels=dispatch.resolve("pallas"))
     images = rng.normal(size=(16, 32, 32, 3)).astype(np.float32)
     params = tower.init(jax.random.key(0), images[:1])
     encode = jax.jit(lambda p, x: tower.apply(p, x))

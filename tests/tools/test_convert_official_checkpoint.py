@@ -64,7 +64,7 @@ def test_converted_encoder_gives_the_source_features(released, tiny_clip_dir, tm
   path, torch_model, _ = released
   out = str(tmp_path / "converted")
   convert_official_checkpoint.main([path, out])
-  loaded = hf_clip.load_clip(tiny_clip_dir)  # the unperturbed image tower
+  loaded = hf_clip.load_clip(tiny_clip_dir, dtype=np.float32)  # the unperturbed image tower
   params = depth_encoder.load_params(out, loaded)
   images = np.random.default_rng(0).normal(size=(3, 224, 224, 3)).astype(np.float32)
   encode = zeroshot.clip_image_encoder(loaded)

@@ -1,0 +1,92 @@
+"""Which kernel runs each pass of a transformer block: one frozen settings object.
+
+The model (`models/clip.py`) holds a `KernelSettings` (field `kernels`),
+calls `attention` and `quick_gelu` here and picks its layer-norm module by
+`settings.layer_norm`; it never asks which backend it runs on. `resolve` is
+the one place where "auto" (`config.clip.attention`'s default) becomes
+implementations: the Pallas kernels on GPUs in half precision, XLA's ops
+elsewhere. `hf_clip.load_clip` (and so every task) builds the model with it.
+
+  attention   "xla": einsums with a float32 softmax (`short_attention.xla_attention`);
+              "cudnn": cuDNN's flash attention (`jax.nn.dot_product_attention`);
+              "pallas": one Pallas program per (sequence, head) (`short_attention.py`).
+  layer_norm  "xla": flax's `nn.LayerNorm`; "pallas": one Pallas pass at inference,
+              flax's op under differentiation (`fused_layer_norm.py`).
+  activation  "xla": XLA's quick-GELU; "pallas": one Pallas pass at inference, XLA's
+              op under differentiation (`quick_gelu.py`). Other activations are XLA's.
+
+The layer norm's and the activation's Pallas passes apply to a block's
+[batch, tokens, width] activations only.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from clip2point_jax.errors import UserError
+from clip2point_jax.kernels import backend
+from clip2point_jax.kernels import quick_gelu as quick_gelu_lib
+from clip2point_jax.kernels import short_attention
+
+# config.clip.attention's values; "auto" is resolved by `resolve`.
+ATTENTION_IMPLEMENTATIONS = ("auto", "xla", "cudnn", "pallas")
+_CHOICES = {"attention": ("xla", "cudnn", "pallas"), "layer_norm": ("xla", "pallas"),
+            "activation": ("xla", "pallas")}
+_HALF = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelSettings:
+  """The implementation of each pass (see the module's docstring); XLA's everywhere by default.
+
+  Hashable, so a model holding one stays a valid static jit argument.
+  """
+  attention: str = "xla"
+  layer_norm: str = "xla"
+  activation: str = "xla"
+
+  def __post_init__(self):
+    for name, choices in _CHOICES.items():
+      if getattr(self, name) not in choices:
+        raise UserError(f"kernel settings: {name}={getattr(self, name)!r}; use one of {choices}")
+
+
+XLA = KernelSettings()
+
+
+def resolve(attention: str = "auto", dtype=jnp.float32, *, layer_norm: str = "auto",
+            activation: str = "auto") -> KernelSettings:
+  """The settings for a compute dtype on this backend.
+
+  Args:
+    attention: "auto" (the Pallas kernel on GPUs when dtype is bfloat16 or
+      float16, else "xla"), "xla", "cudnn" or "pallas".
+    dtype: the model's compute dtype (a dtype or its name).
+    layer_norm, activation: "auto" (the Pallas pass exactly when attention is
+      Pallas's), "xla" or "pallas".
+  """
+  if attention not in ATTENTION_IMPLEMENTATIONS:
+    raise UserError(f"attention={attention!r}; use one of {ATTENTION_IMPLEMENTATIONS}")
+  if attention == "auto":
+    attention = "pallas" if jnp.dtype(dtype) in _HALF and backend.on_gpu() else "xla"
+  passes = "pallas" if attention == "pallas" else "xla"
+  return KernelSettings(attention=attention,
+                        layer_norm=passes if layer_norm == "auto" else layer_norm,
+                        activation=passes if activation == "auto" else activation)
+
+
+def attention(settings: KernelSettings, q, k, v, causal: bool = False):
+  """Softmax attention by `settings.attention`: q, k, v float[B, T, H, D] -> the same."""
+  if settings.attention == "cudnn":
+    return jax.nn.dot_product_attention(q, k, v, is_causal=causal, implementation="cudnn")
+  if settings.attention == "pallas":
+    return short_attention.pallas_attention(q, k, v, causal)
+  return short_attention.xla_attention(q, k, v, causal)
+
+
+def quick_gelu(settings: KernelSettings, x):
+  """CLIP's quick-GELU by `settings.activation`: float[...] -> the same."""
+  if settings.activation == "pallas" and x.ndim == 3:
+    return quick_gelu_lib.quick_gelu_kernel(x)
+  return quick_gelu_lib.quick_gelu(x)
