@@ -91,7 +91,7 @@ def compute(encode: Callable, frozen, source, *, mesh, batch_size: int, num_poin
   outputs = []
   start = time.time()
   for local in tqdm(batches, total=pipeline.num_batches(len(source), batch_size, training=False),
-                    desc=desc, unit="batch", disable=jax.process_index() != 0):
+                    desc=desc, unit="batch", disable=not parallel.is_host0()):
     batch = parallel.global_batch(mesh, local)
     features = encode(frozen, batch["points"], None)
     # Kept on the device until the end: fetching per batch would stall dispatch.
@@ -117,7 +117,7 @@ def load_or_compute(root: str, identity: dict[str, Any], compute_fn: Callable[[]
   arrays = feature_cache.load(directory, identity)
   if parallel.any_process(arrays is None):
     arrays = compute_fn()  # Collectives: every host computes if any lacks the cache.
-    if jax.process_index() == 0:
+    if parallel.is_host0():
       arrays = feature_cache.save(directory, arrays, identity)
       print(f"cached {identity['split']} features of {len(arrays['label'])} clouds in {directory}")
   else:
