@@ -20,7 +20,6 @@ import os
 import time
 from typing import Any, Callable
 
-import jax
 import numpy as np
 from absl import logging
 from tqdm import tqdm
