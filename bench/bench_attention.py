@@ -1,7 +1,7 @@
 """Attention alone at CLIP's shapes: cuDNN's fused kernel, XLA's einsums and the Pallas kernel.
 
-  python bench/bench_attention.py                  # 6,144 images (1,024 clouds x 6 views)
-  python bench/bench_attention.py --batch 8 --repeats 2   # a CPU check (Pallas interpreted)
+  PYTHONPATH=. python bench/bench_attention.py                  # 6,144 images (1,024 clouds x 6 views)
+  PYTHONPATH=. python bench/bench_attention.py --batch 8 --repeats 2   # a CPU check (Pallas interpreted)
 
 Each implementation's bfloat16 output (and, for "fwd+bwd", its gradient of
 a random linear loss) is compared with XLA's float32 einsums. GB/s counts the
@@ -20,13 +20,14 @@ import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp
 import numpy as np
 
-from bench_zeroshot import time_compiled
+from bench.lib import device as device_lib
+from clip2point_jax.kernels import backend
 from clip2point_jax.kernels import short_attention
 
 
 def implementations(num_warps):
   found = {"xla": short_attention.xla_attention}
-  if jax.default_backend() == "gpu":
+  if backend.on_gpu():
     found["cudnn"] = lambda q, k, v: jax.nn.dot_product_attention(q, k, v, implementation="cudnn")
   for warps in num_warps:
     found[f"pallas w{warps}"] = (
@@ -43,9 +44,8 @@ def main():
   parser.add_argument("--num_warps", type=int, nargs="+", default=[2, 4, 8])
   parser.add_argument("--repeats", type=int, default=20)
   args = parser.parse_args()
-  device = jax.devices()[0]
   shape = (args.batch, args.tokens, args.heads, args.head_dim)
-  print(f"attention | {device.platform} {device.device_kind} | jax {jax.__version__} | "
+  print(f"attention | {device_lib.describe()} | "
         f"q, k, v bfloat16{list(shape)}", flush=True)
   keys = jax.random.split(jax.random.key(0), 3 * 3)
   qkv_sets = [tuple(jax.random.normal(keys[3 * i + j], shape, jnp.bfloat16) for j in range(3))
@@ -64,7 +64,7 @@ def main():
         ("fwd+bwd", _grads(attend, target), exact_grads, 7)):
       jitted = jax.jit(fn)
       try:
-        seconds, compile_s, *_ = time_compiled(jitted, (), qkv_sets, args.repeats)
+        seconds, compile_s, *_ = device_lib.time_compiled(jitted, (), qkv_sets, args.repeats)
         error = max(float(jnp.max(jnp.abs(a[:checked].astype(jnp.float32) - b)))
                     for a, b in zip(jax.tree.leaves(jitted(qkv_sets[0])), jax.tree.leaves(exact)))
       except Exception as e:  # pylint: disable=broad-except

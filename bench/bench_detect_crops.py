@@ -1,7 +1,7 @@
 """Host-side cost of detection's cropping: scene points x proposal boxes -> crops.
 
-  python bench/bench_detect_crops.py           # ScanNet-sized scenes
-  python bench/bench_detect_crops.py --tiny    # a quick check
+  PYTHONPATH=. python bench/bench_detect_crops.py           # ScanNet-sized scenes
+  PYTHONPATH=. python bench/bench_detect_crops.py --tiny    # a quick check
 
 Cropping runs in numpy on the host while the device classifies the previous
 crops, so per scene it should stay below the device's time for that scene's

@@ -1,10 +1,10 @@
 """The Pallas inference passes alone, against XLA's: quick-GELU after cuBLAS's fc1,
 and a block's layer norm (two XLA passes), in several tilings.
 
-  python bench/bench_fused_kernels.py                 # zero-shot's and pre-training's shapes
-  python bench/bench_fused_kernels.py --rows 300 --width 128 --intermediate 256 \
+  PYTHONPATH=. python bench/bench_fused_kernels.py                 # zero-shot's and pre-training's shapes
+  PYTHONPATH=. python bench/bench_fused_kernels.py --rows 300 --width 128 --intermediate 256 \
       --configs 2048w4 --norm_configs 4w4 --repeats 2   # a CPU check
-  python bench/bench_fused_kernels.py --gemms         # also: the GEMMs XLA compiles zero-shot into
+  PYTHONPATH=. python bench/bench_fused_kernels.py --gemms         # also: the GEMMs XLA compiles zero-shot into
 
 Rows are tokens: 307,200 = 1,024 clouds x 6 views x 50 tokens (zero-shot),
 25,600 = 256 samples x 2 depth maps x 50 tokens (a pre-training forward).
@@ -24,9 +24,13 @@ xla_defaults.apply()  # Before jax starts.
 import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp
 
-from bench_zeroshot import time_compiled
+from bench.lib import device as device_lib
+from bench.lib import inputs as inputs_lib
+from bench.lib import models
+from clip2point_jax.kernels import backend
 from clip2point_jax.kernels import fused_layer_norm
 from clip2point_jax.kernels import quick_gelu
+from renderers import cameras
 
 GELU_CONFIGS = ("2048w4", "4096w8", "8192w8", "16384w16")
 NORM_CONFIGS = ("1w4", "2w4", "4w4", "4w8", "8w8", "16w8")
@@ -51,7 +55,7 @@ def time_each(found, weights, inputs, exact, repeats, rate):
   for name, fn in found.items():
     try:
       jitted = jax.jit(lambda *args, fn=fn: fn(args[-1], *args[:-1]))
-      seconds, compile_s, *_ = time_compiled(jitted, weights, inputs, repeats)
+      seconds, compile_s, *_ = device_lib.time_compiled(jitted, weights, inputs, repeats)
     except Exception as e:  # pylint: disable=broad-except
       print(f"{name:<28} {rows:>7} failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
       continue
@@ -81,7 +85,7 @@ def implementations(configs):
       "xla gemm, then gelu": lambda x, w, b: quick_gelu.quick_gelu(
           jnp.dot(x, w.astype(x.dtype)) + b.astype(x.dtype)),
   }
-  approx = jax.default_backend() == "gpu"
+  approx = backend.on_gpu()
   for text in configs:
     block, warps = map(int, text.split("w"))
     found[f"xla gemm, pallas gelu {text}"] = (
@@ -92,15 +96,10 @@ def implementations(configs):
 
 def print_gemms(batch: int):
   """Lists the GEMM custom calls in the compiled zero-shot program, by shape."""
-  import bench_zeroshot  # pylint: disable=g-import-not-at-top
-  from clip2point_jax.projection import zeroshot  # pylint: disable=g-import-not-at-top
-  from renderers import cameras  # pylint: disable=g-import-not-at-top
-  import bench_common  # pylint: disable=g-import-not-at-top
-  config = bench_zeroshot._config(False)  # pylint: disable=protected-access
-  encode, params = bench_zeroshot._encoder(config, jnp.bfloat16, "depth-pallas-bf16res")  # pylint: disable=protected-access
-  text = jnp.ones((40, config.projection_dim), jnp.float32)
-  classify = zeroshot.make_classifier(encode, views=cameras.VIEWS_ZERO_SHOT)
-  hlo = classify.lower(params, text, bench_common.clouds(batch, 1024, 0)).compile().as_text()
+  config = models.clip_config()
+  classify, params, text = models.zeroshot_classifier(config, jnp.bfloat16, "depth-pallas-bf16res",
+                                                      cameras.VIEWS_ZERO_SHOT)
+  hlo = classify.lower(params, text, inputs_lib.clouds(batch, 1024, 0)).compile().as_text()
   calls = collections.Counter()
   for line in hlo.splitlines():
     target = re.search(r'custom_call_target="([^"]+)"', line)
@@ -124,8 +123,7 @@ def main():
   parser.add_argument("--repeats", type=int, default=20)
   parser.add_argument("--gemms", action="store_true", help="list zero-shot's compiled GEMMs")
   args = parser.parse_args()
-  device = jax.devices()[0]
-  print(f"fused kernels | {device.platform} {device.device_kind} | jax {jax.__version__} | "
+  print(f"fused kernels | {device_lib.describe()} | "
         f"K={args.width}, N={args.intermediate}, bf16", flush=True)
   if args.gemms:
     print_gemms(64)

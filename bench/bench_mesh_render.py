@@ -1,8 +1,8 @@
 """Mesh renderer throughput on ShapeNet-sized meshes, and the projected time for ShapeNet.
 
-  python bench/bench_mesh_render.py                  # 2k, 20k, 200k faces, 224x224, 10 views
-  python bench/bench_mesh_render.py --tiny           # a CPU-sized setting
-  python bench/bench_mesh_render.py --tiers 1,2,4,8 --budget 65536   # try another work split
+  PYTHONPATH=. python bench/bench_mesh_render.py                  # 2k, 20k, 200k faces, 224x224, 10 views
+  PYTHONPATH=. python bench/bench_mesh_render.py --tiny           # a CPU-sized setting
+  PYTHONPATH=. python bench/bench_mesh_render.py --tiers 1,2,4,8 --budget 65536   # try another work split
 
 Each mesh is a textured cluster of UV spheres (several overlapping parts, so
 pixels see several surfaces, as in ShapeNet models) with `faces` triangles,
@@ -28,8 +28,8 @@ import numpy as np
 from PIL import Image
 import trimesh
 
-import timing
-
+from bench.lib import device as device_lib
+from bench.lib import timing
 from renderers import cameras
 from renderers import mesh as mesh_renderer
 from renderers import mesh_batch
@@ -77,10 +77,9 @@ def write_obj(folder: str, mesh: trimesh.Trimesh, seed: int = 0) -> str:
   return path
 
 
-def peak_memory_gb() -> str:
-  stats = jax.devices()[0].memory_stats() or {}
-  peak = stats.get("peak_bytes_in_use")
-  return f"{peak / 2**30:.2f}" if peak else "n/a"
+def _peak_gib() -> str:
+  peak = device_lib.peak_gib()
+  return f"{peak:.2f}" if peak == peak else "n/a"  # nan where the device reports none
 
 
 def benchmark(args, num_faces: int, workdir: str) -> dict:
@@ -110,7 +109,7 @@ def benchmark(args, num_faces: int, workdir: str) -> dict:
   png_s = time.perf_counter() - start
   views_per_s = batch_size * len(views) / seconds
   return dict(faces=mesh.num_faces, bucket=bucket, batch=batch_size, ms=seconds * 1e3,
-              views_per_s=views_per_s, peak_gb=peak_memory_gb(), load_s=load_s, png_s=png_s,
+              views_per_s=views_per_s, peak_gb=_peak_gib(), load_s=load_s, png_s=png_s,
               hours=SHAPENET_MODELS * len(views) / views_per_s / 3600)
 
 
@@ -135,8 +134,7 @@ def main():
     for key in ("image_size", "repeats", "faces_per_batch", "max_batch"):
       setattr(args, key, TINY[key])
   args.tiers = tuple(int(t) for t in args.tiers.split(","))
-  device = jax.devices()[0]
-  print(f"device: {device.device_kind} ({jax.default_backend()}), jax {jax.__version__}; "
+  print(f"device: {device_lib.describe()}; "
         f"{args.image_size}x{args.image_size}, 10 views, tiers {args.tiers}, budget {args.budget}")
   print("| faces | padded | meshes/batch | ms/batch | views/s | peak GB | host load+pack s/mesh "
         "| PNG s/10 views | 52,460 models: device h | host h with "

@@ -25,7 +25,6 @@ from the analytic count against --peak_tflops, and the projected time of the
 import argparse
 import os
 import statistics
-import time
 
 from clip2point_jax.core import xla_defaults
 
@@ -33,37 +32,22 @@ xla_defaults.apply()  # Before jax starts, as the CLI does.
 
 import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 
-import bench_common
-import trace_summary
-from timing import median_seconds
-
+from bench.lib import device as device_lib
+from bench.lib import flops
+from bench.lib import inputs as inputs_lib
+from bench.lib import models
+from bench.lib import timing
+from bench.lib import trace_summary
 from clip2point_jax.core import layer_stack, parallel, rules
-from clip2point_jax.training import optim
 from clip2point_jax.core.config_args import load_sibling
-from clip2point_jax.models import clip as clip_lib
+from clip2point_jax.kernels import dispatch
 from clip2point_jax.tasks import pretrain
 
 SHAPENET_SHAPES = 52460
 EPOCHS = 100
-# Dense bf16 tensor-core peaks from NVIDIA's data sheets (TFLOP/s, SXM parts).
-PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0}
-
-
-def encoder_forward_flops(vision: clip_lib.CLIPVisionConfig, projection_dim: int,
-                          channels: int = 1) -> float:
-  """Matmul FLOPs of one image through the image tower (2 per multiply-add).
-
-  channels=1: depth maps go through the patch embedding folded for grey input.
-  """
-  d, hidden = vision.hidden_size, vision.intermediate_size
-  tokens = vision.num_patches + 1
-  patch = 2 * vision.num_patches * (channels * vision.patch_size**2) * d
-  per_layer = 2 * tokens * (4 * d * d + 2 * d * hidden) + 2 * 2 * tokens * tokens * d
-  return patch + vision.num_hidden_layers * per_layer + 2 * d * projection_dim
 
 
 def _config(args):
@@ -79,22 +63,15 @@ def _config(args):
 
 
 def _encoder(args, dtype):
-  if args.tiny:
-    vision = clip_lib.CLIPVisionConfig(image_size=args.image_size, patch_size=16, hidden_size=64,
-                                       intermediate_size=256, num_hidden_layers=2,
-                                       num_attention_heads=4)
-    config = clip_lib.CLIPConfig(vision=vision, projection_dim=32)
-  else:
-    config = clip_lib.CLIPConfig()  # HF defaults: ViT-B/32, 224x224, 512-d projection.
-  residual = dtype if args.residual_dtype == "auto" else jnp.dtype(args.residual_dtype)
-  encoder = clip_lib.CLIPVisionEncoder(config, dtype=dtype, attention=args.attention,
-                                       residual_dtype=residual)
-  return encoder, jax.device_get(bench_common.tower_params(config))
+  config = models.clip_config(args.tiny, image_size=args.image_size, patch_size=16)
+  residual = None if args.residual_dtype == "auto" else jnp.dtype(args.residual_dtype)
+  encoder = models.tower(config, dtype, args.attention, residual)
+  return encoder, jax.device_get(models.tower_params(config))
 
 
 def _batches(batch, num_points, num_rows, seed):
   rng = np.random.default_rng(seed)
-  return {"points": np.asarray(bench_common.clouds(batch, num_points, seed)),
+  return {"points": np.asarray(inputs_lib.clouds(batch, num_points, seed)),
           "view": rng.integers(0, 10, batch).astype(np.int32),
           "row": rng.integers(0, num_rows, batch).astype(np.int32)}
 
@@ -109,7 +86,7 @@ def setup(args, dtype_name, batch, mesh):
     (step, state, frozen, inputs, cache, encoder): `inputs` is a list of 3
     global batches of `batch` samples, sharded over the mesh's data axis.
   """
-  dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[dtype_name]
+  dtype = device_lib.DTYPES[dtype_name]
   config = _config(args)
   config.batch_size = batch
   encoder, encoder_params = _encoder(args, dtype)
@@ -126,7 +103,7 @@ def setup(args, dtype_name, batch, mesh):
   step = pretrain.jitted_train_step(config, encoder, tx, schedule, live=False, period=1000, mesh=mesh,
                                     state=state, frozen=frozen, shardings=shardings,
                                     frozen_shardings=frozen_shardings)
-  inputs = [parallel.global_batch(mesh, bench_common.process_share(
+  inputs = [parallel.global_batch(mesh, inputs_lib.process_share(
       _batches(batch, args.points, num_rows, s))) for s in range(3)]
   return step, state, frozen, inputs, cache, encoder
 
@@ -145,25 +122,22 @@ def time_steps(step, state, frozen, inputs, cache, repeats):
     state, seconds per step back to back). Steps run the compiled executable
     itself, so the program is compiled once.
   """
-  start = time.perf_counter()
-  compiled = step.lower(state, frozen, inputs[0], cache).compile()
-  compile_s = time.perf_counter() - start
+  compiled, compile_s = device_lib.compile_seconds(step, state, frozen, inputs[0], cache)
   state, metrics = compiled(state, frozen, inputs[0], cache)
   first = {k: float(v) for k, v in jax.device_get(metrics).items()}
   for x in inputs[1:]:  # Warm up.
     state, metrics = compiled(state, frozen, x, cache)
   jax.block_until_ready(metrics)
-  times = []
-  for i in range(repeats):
-    start = time.perf_counter()
-    state, metrics = compiled(state, frozen, inputs[i % len(inputs)], cache)
-    jax.block_until_ready(metrics)
-    times.append(time.perf_counter() - start)
-  start = time.perf_counter()
-  for i in range(repeats):
-    state, metrics = compiled(state, frozen, inputs[i % len(inputs)], cache)
-  jax.block_until_ready(metrics)
-  back_to_back = (time.perf_counter() - start) / repeats
+  box = [state, metrics]  # The state is donated: each step takes the last one's.
+
+  def launch(i):
+    box[0], box[1] = compiled(box[0], frozen, inputs[i % len(inputs)], cache)
+    return box[1]
+
+  calls = iter(range(repeats))
+  times = timing.waited_seconds(lambda: jax.block_until_ready(launch(next(calls))), repeats)
+  back_to_back = timing.back_to_back_seconds(launch, jax.block_until_ready, repeats)
+  state, metrics = box
   if not np.isfinite(float(metrics["loss"])):
     raise SystemExit(f"non-finite loss {float(metrics['loss'])} in the benchmark")
   return statistics.median(times), times, compile_s, first, compiled, state, back_to_back
@@ -185,7 +159,7 @@ def optimizer_ms(tx, state, repeats=10) -> float:
     box[0], box[1] = update(box[0], box[1], grads)
     jax.block_until_ready(box[0])
 
-  return 1e3 * median_seconds(run, repeats, warmup=2)
+  return 1e3 * timing.median_seconds(run, repeats, warmup=2)
 
 
 def print_optimizer_ms(args, state):
@@ -224,14 +198,12 @@ def bench(args, dtype_name, batch):
   if args.profile:
     state = profile(state, frozen, inputs, cache, compiled, f"pre-training step, batch {batch}")
     print_optimizer_ms(args, state)
-  analytic = 3 * 2 * batch * encoder_forward_flops(encoder.config.vision, encoder.config.projection_dim)
-  stats = jax.devices()[0].memory_stats() or {}
+  analytic = batch * flops.pretrain_sample(encoder.config)
   steps = EPOCHS * (SHAPENET_SHAPES // batch)
   return {"dtype": dtype_name, "batch": batch, "ms": 1e3 * step_s, "samples_per_s": batch / step_s,
           "waited_ms": 1e3 * waited,
           "compile_s": compile_s, "spread_ms": 1e3 * (max(times) - min(times)),
-          "peak_gib": stats.get("peak_bytes_in_use", float("nan")) / 2**30,
-          "program_gib": bench_common.program_gib(compiled),
+          "peak_gib": device_lib.peak_gib(), "program_gib": device_lib.program_gib(compiled),
           "xla_tflop": xla_flops * mesh.devices.size / 1e12, "analytic_tflop": analytic / 1e12,
           "tflops": analytic / step_s / 1e12, "recipe_min": steps * step_s / 60, "steps": steps}
 
@@ -242,7 +214,7 @@ def add_model_args(parser):
   parser.add_argument("--image_size", type=int, default=None)
   parser.add_argument("--negatives_group", type=int, default=0)
   parser.add_argument("--cache_rows", type=int, default=0, help="rows of the F_I cache (default: ShapeNet-55)")
-  parser.add_argument("--attention", default="auto", choices=clip_lib.ATTENTION_IMPLEMENTATIONS)
+  parser.add_argument("--attention", default="auto", choices=dispatch.ATTENTION_IMPLEMENTATIONS)
   parser.add_argument("--residual_dtype", default="auto", choices=["auto", "float32", "bfloat16"],
                       help="auto: the compute dtype, as config.clip.residual_dtype's default")
   parser.add_argument("--tiny", action="store_true", help="a tiny CLIP at 64x64, for a CPU check")
@@ -277,10 +249,9 @@ def main():
   args.batch = args.batch or ([8] if args.tiny else [256])
   if args.tiny:
     args.repeats = min(args.repeats, 3)
-  device = jax.devices()[0]
-  peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in device.device_kind), 0.0)
+  peak = args.peak_tflops or device_lib.datasheet_tflops()
   n = jax.device_count()
-  print(f"pre-training step | {n} x {device.platform} {device.device_kind} | jax {jax.__version__} | "
+  print(f"pre-training step | {n} x {device_lib.describe()} | "
         f"{model_description(args)} | {args.points} points, "
         f"2 depth maps of {args.image_size}x{args.image_size} per sample, cached F_I", flush=True)
   header = (f"{'dtype':>9} {'batch':>6} {'ms/step':>9} {'samples/s':>10} {'waited ms':>9} {'spread ms':>9} "

@@ -1,8 +1,8 @@
 """Times the hard and soft depth renderers on one device.
 
-  python bench/bench_projection.py                 # B=32, N=1024, V=6, 224x224
-  python bench/bench_projection.py --tiny         # a CPU-sized setting
-  python bench/bench_projection.py --batch 8 --points 2048 --image_size 128
+  PYTHONPATH=. python bench/bench_projection.py                 # B=32, N=1024, V=6, 224x224
+  PYTHONPATH=. python bench/bench_projection.py --tiny         # a CPU-sized setting
+  PYTHONPATH=. python bench/bench_projection.py --batch 8 --points 2048 --image_size 128
 
 Every timed function is jitted, warmed up once and blocked on; the table shows
 the median of `--repeats` runs. "soft fwd+bwd" is the gradient of a scalar
@@ -16,18 +16,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import timing
+from bench.lib import device as device_lib
+from bench.lib import inputs
+from bench.lib import timing
 from renderers import cameras
 from renderers import points as projector
 
 TINY = dict(batch=4, points=512, views=6, image_size=64)
-
-
-def random_clouds(batch: int, num_points: int, seed: int = 0) -> jax.Array:
-  """float32[B, N, 3]: anisotropic gaussian blobs, centred, in the unit ball."""
-  rng = np.random.default_rng(seed)
-  points = rng.normal(size=(batch, num_points, 3)) * rng.uniform(0.3, 1.0, size=(batch, 1, 3))
-  return projector.normalize_points(jnp.asarray(points, jnp.float32))
 
 
 def views_for(count: int) -> np.ndarray:
@@ -39,18 +34,16 @@ def views_for(count: int) -> np.ndarray:
 def benchmark(batch: int, points: int, views: int, image_size: int, repeats: int,
               sigma: float, gamma: float) -> list[tuple[str, float]]:
   """[(name, median seconds)] for hard fwd, soft fwd and soft fwd+bwd."""
-  clouds = random_clouds(batch, points)
+  clouds = inputs.blob_clouds(batch, points)
   view_array = views_for(views)
   hard = jax.jit(functools.partial(projector.render_depth, image_size=image_size))
   soft = jax.jit(functools.partial(projector.render_depth, image_size=image_size,
                                    mode="soft", sigma=sigma, gamma=gamma))
   # A loss that touches every pixel, so no part of the backward pass is dead.
   soft_grad = jax.jit(jax.grad(lambda p, v: jnp.mean(soft(p, v) ** 2)))
-  return [
-      ("hard fwd", timing.median_seconds(lambda: jax.block_until_ready(hard(clouds, view_array)), repeats)),
-      ("soft fwd", timing.median_seconds(lambda: jax.block_until_ready(soft(clouds, view_array)), repeats)),
-      ("soft fwd+bwd", timing.median_seconds(lambda: jax.block_until_ready(soft_grad(clouds, view_array)), repeats)),
-  ]
+  waited = lambda fn: timing.median_seconds(lambda: jax.block_until_ready(fn(clouds, view_array)),
+                                            repeats)
+  return [("hard fwd", waited(hard)), ("soft fwd", waited(soft)), ("soft fwd+bwd", waited(soft_grad))]
 
 
 def main():
@@ -69,8 +62,7 @@ def main():
       setattr(args, key, value)
   rows = benchmark(args.batch, args.points, args.views, args.image_size, args.repeats,
                    args.sigma, args.gamma)
-  device = jax.devices()[0]
-  print(f"device: {device.platform} / {device.device_kind}, jax {jax.__version__}")
+  print(f"device: {device_lib.describe()}")
   print(f"B={args.batch} N={args.points} V={args.views} image={args.image_size}x"
         f"{args.image_size} radius={projector.POINT_RADIUS} sigma={args.sigma} "
         f"gamma={args.gamma}, median of {args.repeats}")

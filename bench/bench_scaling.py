@@ -42,13 +42,12 @@ import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp
 import numpy as np
 
-import bench_common
-import bench_pretrain
-import bench_zeroshot
-from bench_zeroshot import NUM_CLASSES
+from bench import bench_pretrain
+from bench.lib import device as device_lib
+from bench.lib import inputs as inputs_lib
+from bench.lib import models
 from clip2point_jax.core import parallel
-from clip2point_jax.models import clip as clip_lib
-from clip2point_jax.projection import zeroshot
+from clip2point_jax.kernels import dispatch
 from renderers import cameras
 
 
@@ -63,26 +62,23 @@ def pretrain_row(args, n, batch):
     bench_pretrain.print_optimizer_ms(args, state)
   return {"what": "pretrain step", "n": n, "batch": batch, "ms": 1e3 * step_s, "waited_ms": 1e3 * waited,
           "per_s": batch / step_s, "compile_s": compile_s, "loss": first["loss"],
-          "gib": bench_common.program_gib(compiled)}
+          "gib": device_lib.program_gib(compiled)}
 
 
 def zeroshot_row(args, n):
   mesh = parallel.make_mesh(jax.devices()[:n])
-  config = bench_zeroshot._config(args.tiny)  # pylint: disable=protected-access
-  attention = clip_lib.resolve_attention(args.attention, jnp.bfloat16)
+  config = models.clip_config(args.tiny)
+  attention = dispatch.resolve(args.attention, jnp.bfloat16).attention
   # bf16 compute, so "auto" is a bf16 residual stream too.
   variant = f"depth-{attention}" + ("" if args.residual_dtype == "float32" else "-bf16res")
-  encode, params = bench_zeroshot._encoder(config, jnp.bfloat16, variant)  # pylint: disable=protected-access
-  params = jax.device_put(params, parallel.replicated(mesh))
-  rng = np.random.default_rng(0)
-  text = rng.normal(size=(NUM_CLASSES, config.projection_dim)).astype(np.float32)
-  text = jax.device_put(text / np.linalg.norm(text, axis=-1, keepdims=True), parallel.replicated(mesh))
-  classify = zeroshot.make_classifier(encode, views=cameras.VIEWS_ZERO_SHOT)
+  classify, params, text = models.zeroshot_classifier(config, jnp.bfloat16, variant,
+                                                      cameras.VIEWS_ZERO_SHOT)
+  params, text = jax.device_put((params, text), parallel.replicated(mesh))
   batch = args.zeroshot_batch * n
-  inputs = [parallel.global_batch(mesh, bench_common.process_share(
-      np.asarray(bench_common.clouds(batch, args.points, s)))) for s in range(3)]
-  seconds, compile_s, _, memory, _ = bench_zeroshot.time_compiled(classify, (params, text), inputs,
-                                                               args.repeats)
+  inputs = [parallel.global_batch(mesh, inputs_lib.process_share(
+      np.asarray(inputs_lib.clouds(batch, args.points, s)))) for s in range(3)]
+  seconds, compile_s, _, memory, _ = device_lib.time_compiled(classify, (params, text), inputs,
+                                                              args.repeats)
   return {"what": "zero-shot", "n": n, "batch": batch, "ms": 1e3 * seconds, "waited_ms": 1e3 * seconds,
           "per_s": batch / seconds,
           "compile_s": compile_s, "loss": float("nan"), "gib": memory}

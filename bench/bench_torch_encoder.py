@@ -1,6 +1,6 @@
 """Reference: transformers' PyTorch CLIP image tower against our Flax one.
 
-  python bench/bench_torch_encoder.py --batch 192 768
+  PYTHONPATH=. python bench/bench_torch_encoder.py --batch 192 768
 
 The original CLIP2Point encodes its depth maps with PyTorch's CLIP ViT-B/32.
 This times that tower (transformers' `CLIPVisionModelWithProjection`, random
@@ -18,8 +18,9 @@ import numpy as np
 import torch
 import transformers
 
-import timing
-from clip2point_jax.models import clip as clip_lib
+from bench.lib import device as device_lib
+from bench.lib import models
+from bench.lib import timing
 
 
 def torch_rows(batch, repeats, device):
@@ -45,12 +46,13 @@ def torch_rows(batch, repeats, device):
 
 
 def jax_rows(batch, repeats):
-  config = clip_lib.CLIPConfig()
+  config = models.clip_config()
   images = jnp.asarray(np.random.default_rng(0).normal(size=(batch, 224, 224, 3)), jnp.float32)
+  params = models.tower_params(config)
   rows = []
   for name, dtype in (("flax float32", jnp.float32), ("flax bfloat16", jnp.bfloat16)):
-    model = clip_lib.CLIPVisionEncoder(config, dtype=dtype)
-    params = jax.jit(model.init)(jax.random.key(0), images[:1])["params"]
+    # "auto" kernels and a float32 residual stream, as this comparison has always run.
+    model = models.tower(config, dtype, "auto", jnp.float32)
     encode = jax.jit(lambda p, x: model.apply({"params": p}, x))
     rows.append((name, batch, timing.median_seconds(lambda: encode(params, images).block_until_ready(), repeats, warmup=2)))
     print(*rows[-1], flush=True)
@@ -68,7 +70,7 @@ def main():
     rows += torch_rows(batch, args.repeats, device) + jax_rows(batch, args.repeats)
   print(f"\nViT-B/32 image tower, 224x224 | torch {torch.__version__} on {device} "
         f"({torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}) | "
-        f"jax {jax.__version__} on {jax.devices()[0].device_kind}")
+        f"{device_lib.describe()}")
   print(f"{'encoder':>20} {'images':>7} {'ms':>9} {'images/s':>10}")
   for name, batch, seconds in rows:
     print(f"{name:>20} {batch:>7} {1e3 * seconds:>9.2f} {batch / seconds:>10.0f}")

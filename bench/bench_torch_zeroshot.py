@@ -1,6 +1,6 @@
 """The PyTorch baseline of zero-shot: transformers' CLIP image tower on pre-rendered depth images.
 
-  python bench/bench_torch_zeroshot.py --batch 1024 --compile max-autotune-no-cudagraphs
+  PYTHONPATH=. python bench/bench_torch_zeroshot.py --batch 1024 --compile max-autotune-no-cudagraphs
 
 What CLIP2Point's PyTorch code would run per batch of clouds, minus its
 rasteriser (PyTorch3D is not installed on the device image): the 6 views of
@@ -16,7 +16,7 @@ import time
 import torch
 import transformers
 
-import timing
+from bench.lib import timing
 
 VIEWS = 6
 

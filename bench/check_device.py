@@ -1,6 +1,6 @@
 """Agreement of the accelerator with the CPU on the numeric pieces.
 
-  python bench/check_device.py
+  PYTHONPATH=. python bench/check_device.py
 
 Runs the hard and soft projectors, the CLIP image tower (ViT-B/32 shape, random
 weights) and the zero-shot logits on the default device and on the CPU, on
@@ -20,11 +20,14 @@ import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp
 import numpy as np
 
+from bench.lib import device as device_lib
+from bench.lib import inputs
+from bench.lib import models
+from clip2point_jax.data import primitives
+from clip2point_jax.kernels import dispatch
+from clip2point_jax.projection import zeroshot
 from renderers import cameras
 from renderers import points as projector
-from clip2point_jax.data import primitives
-from clip2point_jax.models import clip as clip_lib
-from clip2point_jax.projection import zeroshot
 
 
 def main():
@@ -48,7 +51,7 @@ def main():
     _check_projectors(rows, both, points, views)
   if "encoder" in parts:
     _check_encoder(rows, both, points, rng, cpu)
-  print(f"\ndevice check | {acc.platform} {acc.device_kind} vs cpu | jax {jax.__version__}")
+  print(f"\ndevice check | {device_lib.describe(acc)} | against the cpu")
   for name, value, extra in rows:
     print(f"  {name:<44} {value:>10}  {extra}")
 
@@ -72,11 +75,11 @@ def _check_projectors(rows, both, points, views):
 
 
 def _check_encoder(rows, both, points, rng, cpu):
-  config = clip_lib.CLIPConfig()
+  config = models.clip_config()
   # Real inputs: depth maps of the clouds, as zero-shot feeds them.
   depth = np.asarray(projector.render_depth(jax.device_put(points[:3], cpu),
                                             cameras.VIEWS_ZERO_SHOT)).reshape(-1, 224, 224)
-  reference_model = clip_lib.CLIPVisionEncoder(config, dtype=jnp.float32, attention="xla")
+  reference_model = models.tower(config, jnp.float32, "xla")
   with jax.default_device(cpu):
     params = jax.jit(reference_model.init)(jax.random.key(int(rng.integers(1 << 30))),
                                            np.ones((1, 224, 224, 3), np.float32))["params"]
@@ -94,26 +97,24 @@ def _check_encoder(rows, both, points, rng, cpu):
        True),
       ("bfloat16, bf16 residual", jnp.bfloat16, jnp.bfloat16, None, "auto", True),
       ("bfloat16, bf16 residual, unfused", jnp.bfloat16, jnp.bfloat16, None, "auto", False)):
-    model = clip_lib.CLIPVisionEncoder(config, dtype=dtype, attention=attention,
-                                       residual_dtype=residual)
-    with (jax.default_matmul_precision(precision) if precision else contextlib.nullcontext(),
-          clip_lib.fused_kernels(fused, fused)):
+    passes = {} if fused else dict(layer_norm="xla", activation="xla")
+    kernels = dispatch.resolve(attention, dtype, **passes)
+    model = models.tower(config, dtype, kernels, residual)
+    with jax.default_matmul_precision(precision) if precision else contextlib.nullcontext():
       out = np.asarray(jax.jit(lambda p, d: model.apply({"params": p}, grey=d))(
           jax.device_put(params, acc), jax.device_put(depth, acc)))
     rel = np.linalg.norm(out - reference) / np.linalg.norm(reference)
-    attention = clip_lib.resolve_attention(attention, dtype)
-    rows.append((f"encoder {name}: rel. error vs CPU f32", f"{rel:.2e}", f"attention {attention}"))
+    rows.append((f"encoder {name}: rel. error vs CPU f32", f"{rel:.2e}",
+                 f"attention {kernels.attention}"))
 
-  model32 = clip_lib.CLIPVisionEncoder(config, dtype=jnp.float32, attention="xla")
-  encode = lambda p, d: model32.apply({"params": p}, grey=d)
-  text = rng.normal(size=(40, config.projection_dim)).astype(np.float32)
-  text /= np.linalg.norm(text, axis=-1, keepdims=True)
+  encode = lambda p, d: reference_model.apply({"params": p}, grey=d)
+  text = inputs.unit_rows(models.NUM_CLASSES, config.projection_dim, int(rng.integers(1 << 30)))
   classify = zeroshot.make_classifier(encode, views=cameras.VIEWS_ZERO_SHOT)
   a, c = both(lambda p, t, x: classify(p, t, x), params, text, points)
   rows.append(("zero-shot: argmax agrees", f"{np.mean(a.argmax(-1) == c.argmax(-1)):.3f}",
                f"max |logit diff| {np.abs(a - c).max():.2e}"))
   # The shipped fast path on the device against the CPU's float32 logits.
-  fast = clip_lib.CLIPVisionEncoder(config, dtype=jnp.bfloat16, residual_dtype=jnp.bfloat16)
+  fast = models.tower(config, jnp.bfloat16)  # "auto" kernels, a bf16 residual stream
   classify_fast = zeroshot.make_classifier(lambda p, d: fast.apply({"params": p}, grey=d),
                                            views=cameras.VIEWS_ZERO_SHOT)
   fast_logits = np.asarray(classify_fast(jax.device_put(params, acc), jax.device_put(text, acc),

@@ -1,6 +1,6 @@
 """Where the zero-shot step spends its GPU time: a profile summarised on the device.
 
-  python bench/profile_zeroshot.py --variant depth-cudnn --batch 1024
+  PYTHONPATH=. python bench/profile_zeroshot.py --variant depth-cudnn --batch 1024
 
 Traces a few calls of the jitted points -> logits function with
 `jax.profiler`, reads the Perfetto trace it writes and prints the GPU
@@ -17,29 +17,26 @@ xla_defaults.apply()  # Before jax starts.
 
 import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp
-import numpy as np
 
-import bench_common
-import bench_zeroshot as bz
-import trace_summary
-from clip2point_jax.projection import zeroshot
+from bench.lib import inputs
+from bench.lib import models
+from bench.lib import trace_summary
 from renderers import cameras
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--variant", default="depth-cudnn", choices=bz.VARIANTS)
+  parser.add_argument("--variant", default="depth-cudnn", choices=models.VARIANTS)
   parser.add_argument("--batch", type=int, default=1024)
   parser.add_argument("--points", type=int, default=1024)
   parser.add_argument("--calls", type=int, default=3)
   parser.add_argument("--top", type=int, default=25)
   parser.add_argument("--tiny", action="store_true")
   args = parser.parse_args()
-  config = bz._config(args.tiny)  # pylint: disable=protected-access
-  encode, params = bz._encoder(config, jnp.bfloat16, args.variant)  # pylint: disable=protected-access
-  text = np.random.default_rng(0).normal(size=(bz.NUM_CLASSES, config.projection_dim)).astype(np.float32)
-  classify = zeroshot.make_classifier(encode, views=cameras.VIEWS_ZERO_SHOT)
-  clouds = bench_common.clouds(args.batch, args.points, 0)
+  config = models.clip_config(args.tiny)
+  classify, params, text = models.zeroshot_classifier(config, jnp.bfloat16, args.variant,
+                                                      cameras.VIEWS_ZERO_SHOT)
+  clouds = inputs.clouds(args.batch, args.points, 0)
   hlo = classify.lower(params, text, clouds).compile().as_text()
   for _ in range(3):
     jax.block_until_ready(classify(params, text, clouds))

@@ -16,8 +16,9 @@ _TINY = ["--tiny", "--batch", "16", "--repeats", "1", "--image_size", "32", "--p
 
 
 def _run(*flags):
+  # As bench/run_device.sh runs the scripts: from the repository root, on PYTHONPATH.
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=os.pathsep.join(
-      [REPO_ROOT, os.path.join(REPO_ROOT, "bench"), os.environ.get("PYTHONPATH", "")]),
+      [REPO_ROOT, os.environ.get("PYTHONPATH", "")]),
              XLA_FLAGS="--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0")
   proc = subprocess.run([sys.executable, "bench/bench_scaling.py", *_TINY, *flags],
                         env=env, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)

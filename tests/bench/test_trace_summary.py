@@ -1,12 +1,6 @@
-"""bench/trace_summary.py's timeline: hidden collectives and idle gaps, on a hand-made trace."""
+"""bench/lib/trace_summary.py's timeline: hidden collectives and idle gaps, on a hand-made trace."""
 
-import os
-import sys
-
-from tests.conftest import REPO_ROOT
-
-sys.path.insert(0, os.path.join(REPO_ROOT, "bench"))
-import trace_summary  # pylint: disable=g-import-not-at-top,wrong-import-position
+from bench.lib import trace_summary
 
 
 def _kernel(stream, name, ts, dur):

@@ -5,8 +5,8 @@ import time
 from typing import Callable
 
 
-def median_seconds(step: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-  """Median wall time of `step()` over `repeats` calls, after `warmup` calls.
+def waited_seconds(step: Callable[[], object], repeats: int, warmup: int = 0) -> list[float]:
+  """Wall time of each of `repeats` calls of `step()`, after `warmup` calls.
 
   `step` must wait for its own result (`block_until_ready`,
   `torch.cuda.synchronize`), so each call is timed to completion.
@@ -18,7 +18,12 @@ def median_seconds(step: Callable[[], object], repeats: int, warmup: int = 1) ->
     start = time.perf_counter()
     step()
     times.append(time.perf_counter() - start)
-  return statistics.median(times)
+  return times
+
+
+def median_seconds(step: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+  """Median of `waited_seconds(step, repeats, warmup)`."""
+  return statistics.median(waited_seconds(step, repeats, warmup))
 
 
 def back_to_back_seconds(launch: Callable[[int], object], wait: Callable[[object], object],
@@ -32,3 +37,10 @@ def back_to_back_seconds(launch: Callable[[int], object], wait: Callable[[object
     out = launch(i)
   wait(out)
   return (time.perf_counter() - start) / repeats
+
+
+def seconds_of(fn: Callable[[], object]) -> tuple[object, float]:
+  """(fn(), its wall seconds)."""
+  start = time.perf_counter()
+  out = fn()
+  return out, time.perf_counter() - start
