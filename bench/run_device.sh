@@ -21,15 +21,17 @@
 #   bash bench/run_device.sh scaling_overheads    # on 4 GPUs: 1 GPU at 512, the 4-GPU profile
 #   bash bench/run_device.sh scaling_knobs        # on 4 GPUs: all-reduce chunk sizes, NCCL channels
 #   bash bench/run_device.sh passes               # the Pallas layer-norm and quick-GELU passes, alone and in zero-shot
+#   bash bench/run_device.sh layering             # a89c44e (bench_out/a89c44e, carried) against this tree
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
 out=${OUT:-bench_out}; mkdir -p "$out"
+site=""  # the carried wheels, installed once for every tree this call runs
 if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:$PWD
+  site=/tmp/site:
 fi
-export PYTHONPATH=${PYTHONPATH:-$PWD} PYTHONUNBUFFERED=1
+export PYTHONPATH=${site}$PWD PYTHONUNBUFFERED=1
 # NVLink multicast stays off: it can take a shared host's GPUs down.
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 run() {  # run SECONDS NAME COMMAND...: one section, its log in $out/NAME.txt
@@ -151,6 +153,29 @@ passes() {  # layer norm and quick-GELU as Pallas passes: alone, in zero-shot (o
   run 130 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 10 --no-projector \
     --variants depth-pallas-bf16res depth-pallas-bf16res-nomlp depth-pallas-bf16res-unfused
   run 70 check $one_gpu python3 bench/check_device.py --parts encoder
+}
+layering() {  # the same single-GPU figures from a89c44e's scripts and this tree's, pair by pair
+  # bench_out/a89c44e: `git worktree add bench_out/a89c44e a89c44e` (or `git archive`), carried.
+  # Its scripts run from inside it with PYTHONPATH on it; LAYERING_NEW names another tree than
+  # this one. Each pair runs back to back, old first; ~8 minutes in all on an H100.
+  local old=bench_out/a89c44e new=${LAYERING_NEW:-.} side
+  if [ ! -f "$old/bench/bench_zeroshot.py" ]; then
+    echo "layering: no $old/bench; make the a89c44e tree there and carry it" | tee -a "$out/layering.txt"
+    return 1
+  fi
+  old=$(cd "$old" && pwd); new=$(cd "$new" && pwd)
+  for side in "$old" "$new"; do  # zero-shot's default variant at 1,024 clouds; the projector alone
+    run 100 layering env -C "$side" CUDA_VISIBLE_DEVICES=0 PYTHONPATH="${site}$side" \
+      python3 bench/bench_zeroshot.py --batch 1024 --repeats 10 --variants depth-pallas-bf16res
+  done
+  for side in "$old" "$new"; do  # the pre-training step at 256, bf16, the config's defaults
+    run 110 layering env -C "$side" CUDA_VISIBLE_DEVICES=0 PYTHONPATH="${site}$side" \
+      python3 bench/bench_pretrain.py --batch 256 --dtypes bfloat16
+  done
+  for side in "$old" "$new"; do  # GDPA: the caching pass at 128 clouds, then its step on cached features
+    run 60 layering env -C "$side" CUDA_VISIBLE_DEVICES=0 PYTHONPATH="${site}$side" \
+      python3 bench/bench_gdpa.py --dtypes bfloat16 --batch 128
+  done
 }
 xla_flags() {  # zero-shot under XLA flag sets; a flag the user sets wins over xla_defaults
   local flags
