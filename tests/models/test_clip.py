@@ -253,13 +253,3 @@ def test_load_clip_defaults_are_the_tasks_fast_path(tiny_clip_dir):
   loaded = hf_clip.load_clip(tiny_clip_dir, dtype=jnp.bfloat16, attention=settings,
                              residual_dtype=jnp.float32)
   assert loaded.model.kernels == settings and loaded.model.residual_dtype == jnp.float32
-
-
-def test_kernel_settings_resolve_auto_once():
-  for dtype in (jnp.float32, jnp.bfloat16, "bfloat16"):
-    # The tests run on the CPU: "auto" is XLA's ops whatever the dtype.
-    assert dispatch.resolve("auto", dtype) == dispatch.XLA
-  assert dispatch.resolve("pallas") == dispatch.KernelSettings("pallas", "pallas", "pallas")
-  assert dispatch.resolve("cudnn", jnp.bfloat16) == dispatch.KernelSettings(attention="cudnn")
-  assert dispatch.resolve("pallas", layer_norm="xla", activation="xla") == (
-      dispatch.KernelSettings(attention="pallas"))
