@@ -4,7 +4,7 @@
   PYTHONPATH=. python bench/bench_pretrain.py --tiny  # a tiny CLIP, for a CPU check
   PYTHONPATH=. python bench/bench_pretrain.py --profile --residual_dtype float32
 
-Times the train step of `clip2point_jax.tasks.pretrain` as the task jits it:
+Times the train step of `clip2point_jax.training.pretrain` as the task jits it:
 normalise the clouds, render two depth maps per sample at jittered distances,
 encode both with the trainable depth encoder (forward and backward), look up
 the cached image features, NT-Xent over the global batch, LAMB update, train
@@ -44,7 +44,7 @@ from bench.lib import trace_summary
 from clip2point_jax.core import layer_stack, parallel, rules
 from clip2point_jax.core.config_args import load_sibling
 from clip2point_jax.kernels import dispatch
-from clip2point_jax.tasks import pretrain
+from clip2point_jax.training import pretrain
 
 SHAPENET_SHAPES = 52460
 EPOCHS = 100

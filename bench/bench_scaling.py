@@ -6,7 +6,7 @@
     PYTHONPATH=. python bench/bench_scaling.py --tiny --devices 1 2 8   # a CPU check
 
 For each device count n, the first n devices form the data mesh and run:
-- the pre-training train step of `clip2point_jax.tasks.pretrain` (ViT-B/32,
+- the pre-training train step of `clip2point_jax.training.pretrain` (ViT-B/32,
   bf16, cached image features, negatives over the whole global batch, LAMB)
   at each global batch: the batch is split over the n devices, so the work
   per step is the same for every n (strong scaling). The first step starts
