@@ -157,25 +157,25 @@ passes() {  # layer norm and quick-GELU as Pallas passes: alone, in zero-shot (o
 layering() {  # the same single-GPU figures from a89c44e's scripts and this tree's, pair by pair
   # bench_out/a89c44e: `git worktree add bench_out/a89c44e a89c44e` (or `git archive`), carried.
   # Its scripts run from inside it with PYTHONPATH on it; LAYERING_NEW names another tree than
-  # this one. Each pair runs back to back, old first; ~8 minutes in all on an H100.
-  local old=bench_out/a89c44e new=${LAYERING_NEW:-.} side
+  # this one. Each pair runs back to back, old first; ~7 minutes in all on an H100.
+  local old=bench_out/a89c44e new=${LAYERING_NEW:-.}
   if [ ! -f "$old/bench/bench_zeroshot.py" ]; then
     echo "layering: no $old/bench; make the a89c44e tree there and carry it" | tee -a "$out/layering.txt"
     return 1
   fi
   old=$(cd "$old" && pwd); new=$(cd "$new" && pwd)
-  for side in "$old" "$new"; do  # zero-shot's default variant at 1,024 clouds; the projector alone
-    run 100 layering env -C "$side" CUDA_VISIBLE_DEVICES=0 PYTHONPATH="${site}$side" \
-      python3 bench/bench_zeroshot.py --batch 1024 --repeats 10 --variants depth-pallas-bf16res
-  done
-  for side in "$old" "$new"; do  # the pre-training step at 256, bf16, the config's defaults
-    run 110 layering env -C "$side" CUDA_VISIBLE_DEVICES=0 PYTHONPATH="${site}$side" \
-      python3 bench/bench_pretrain.py --batch 256 --dtypes bfloat16
-  done
-  for side in "$old" "$new"; do  # GDPA: the caching pass at 128 clouds, then its step on cached features
-    run 60 layering env -C "$side" CUDA_VISIBLE_DEVICES=0 PYTHONPATH="${site}$side" \
-      python3 bench/bench_gdpa.py --dtypes bfloat16 --batch 128
-  done
+  pair() {  # pair SECONDS SCRIPT ARGS...: the script of each tree, run from inside it
+    local limit=$1 side; shift
+    for side in "$old" "$new"; do
+      run "$limit" layering env -C "$side" CUDA_VISIBLE_DEVICES=0 PYTHONPATH="${site}$side" python3 "$@"
+    done
+  }
+  # zero-shot's default variant at 1,024 clouds, and the projector alone (~60 s a tree on an H100)
+  pair 90 bench/bench_zeroshot.py --batch 1024 --repeats 10 --variants depth-pallas-bf16res
+  # the pre-training step at 256, bf16, the config's defaults (~80 s)
+  pair 100 bench/bench_pretrain.py --batch 256 --dtypes bfloat16
+  # GDPA's step: 100 epochs of 16-shot training on cached features, then the test evaluation
+  pair 60 bench/bench_gdpa.py --parts training
 }
 xla_flags() {  # zero-shot under XLA flag sets; a flag the user sets wins over xla_defaults
   local flags
