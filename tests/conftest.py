@@ -103,3 +103,19 @@ def set_fields(config, **dotted):
         node = node[p]
       node[leaf] = value
   return config
+
+
+def leaf_stats(tree, prefix: str) -> dict:
+  """{prefix/path: float64[6]: sum, sum of squares, first 4 values} per leaf of `tree`.
+
+  How tests/fixtures/make_legacy_a89c44e.py recorded a89c44e's updated
+  parameters, so today's can be compared with them.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  out = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    a = np.asarray(leaf, np.float64).ravel()
+    name = prefix + "/" + "/".join(str(getattr(k, "key", k)) for k in path)
+    out[name] = np.concatenate([[a.sum(), (a * a).sum()], a[:4], np.zeros(max(0, 4 - a.size))])
+  return out

@@ -14,7 +14,7 @@ from clip2point_jax.data import primitives, shots, splits
 from clip2point_jax.models import gdpa
 from clip2point_jax.projection import dual_path, encode as encode_lib, settings as render_settings
 from renderers import cameras
-from tests.conftest import REPO_ROOT, run_with_fake_devices
+from tests.conftest import leaf_stats, REPO_ROOT, run_with_fake_devices
 
 
 def _config(**model):
@@ -147,16 +147,6 @@ def test_training_sharded_over_8_devices_matches_one_device():
 LEGACY = f"{REPO_ROOT}/tests/fixtures/legacy_a89c44e/reference.npz"
 
 
-def _leaf_stats(tree, prefix):
-  """{prefix/path: [sum, sum of squares, first 4 values]}, as the fixture's generator records them."""
-  out = {}
-  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-    a = np.asarray(leaf, np.float64).ravel()
-    name = prefix + "/" + "/".join(str(getattr(k, "key", k)) for k in path)
-    out[name] = np.concatenate([[a.sum(), (a * a).sum()], a[:4], np.zeros(max(0, 4 - a.size))])
-  return out
-
-
 def test_one_cached_step_matches_the_one_a89c44e_took():
   # tests/fixtures/make_legacy_a89c44e.py's gdpa_step_reference: the tiny few-shot
   # config on 4 views, 32-d synthetic features, seed 0, one AdamW step.
@@ -174,8 +164,8 @@ def test_one_cached_step_matches_the_one_a89c44e_took():
   state, metrics = steps["cached"](state, frozen, text, data, jnp.asarray(ref["gdpa/indices"]))
   np.testing.assert_allclose(metrics["loss"], ref["gdpa/metrics/loss"], rtol=1e-6)
   assert int(metrics["correct"]) == int(ref["gdpa/metrics/correct"])
-  stats = {**_leaf_stats(state["params"], "gdpa/params"),
-           **_leaf_stats(state["batch_stats"], "gdpa/batch_stats")}
+  stats = {**leaf_stats(state["params"], "gdpa/params"),
+           **leaf_stats(state["batch_stats"], "gdpa/batch_stats")}
   assert set(stats) == {k for k in ref.files if k.startswith(("gdpa/params/", "gdpa/batch_stats/"))}
   for name, value in stats.items():
     np.testing.assert_allclose(value, ref[name], rtol=1e-5, atol=1e-6, err_msg=name)

@@ -25,7 +25,7 @@ from clip2point_jax.tools import make_tiny_clip
 from clip2point_jax.training import loop
 from clip2point_jax.training import pretrain as pretraining
 from clip2point_jax.training import pretrain_evals
-from tests.conftest import set_fields, task_config
+from tests.conftest import leaf_stats, set_fields, task_config
 from tests.tasks import pretrain_fixtures as pf
 
 NO_EVALS = {"evals.val.data.name": "", "evals.downstream.data.name": ""}
@@ -195,16 +195,6 @@ def test_one_step_with_the_soft_perspective_projector(data_dir, clip_dir, tmp_pa
       "soft", "perspective", 50.0, 1.5)
 
 
-def _leaf_stats(tree, prefix):
-  """{prefix/path: [sum, sum of squares, first 4 values]}, as make_legacy_a89c44e.py records them."""
-  out = {}
-  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-    a = np.asarray(leaf, np.float64).ravel()
-    name = prefix + "/" + "/".join(str(getattr(k, "key", k)) for k in path)
-    out[name] = np.concatenate([[a.sum(), (a * a).sum()], a[:4], np.zeros(max(0, 4 - a.size))])
-  return out
-
-
 def test_one_step_matches_what_a89c44e_computed(tmp_path):
   """tests/fixtures/make_legacy_a89c44e.py's pretrain_step_reference, against today's step."""
   ref = np.load(os.path.join(pf.LEGACY_DIR, "reference.npz"))
@@ -221,7 +211,7 @@ def test_one_step_matches_what_a89c44e_computed(tmp_path):
   new_state, metrics = step(state, frozen, batch, ref["pretrain/image_features"])
   for key, value in jax.device_get(metrics).items():
     np.testing.assert_allclose(value, ref[f"pretrain/metrics/{key}"], rtol=1e-6, err_msg=key)
-  got = _leaf_stats(jax.device_get(new_state["params"]), "pretrain/params")
+  got = leaf_stats(jax.device_get(new_state["params"]), "pretrain/params")
   assert sorted(got) == sorted(k for k in ref.files if k.startswith("pretrain/params/"))
   for key, value in got.items():
     np.testing.assert_allclose(value, ref[key], rtol=1e-6, atol=1e-7, err_msg=key)
