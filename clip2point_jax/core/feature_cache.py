@@ -22,6 +22,7 @@ from typing import Any, Optional
 import jax
 import numpy as np
 
+from clip2point_jax.core import settings
 from clip2point_jax.errors import UserError
 
 INDEX = "cache.json"
@@ -38,11 +39,6 @@ def fingerprint(params) -> str:
   return digest.hexdigest()
 
 
-def _canonical(identity: dict[str, Any]) -> dict[str, Any]:
-  # JSON round trip: tuples become lists, so saved and fresh identities compare equal.
-  return json.loads(json.dumps(identity, sort_keys=True))
-
-
 def save(directory: str, arrays: dict[str, np.ndarray], identity: dict[str, Any]) -> dict[str, np.ndarray]:
   """Writes `arrays` and their identity into `directory` (replacing any old cache).
 
@@ -57,7 +53,7 @@ def save(directory: str, arrays: dict[str, np.ndarray], identity: dict[str, Any]
   os.makedirs(staging)
   for name, array in arrays.items():
     np.save(os.path.join(staging, f"{name}.npy"), np.asarray(array))
-  index = {"identity": _canonical(identity),
+  index = {"identity": settings.canonical(identity),
            "arrays": {k: {"shape": list(np.shape(v)), "dtype": str(np.asarray(v).dtype)}
                       for k, v in arrays.items()}}
   with open(os.path.join(staging, INDEX), "w") as f:
@@ -94,10 +90,8 @@ def load(directory: str, identity: dict[str, Any]) -> Optional[dict[str, np.ndar
     stored = index["identity"]
   except (OSError, ValueError, KeyError) as e:
     raise UserError(f"{path} is corrupt ({e}); delete {directory} to rebuild the cache") from e
-  wanted = _canonical(identity)
-  differing = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
-  if differing:
-    details = "; ".join(f"{k}: cached {stored.get(k)!r}, now {wanted.get(k)!r}" for k in differing)
+  if settings.differing_keys(stored, identity):
+    details = settings.describe_diff(stored, identity, template="{key}: cached {old!r}, now {new!r}")
     raise UserError(f"the feature cache {directory} is stale ({details}). Delete it to rebuild, "
                     "or point the run at another cache folder")
   return _open(directory, index)

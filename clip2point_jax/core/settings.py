@@ -15,12 +15,12 @@ def differing_keys(old: dict, new: dict) -> list[str]:
   return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
-def describe_diff(old: Any, new: dict, *, then: str = "there", now: str = "now",
+def describe_diff(old: Any, new: dict, *, template: str = "{key}: {old!r} there, {new!r} now",
                   limit: int = 500) -> str:
-  """"key: <old> there, <new> now; ..." for every differing key, at most `limit` characters."""
+  """Every differing key as `template` words it, joined by "; ", at most `limit` characters."""
   if not isinstance(old, dict):
     return "no settings recorded"
   old_c, new_c = canonical(old), canonical(new)
-  text = "; ".join(f"{k}: {old_c.get(k)!r} {then}, {new_c.get(k)!r} {now}"
+  text = "; ".join(template.format(key=k, old=old_c.get(k), new=new_c.get(k))
                    for k in differing_keys(old, new))
   return text[:limit]
