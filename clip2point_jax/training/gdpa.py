@@ -13,7 +13,6 @@ step compiles once with or without one.
 """
 
 import functools
-import json
 
 import jax
 import jax.numpy as jnp
@@ -21,10 +20,10 @@ import numpy as np
 import optax
 
 from clip2point_jax.core import parallel, rules
-from clip2point_jax.training import optim
 from clip2point_jax.data import pipeline
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import gdpa
+from clip2point_jax.training import loop, optim
 
 FEATURE_KEYS = ("depth", "clip")
 
@@ -45,18 +44,15 @@ def build(config, feature_dim: int):
     (model, tx, trainable_shapes): `trainable_shapes` is the subtree of
     `jax.ShapeDtypeStruct`s that `config.optim.trainable` selects.
   """
-  key = json.dumps([config.model.to_dict(), config.optim.to_dict(), len(config.views), feature_dim],
-                   sort_keys=True, default=str)
-  return _build(key, config, feature_dim)
+  key = loop.config_key(config.model, config.optim, len(config.views), feature_dim)
+  return _BUILT.get(key, lambda: _build_new(config, feature_dim))
 
 
-_BUILT = {}
-
-
-def _build(key, config, feature_dim):
-  if key not in _BUILT:
-    _BUILT[key] = _build_new(config, feature_dim)
-  return _BUILT[key]
+# Models, optimisers and compiled functions by what determines them, so that
+# every seed and run of a process shares one compiled program.
+_BUILT = loop.JitCache(size=8)
+_INITIALIZERS = loop.JitCache(size=8)
+_STEPS = loop.JitCache(size=8)
 
 
 def _build_new(config, feature_dim: int):
@@ -90,11 +86,11 @@ def init_state(model: gdpa.GDPA, tx, mesh, *, seed: int, num_views: int, feature
   subtree), "batch_stats", "opt_state"}; parameters that the rules freeze are
   returned apart and get no optimiser state.
   """
-  init = _initializer(model, tx, mesh, num_views, features, tuple(trainable_patterns))
+  key = (model, tx, mesh, num_views, features, tuple(trainable_patterns))
+  init = _INITIALIZERS.get(key, lambda: _initializer(*key))
   return init(jnp.asarray(seed, jnp.int32))
 
 
-@functools.lru_cache(maxsize=8)
 def _initializer(model, tx, mesh, num_views, features, trainable_patterns):
   """One jitted initialisation per model: eager `init` would compile op by op."""
 
@@ -115,7 +111,6 @@ def variables_of(state, frozen_gdpa):
   return {"params": rules.merge(state["params"], frozen_gdpa), "batch_stats": state["batch_stats"]}
 
 
-@functools.lru_cache(maxsize=8)
 def make_steps(model: gdpa.GDPA, tx, mesh, encode=None):
   """The jitted training and evaluation functions.
 
@@ -133,6 +128,10 @@ def make_steps(model: gdpa.GDPA, tx, mesh, encode=None):
   per (model, tx, mesh, encode), so every seed and run of a process shares
   the compiled steps.
   """
+  return _STEPS.get((model, tx, mesh, encode), lambda: _new_steps(model, tx, mesh, encode))
+
+
+def _new_steps(model: gdpa.GDPA, tx, mesh, encode):
   sharded = parallel.data_sharding(mesh)
   constrain = lambda x: jax.lax.with_sharding_constraint(x, sharded)
 
