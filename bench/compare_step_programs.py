@@ -28,8 +28,8 @@ parser = argparse.ArgumentParser()
 bp.add_model_args(parser)
 args = parser.parse_args(["--tiny", "--attention", "pallas"])
 bp.finish_model_args(args)
-from clip2point_jax.core import parallel
-step, state, frozen, inputs, cache, _ = bp.setup(args, "bfloat16", 8, parallel.make_mesh())
+# Through bench_pretrain's own import: each tree has `parallel` where its bench found it.
+step, state, frozen, inputs, cache, _ = bp.setup(args, "bfloat16", 8, bp.parallel.make_mesh())
 open(sys.argv[1], "w").write(str(jax.make_jaxpr(step)(state, frozen, inputs[0], cache)))
 """
 

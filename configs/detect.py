@@ -13,7 +13,7 @@
 
 Arguments after the colon: `dataset=scannet` (default) or `synthetic`, and
 `tiny` for the small settings tests and CI use. File formats are in
-`clip2point_jax/detection/scannet.py` and the README's Detection section.
+`clip2point_jax/detection/scannet.py` and docs/detection.md.
 """
 
 import ml_collections

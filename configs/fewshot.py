@@ -4,7 +4,7 @@
       --config.clip.name=openai/clip-vit-base-patch32 --workdir runs/fewshot_modelnet40_16
 
 Arguments after the colon: `dataset=<name>` (a prepared dataset, see the
-README's Datasets section), `shots=K` (1, 2, 4, 8, 16...; 0 = the whole
+docs/datasets.md), `shots=K` (1, 2, 4, 8, 16...; 0 = the whole
 training split) and `tiny` for the small settings that tests and CI use.
 Seeds: `--config.seeds='(0,1,2,3,4)'`; mean and standard deviation over them
 are reported.

@@ -3,7 +3,7 @@
   python -m clip2point_jax.main --config configs/prepare.py:dataset=modelnet40 \
       --config.manual_dir=/path/to/dir_with_ModelNet40
 
-Arguments after the colon: `dataset=<name>` (see the README's Datasets section) and `tiny`
+Arguments after the colon: `dataset=<name>` (see docs/datasets.md) and `tiny`
 (primitives only: a few small clouds, for tests and CI).
 """
 
@@ -18,7 +18,7 @@ def get_config(arg=None):
   c = ml_collections.ConfigDict()
   c.task = "prepare"
   c.dataset = a["dataset"]
-  c.manual_dir = ""  # The unpacked download; see the README's Datasets section.
+  c.manual_dir = ""  # The unpacked download; see docs/datasets.md.
   c.data_dir = default_data_dir()  # $TFDS_DATA_DIR, else ~/tensorflow_datasets
   c.num_points_stored = 0  # 0: the dataset's default (8192 meshes, 2048 h5).
   c.seed = 0  # Surface sampling and point order; recorded in the metadata.

@@ -6,7 +6,7 @@
 Arguments after the colon: `dataset=<name>`, one of modelnet40, modelnet10,
 modelnet40_aligned, modelnet40_h5, scanobjectnn_objbg, scanobjectnn_objonly,
 scanobjectnn_pb_t50_rs, shapenet55, primitives (prepared once with
-configs/prepare.py; see the README's Datasets section) or `files` (a glob of
+configs/prepare.py; see docs/datasets.md) or `files` (a glob of
 your own files in one folder per class); and `tiny` for the small settings
 that tests and CI use.
 

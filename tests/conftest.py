@@ -13,6 +13,8 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import pytest  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# What main at a89c44e wrote (tests/fixtures/make_legacy_a89c44e.py): the compatibility fixtures.
+LEGACY_DIR = os.path.join(REPO_ROOT, "tests", "fixtures", "legacy_a89c44e")
 
 
 @pytest.fixture(scope="session")

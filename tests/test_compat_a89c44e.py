@@ -6,7 +6,7 @@ with its feature cache and gdpa.json, the config fields of every task, and
 reference outputs of zero-shot, one pre-training step and one GDPA step.
 Those three outputs are checked beside the code that computes them:
 tests/projection/test_zeroshot.py, tests/tasks/test_pretrain_task.py and
-tests/test_gdpa_training.py.
+tests/training/test_gdpa_training.py.
 """
 
 import json
@@ -20,9 +20,9 @@ from clip2point_jax.loading import depth_encoder, hf_clip
 from clip2point_jax.tasks import fewshot, pretrain, zeroshot
 from clip2point_jax.tools import make_tiny_clip
 from renderers import cameras
-from tests.conftest import REPO_ROOT, task_config
+from tests.conftest import LEGACY_DIR, task_config
 
-LEGACY = os.path.join(REPO_ROOT, "tests", "fixtures", "legacy_a89c44e")
+LEGACY = LEGACY_DIR
 SETTINGS = json.load(open(os.path.join(LEGACY, "settings.json")))
 # Logged wall-clock figures differ from run to run; everything else must not.
 TIMINGS = ("step_seconds", "samples_per_second", "compile_seconds")

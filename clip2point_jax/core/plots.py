@@ -56,21 +56,6 @@ def save_depth_grid(depth: np.ndarray, path: str, row_titles=None, view_titles=N
   plt.close(fig)
 
 
-def save_curves(curves: dict, path: str, xlabel: str = "step") -> None:
-  """One panel per named series; each value is a list of (x, y) pairs."""
-  names = list(curves)
-  fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3), squeeze=False)
-  for ax, name in zip(axes[0], names):
-    xs, ys = zip(*curves[name]) if curves[name] else ((), ())
-    ax.plot(xs, ys)
-    ax.set_title(name)
-    ax.set_xlabel(xlabel)
-    ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-
-
 def save_curve_panels(panels: dict, path: str, xlabel: str = "step") -> None:
   """Several labelled lines per panel, e.g. one line per seed or per split.
 

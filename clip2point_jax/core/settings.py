@@ -16,11 +16,11 @@ def differing_keys(old: dict, new: dict) -> list[str]:
 
 
 def describe_diff(old: Any, new: dict, *, template: str = "{key}: {old!r} there, {new!r} now",
-                  limit: int = 500) -> str:
-  """Every differing key as `template` words it, joined by "; ", at most `limit` characters."""
+                  sep: str = "; ", limit: int | None = None) -> str:
+  """Every differing key as `template` words it, joined by `sep`, at most `limit` characters."""
   if not isinstance(old, dict):
     return "no settings recorded"
   old_c, new_c = canonical(old), canonical(new)
-  text = "; ".join(template.format(key=k, old=old_c.get(k), new=new_c.get(k))
+  text = sep.join(template.format(key=k, old=old_c.get(k), new=new_c.get(k))
                    for k in differing_keys(old, new))
   return text[:limit]

@@ -36,8 +36,8 @@ def check_has_renderings(source, dataset: str) -> None:
   if "images" not in example or "has_images" not in example:
     raise UserError(
         f"dataset {dataset!r} stores no rendered views (no 'images' feature); pre-training needs "
-        "the RGB renderings: shapenet55 prepared with CLIP2Point's Rendering archive (see the "
-        "README), or primitives from a version with the mesh renderer")
+        "the RGB renderings: shapenet55 prepared with CLIP2Point's Rendering archive (see "
+        "docs/datasets.md), or primitives from a version with the mesh renderer")
 
 
 def dataset_identity(name: str, data_dir: str, split: str) -> dict[str, Any]:

@@ -177,7 +177,7 @@ def load_split(name: str, split: str, data_dir: Optional[str] = None,
       raise UserError(
           f"dataset {name!r} is not prepared in {data_dir}. Prepare it once "
           f"with:\n  {prepare_command(name, data_dir, manual_dir)}\n"
-          "(the README's Datasets section says what to download).")
+          "(docs/datasets.md says what to download).")
     try:
       # Other hosts may be doing the same: leave their temporary folders be,
       # and accept their copy if it lands first.

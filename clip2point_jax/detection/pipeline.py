@@ -6,7 +6,6 @@ import jax
 import numpy as np
 
 from clip2point_jax.core import parallel
-from clip2point_jax.detection import boxes as box_lib
 from clip2point_jax.detection import classifiers
 from clip2point_jax.detection import scannet
 from clip2point_jax.detection.evaluate import SceneBoxes

@@ -2,7 +2,7 @@
 
 The encoder is `clip.CLIPVisionEncoder`: the `vision_model` and
 `visual_projection` subtrees of a CLIP param tree. Pre-training checkpoints
-(orbax, see `checkpoints.py`) hold it in their state at
+(orbax, see `core/checkpoints.py`) hold it in their state at
 
     state["params"]["depth_encoder"] = {"vision_model": ..., "visual_projection": ...}
     state["params"]["w"]              the loss's balance weight

@@ -148,7 +148,7 @@ def load(path: str, mesh):
 
 
 def load_classifier(config, class_names, mesh):
-  """The trained GDPA of `config.gdpa` as zero-shot's `load_classifier` returns a CLIP.
+  """The trained GDPA of `config.gdpa` as `loading.classifier.load_classifier` returns a CLIP.
 
   Returns:
     classify: jitted `(params, text_features, points float32[B, N, 3],

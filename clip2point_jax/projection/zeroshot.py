@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from clip2point_jax.errors import UserError
-from clip2point_jax.features.text import DEFAULT_TEMPLATES, class_text_features  # noqa: F401  (re-exported)
+from clip2point_jax.features.text import class_text_features  # noqa: F401  (re-exported)
 from clip2point_jax.loading import hf_clip
 from clip2point_jax.models import clip as clip_lib
 from clip2point_jax.projection import encode

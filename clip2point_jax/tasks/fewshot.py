@@ -38,7 +38,7 @@ def check_config(config) -> None:
   """UserError for settings no run can use, before anything is loaded."""
   if config.data.name == "files":
     raise UserError("config.data.name='files' has no train/test splits; GDPA training needs a "
-                    "prepared dataset (see the README's Datasets section)")
+                    "prepared dataset (see docs/datasets.md)")
   if not config.seeds:
     raise UserError("config.seeds is empty; give at least one, e.g. --config.seeds='(0,)'")
   if config.shots < 0 or config.epochs < 1:

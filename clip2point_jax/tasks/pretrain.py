@@ -55,7 +55,7 @@ def run(config, workdir: str) -> dict:
     raise UserError(f"config.batch_size={config.batch_size} is not a multiple of the "
                     f"{mesh.devices.size} devices")
 
-  # 2. Data: the training split's clouds and where their image features come from.
+  # 2. Data: the training split's clouds, where their image features come from, the eval sets.
   loaded = load_clip(config, workdir)
   source, _ = splits.load(config.data, config.data.split, workdir)
   pretrain_data.check_has_renderings(source, config.data.name)
@@ -68,6 +68,8 @@ def run(config, workdir: str) -> dict:
   num_steps = config.num_steps or config.num_epochs * steps_per_epoch
   eval_every = config.eval_every_steps or config.eval_every_epochs * steps_per_epoch
   period = config.optim.restart_steps or config.optim.restart_epochs * steps_per_epoch
+  # The evaluation sets too, before anything in the workdir is written: a bad one fails here.
+  evals = pretrain_evals.ZeroShotEvals(config, workdir, loaded, mesh)
 
   # 3. Model and optimiser: the trainable params and LAMB's state, on the mesh.
   encoder = clip_lib.vision_tower(loaded.model)
@@ -86,7 +88,7 @@ def run(config, workdir: str) -> dict:
       shardings=shardings, frozen_shardings=frozen_shardings)
 
   # 5. Checkpoint restore: rerunning the same command resumes.
-  best_metric = depth_encoder.BEST_METRIC if "val" in pretrain_evals.names(config) else None
+  best_metric = depth_encoder.BEST_METRIC if "val" in evals.names else None
   ckpt = checkpoints.Checkpointer(os.path.join(workdir, depth_encoder.CHECKPOINTS),
                                   keep=config.checkpoint.keep, best_metric=best_metric,
                                   async_save=config.checkpoint.async_save)
@@ -103,8 +105,6 @@ def run(config, workdir: str) -> dict:
     ckpt.save(step, state, meta=pretraining.checkpoint_meta(step, len(rows), config), metrics=chosen)
 
   # 6. Evals: zero-shot every `eval_every` steps and at the end, each followed by a checkpoint.
-  evals = pretrain_evals.ZeroShotEvals(config, workdir, loaded, mesh)
-
   def run_evals(done, bar):
     result = evals(pretraining.encoder_params(state["params"], frozen))
     log.write({"step": done, **result})

@@ -32,7 +32,7 @@ def view_name(elevation: float, azimuth: float) -> str:
 def _images(example, shape_id: str, num_views: int) -> np.ndarray:
   if not example.get("has_images", False) or len(example.get("images", ())) == 0:
     raise UserError(f"shape {shape_id} has no rendered images; prepare the dataset with its "
-                    "renderings (see the README's Rendering section)")
+                    "renderings (see docs/rendering.md)")
   images = shapenet55.decode_renderings(example["images"])
   if len(images) != num_views:
     raise UserError(f"shape {shape_id} has {len(images)} images but config.views lists {num_views}")

@@ -53,4 +53,4 @@ def save_depth_grid(config, source, row_titles, indices, path):
   points = np.stack([source[int(i)]["points"][:config.data.num_points] for i in indices])
   depth = encode.depth_maps(jnp.asarray(points), settings)
   plots.save_depth_grid(np.asarray(depth), path, row_titles=row_titles,
-                        view_titles=[f"elev {e:g} azim {a:g}" for e, a in settings.views])
+                        view_titles=[f"elev {e} azim {a}" for e, a in config.views])

@@ -1,6 +1,6 @@
 """Training pieces of the GDPA: optimiser, state, jitted steps, evaluation on cached features.
 
-Used by the few-shot / fine-tuning task, the trained-GDPA classifier and the
+Used by the few-shot / fine-tuning task (`training/gdpa_run.py`) and the
 benchmark. The state is a dict pytree holding only what trains:
 
     {"step": int32[], "seed": int32[], "params": trainable GDPA params,

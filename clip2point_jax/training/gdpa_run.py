@@ -125,7 +125,7 @@ def train_one_seed(run: Run, seed: int) -> dict:
     restored, meta = ckpt.restore(layout)
     if meta.get("run") != key:
       raise UserError(f"{ckpt.directory} holds a run with other settings "
-                      f"({settings_diff.describe_diff(meta.get('run'), key)}); "
+                      f"({settings_diff.describe_diff(meta.get('run'), key, limit=500)}); "
                       "use a fresh workdir or the same config")
     state, frozen_gdpa, best = restored["train"], restored["frozen"], restored.get("best")
     curves = meta["curves"]

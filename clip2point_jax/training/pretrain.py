@@ -249,7 +249,8 @@ def check_resumable(data_state: dict, num_examples: int, config, directory: str)
   recorded = {k: data_state[k] for k in now if data_state.get(k) is not None}
   now = {k: now[k] for k in recorded}
   if settings_diff.differing_keys(recorded, now):
-    details = settings_diff.describe_diff(recorded, now, template="{key}: {old!r} in the checkpoint, {new!r} now")
+    details = settings_diff.describe_diff(recorded, now, template="{key}: checkpoint {old}, now {new}",
+                                          sep=", ")
     raise UserError(f"{directory} holds a run with other data settings ({details}); resuming it "
                     "would not continue the same run. Use a fresh --workdir, or the same settings")
 

@@ -5,7 +5,6 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from clip2point_jax.core import parallel
 from clip2point_jax.detection import classifiers, pipeline

@@ -14,6 +14,7 @@ from clip2point_jax.errors import UserError
 from clip2point_jax.loading import hf_clip
 from clip2point_jax.projection import encode, zeroshot
 from clip2point_jax.projection.settings import RenderSettings
+from tests.conftest import LEGACY_DIR
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -104,8 +105,7 @@ def test_bad_prompts_and_view_weights_fail_clearly(loaded):
 
 def test_default_logits_are_a89c44es(tiny_clip_dir):
   # tests/fixtures/make_legacy_a89c44e.py's zero_shot_reference, on the same tiny CLIP at float32.
-  reference = np.load(os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures",
-                                   "legacy_a89c44e", "reference.npz"))
+  reference = np.load(os.path.join(LEGACY_DIR, "reference.npz"))
   loaded = hf_clip.load_clip(tiny_clip_dir, dtype=jnp.float32, residual_dtype=jnp.float32)
   text = zeroshot.class_text_features(loaded, ["cube", "sphere", "torus"])
   classify = zeroshot.make_classifier(zeroshot.clip_depth_encoder(loaded), views=cameras.VIEWS_ZERO_SHOT)

@@ -15,7 +15,6 @@ from clip2point_jax.data import pretrain_data
 from renderers import points as projector
 from tests.conftest import REPO_ROOT, set_fields, task_config
 
-LEGACY_DIR = os.path.join(REPO_ROOT, "tests", "fixtures", "legacy_a89c44e")
 
 _TINTS = np.array([[1.0, 0.3, 0.3], [0.3, 1.0, 0.3], [0.3, 0.3, 1.0], [1.0, 1.0, 0.3],
                    [1.0, 0.3, 1.0], [0.3, 1.0, 1.0], [0.6, 0.6, 0.6], [1.0, 0.6, 0.2]])

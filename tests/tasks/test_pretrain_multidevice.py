@@ -14,7 +14,7 @@ def test_one_step_on_8_devices_equals_1_device_and_groups_follow_the_formula():
     from clip2point_jax.core.config_args import load_sibling
     from clip2point_jax.models import clip as clip_lib
     from clip2point_jax.training import pretrain
-    from tests.test_losses import reference_total
+    from tests.training.test_losses import reference_total
 
     assert jax.device_count() == 8
     config = load_sibling("configs/x.py", "pretrain").get_config("tiny")

@@ -25,7 +25,7 @@ from clip2point_jax.tools import make_tiny_clip
 from clip2point_jax.training import loop
 from clip2point_jax.training import pretrain as pretraining
 from clip2point_jax.training import pretrain_evals
-from tests.conftest import leaf_stats, set_fields, task_config
+from tests.conftest import LEGACY_DIR, leaf_stats, set_fields, task_config
 from tests.tasks import pretrain_fixtures as pf
 
 NO_EVALS = {"evals.val.data.name": "", "evals.downstream.data.name": ""}
@@ -197,7 +197,7 @@ def test_one_step_with_the_soft_perspective_projector(data_dir, clip_dir, tmp_pa
 
 def test_one_step_matches_what_a89c44e_computed(tmp_path):
   """tests/fixtures/make_legacy_a89c44e.py's pretrain_step_reference, against today's step."""
-  ref = np.load(os.path.join(pf.LEGACY_DIR, "reference.npz"))
+  ref = np.load(os.path.join(LEGACY_DIR, "reference.npz"))
   clip_dir = make_tiny_clip.write_tiny_clip(str(tmp_path / "clip64"), seed=0,
                                             vision_config={"image_size": 64, "patch_size": 16})
   config = set_fields(task_config("pretrain", "tiny"), **{

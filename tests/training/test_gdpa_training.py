@@ -1,5 +1,7 @@
 """GDPA training pieces: cached == live steps, frozen parameters, sharding, batch order."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,7 +16,7 @@ from clip2point_jax.data import primitives, shots, splits
 from clip2point_jax.models import gdpa
 from clip2point_jax.projection import dual_path, encode as encode_lib, settings as render_settings
 from renderers import cameras
-from tests.conftest import leaf_stats, REPO_ROOT, run_with_fake_devices
+from tests.conftest import LEGACY_DIR, leaf_stats, REPO_ROOT, run_with_fake_devices
 
 
 def _config(**model):
@@ -136,7 +138,7 @@ def test_training_sharded_over_8_devices_matches_one_device():
   # A batch of 16 over 8 devices: BatchNorm statistics must still be the global batch's.
   run_with_fake_devices("""
     import jax, numpy as np
-    from tests.test_gdpa_training import _synthetic_training
+    from tests.training.test_gdpa_training import _synthetic_training
     assert jax.device_count() == 8
     one, eight = _synthetic_training(jax.devices()[:1]), _synthetic_training(jax.devices())
     for a, b in zip(jax.tree.leaves(eight), jax.tree.leaves(one), strict=True):
@@ -144,7 +146,7 @@ def test_training_sharded_over_8_devices_matches_one_device():
   """)
 
 
-LEGACY = f"{REPO_ROOT}/tests/fixtures/legacy_a89c44e/reference.npz"
+LEGACY = os.path.join(LEGACY_DIR, "reference.npz")
 
 
 def test_one_cached_step_matches_the_one_a89c44e_took():
