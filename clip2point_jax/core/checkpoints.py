@@ -20,9 +20,11 @@ Saving is asynchronous: the step loop goes on while files are written.
 """
 
 import os
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
+from etils import epath
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
@@ -30,6 +32,43 @@ from clip2point_jax.errors import UserError
 
 STATE = "state"
 META = "meta"
+
+
+def read_part(step_dir: str, select: Callable[[Any], Any], *, name: str, kind: str,
+              what: str) -> Any:
+  """Part of a step folder's state as numpy arrays, read without knowing the rest's layout.
+
+  Orbax partial restore of the subtree that `select` picks from the stored
+  tree (of array metadata), at the shapes and dtypes the checkpoint records:
+  the caller needs no optimiser or model to build a restore target.
+
+  Args:
+    step_dir: a checkpoint's step folder (holding `state/`).
+    select: stored metadata tree -> the wanted subtree; a KeyError or
+      TypeError there means the checkpoint is not of the expected kind.
+    name, kind, what: how errors name the checkpoint, the kind of checkpoint
+      expected and what could not be restored.
+
+  Raises:
+    UserError "<name>: not a readable <kind> (...)" or "<name>: cannot restore <what> (...)".
+  """
+  state_dir = epath.Path(step_dir) / STATE
+  # The item's handler: a Checkpointer would look for (and warn about) step metadata.
+  handler = ocp.PyTreeCheckpointHandler()
+  try:
+    metadata = handler.metadata(state_dir)
+    wanted = select(getattr(metadata, "tree", metadata))
+  except UserError:
+    raise
+  except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    raise UserError(f"{name}: not a readable {kind} ({type(e).__name__}: {str(e)[:200]})") from e
+  target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), wanted)
+  restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
+  try:
+    return handler.restore(state_dir, args=ocp.args.PyTreeRestore(
+        item=target, restore_args=restore_args, partial_restore=True))
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise UserError(f"{name}: cannot restore {what} ({type(e).__name__}: {str(e)[:200]})") from e
 
 
 def abstract_like(tree, shardings=None):

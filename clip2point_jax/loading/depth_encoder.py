@@ -79,31 +79,15 @@ def find_step_dir(source: str) -> str:
 
 def read_encoder(step_dir: str) -> tuple[dict[str, Any], Optional[float]]:
   """(depth encoder params as float32 numpy, w or None) stored in a step folder."""
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  from etils import epath  # pylint: disable=g-import-not-at-top
-  state_dir = epath.Path(step_dir) / checkpoints.STATE
-  # The item's handler: a Checkpointer would look for (and warn about) step metadata.
-  handler = ocp.PyTreeCheckpointHandler()
-  try:
-    metadata = handler.metadata(state_dir)
-    stored = getattr(metadata, "tree", metadata)[PARAMS]
-  except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-    raise UserError(f"depth encoder {step_dir}: not a readable pre-training checkpoint "
-                    f"({type(e).__name__}: {str(e)[:200]})") from e
-  if not isinstance(stored, dict) or ENCODER not in stored:
-    raise UserError(f"depth encoder {step_dir}: the checkpoint has no {PARAMS}/{ENCODER}; it is "
-                    "not from CLIP2Point pre-training")
-  wanted = {ENCODER: stored[ENCODER]}
-  if BALANCE_WEIGHT in stored:
-    wanted[BALANCE_WEIGHT] = stored[BALANCE_WEIGHT]
-  target = {PARAMS: jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), wanted)}
-  restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
-  try:
-    restored = handler.restore(state_dir, args=ocp.args.PyTreeRestore(
-        item=target, restore_args=restore_args, partial_restore=True))[PARAMS]
-  except (OSError, ValueError, KeyError, TypeError) as e:
-    raise UserError(f"depth encoder {step_dir}: cannot restore the checkpoint "
-                    f"({type(e).__name__}: {str(e)[:200]})") from e
+  def select(tree):
+    stored = tree[PARAMS]
+    if not isinstance(stored, dict) or ENCODER not in stored:
+      raise UserError(f"depth encoder {step_dir}: the checkpoint has no {PARAMS}/{ENCODER}; it is "
+                      "not from CLIP2Point pre-training")
+    return {PARAMS: {k: stored[k] for k in (ENCODER, BALANCE_WEIGHT) if k in stored}}
+
+  restored = checkpoints.read_part(step_dir, select, name=f"depth encoder {step_dir}",
+                                   kind="pre-training checkpoint", what="the checkpoint")[PARAMS]
   # Pre-training may have held the layers stacked (config.optim.stack_layers).
   encoder = layer_stack.unstack(jax.tree.map(lambda x: np.asarray(x, np.float32), restored[ENCODER]))
   w = restored.get(BALANCE_WEIGHT)

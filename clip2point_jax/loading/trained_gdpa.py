@@ -95,25 +95,10 @@ def restore_variables(step_dir: str) -> dict[str, Any]:
   optimiser state and best-validation record are skipped, so no optimiser is
   built to learn their layout.
   """
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  from etils import epath  # pylint: disable=g-import-not-at-top
-  state_dir = epath.Path(step_dir) / checkpoints.STATE
-  handler = ocp.PyTreeCheckpointHandler()  # a Checkpointer would want (and warn about) step metadata
-  try:
-    stored = handler.metadata(state_dir)
-    stored = getattr(stored, "tree", stored)
-    wanted = {"train": {k: stored["train"][k] for k in ("params", "batch_stats")},
-              "frozen": stored.get("frozen") or {}}
-  except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-    raise UserError(f"{step_dir}: not a readable GDPA checkpoint "
-                    f"({type(e).__name__}: {str(e)[:200]})") from e
-  target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), wanted)
-  restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
-  try:
-    restored = handler.restore(state_dir, args=ocp.args.PyTreeRestore(
-        item=target, restore_args=restore_args, partial_restore=True))
-  except (OSError, ValueError, KeyError, TypeError) as e:
-    raise UserError(f"{step_dir}: cannot restore the GDPA ({type(e).__name__}: {str(e)[:200]})") from e
+  restored = checkpoints.read_part(
+      step_dir, lambda stored: {"train": {k: stored["train"][k] for k in ("params", "batch_stats")},
+                                "frozen": stored.get("frozen") or {}},
+      name=step_dir, kind="GDPA checkpoint", what="the GDPA")
   # Nothing frozen: orbax may give the empty subtree back as None.
   frozen = restored.get("frozen") or {}
   return {"params": rules.merge(restored["train"]["params"], frozen),
