@@ -17,6 +17,17 @@ def require_finite(points: np.ndarray, path: str, what: str = "coordinates"):
         f"at index {first}; the file is corrupt.")
 
 
+MIN_DISTINCT_POINTS = 3  # Fewer span no plane: nothing a depth map could show as a shape.
+
+
+def require_distinct(points: np.ndarray, path: str) -> None:
+  """Raises `UserError` naming `path` if float[M, 3] `points` hold fewer than 3 distinct rows."""
+  distinct = len(np.unique(np.asarray(points), axis=0)) if len(points) else 0
+  if distinct < MIN_DISTINCT_POINTS:
+    raise UserError(f"{path}: only {distinct} distinct point(s); a point cloud needs at least "
+                    f"{MIN_DISTINCT_POINTS}, so the file is empty or degenerate.")
+
+
 def check_points(points: np.ndarray, source: str = "points") -> np.ndarray:
   """Host-side validation of clouds before they enter a jitted function.
 

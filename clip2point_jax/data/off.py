@@ -73,11 +73,13 @@ def _parse_faces(lines: list[str], num_vertices: int, path: str) -> np.ndarray:
   return faces
 
 
-def read_off(path: str) -> tuple[np.ndarray, np.ndarray]:
+def read_off(path: str, allow_no_faces: bool = False) -> tuple[np.ndarray, np.ndarray]:
   """Reads an .off mesh and fan-triangulates its polygons.
 
   Args:
     path: the .off file.
+    allow_no_faces: a header with 0 faces gives its vertices and int64[0, 3]
+      faces (a point cloud saved as OFF) instead of an error.
 
   Returns:
     vertices: float64[V, 3].
@@ -102,7 +104,7 @@ def read_off(path: str) -> tuple[np.ndarray, np.ndarray]:
                     f"counts, got {' '.join(counts)!r}.") from e
   if num_vertices < 0 or num_faces < 0:
     raise UserError(f"{path}: negative counts in the OFF header.")
-  if num_faces == 0:
+  if num_faces == 0 and not allow_no_faces:
     raise UserError(f"{path}: the mesh has no faces (header says 0).")
   if len(body) < num_vertices + num_faces:
     raise UserError(
@@ -110,6 +112,8 @@ def read_off(path: str) -> tuple[np.ndarray, np.ndarray]:
         f"{num_faces} faces, but only {len(body)} lines follow.")
   vertices = _parse_vertices(body[:num_vertices], path)
   checks.require_finite(vertices, path, "vertex coordinates")
+  if num_faces == 0:
+    return vertices, np.zeros((0, 3), np.int64)
   faces = _parse_faces(body[num_vertices:num_vertices + num_faces],
                        num_vertices, path)
   if not len(faces):

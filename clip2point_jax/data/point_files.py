@@ -2,7 +2,9 @@
 
 Meshes (.off .obj .stl, .ply with faces) are sampled uniformly over their
 surface; point clouds (.ply without faces, .npy .npz .txt .xyz .pts) are
-subsampled, or repeated where they hold fewer points than asked.
+subsampled, or repeated where they hold fewer points than asked. An .off,
+.obj or .stl file without faces is read as the cloud of its vertices only if
+it has at least as many as asked; every cloud needs 3 distinct points.
 """
 
 import os
@@ -19,6 +21,9 @@ ARRAY_EXTENSIONS = (".npy", ".npz")
 TEXT_EXTENSIONS = (".txt", ".xyz", ".pts")
 EXTENSIONS = MESH_EXTENSIONS + ARRAY_EXTENSIONS + TEXT_EXTENSIONS
 _NPZ_KEYS = ("points", "xyz")
+# Mesh formats: a file of them without faces is more often a mesh whose faces
+# were lost than a point cloud (.ply without faces is a common point format).
+FACE_FORMATS = (".off", ".obj", ".stl")
 
 
 def _with_trimesh(path: str):
@@ -43,6 +48,14 @@ def _with_trimesh(path: str):
   if not len(vertices):
     raise UserError(f"{path}: the file holds no faces and no points.")
   return "points", vertices
+
+
+def _require_enough_vertices(vertices: np.ndarray, ext: str, num_points: int, path: str):
+  """A face-less mesh file is read as the cloud of its vertices only if they are as many as asked."""
+  if len(vertices) < num_points:
+    raise UserError(f"{path}: the {ext} file has no faces and only {len(vertices)} vertices, too few to "
+                    f"read as a cloud of {num_points} points (config.data.num_points); save the mesh "
+                    "with its faces, or the points as .ply, .npy or .xyz")
 
 
 def read_array_file(path: str) -> np.ndarray:
@@ -131,7 +144,9 @@ def read_points(path: str, num_points: int, seed: int = 0) -> np.ndarray:
 
   Raises:
     UserError: naming `path`, for an unknown extension, unreadable or corrupt
-      content, a mesh with no area, no points, or NaN/inf coordinates.
+      content, a mesh with no area, a mesh file with no faces and fewer than
+      `num_points` vertices, fewer than 3 distinct points, or NaN/inf
+      coordinates.
   """
   if num_points <= 0:
     raise UserError(f"num_points must be positive, got {num_points}.")
@@ -143,15 +158,18 @@ def read_points(path: str, num_points: int, seed: int = 0) -> np.ndarray:
     raise UserError(f"{path}: no such file.")
   rng = checks.shape_rng(seed, os.path.basename(path))
   if ext == ".off":
-    return off.sample_off(path, num_points, rng)
-  if ext in MESH_EXTENSIONS:
+    vertices, faces = off.read_off(path, allow_no_faces=True)
+    kind, content = ("mesh", (vertices, faces)) if len(faces) else ("points", vertices)
+  elif ext in MESH_EXTENSIONS:
     kind, content = _with_trimesh(path)
-    if kind == "mesh":
-      return mesh.sample_surface(*content, num_points, rng, path)
-    cloud = content
   elif ext in ARRAY_EXTENSIONS:
-    cloud = as_cloud(read_array_file(path), path)
+    kind, content = "points", as_cloud(read_array_file(path), path)
   else:
-    cloud = _from_text_file(path)
-  checks.require_finite(cloud, path)
-  return fit_count(cloud, num_points, rng)
+    kind, content = "points", _from_text_file(path)
+  if kind == "mesh":
+    return mesh.sample_surface(*content, num_points, rng, path)
+  if ext in FACE_FORMATS:
+    _require_enough_vertices(content, ext, num_points, path)
+  checks.require_finite(content, path)
+  checks.require_distinct(content, path)
+  return fit_count(content, num_points, rng)

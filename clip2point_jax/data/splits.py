@@ -41,6 +41,13 @@ def read_files(paths, num_points: int, seed: int = 0) -> np.ndarray:
   return np.stack([point_files.read_points(p, num_points, seed=seed) for p in paths])
 
 
+def require_classes(class_names, what: str, hint: str) -> None:
+  """UserError unless there are two classes or more: with one, top-1 is 100% whatever the model does."""
+  if len(class_names) < 2:
+    raise UserError(f"{what} gives {len(class_names)} class ({', '.join(class_names) or 'none'}); "
+                    f"classification needs at least two: {hint}")
+
+
 def files_split(data):
   """The files matching `data.files`; each one's folder names its class."""
   paths = expand_files(data.files)
@@ -49,6 +56,10 @@ def files_split(data):
   unknown = sorted(set(folders) - set(class_names))
   if unknown:
     raise UserError(f"files in folders {unknown} are not among config.data.classes={class_names}")
+  where = ", ".join(sorted({os.path.dirname(p) for p in paths}))
+  require_classes(class_names, f"config.data.files={data.files!r} (files in {where})",
+                  "put each class's files in a folder of its own, or name the classes in "
+                  "config.data.classes")
   labels = np.asarray([class_names.index(f) for f in folders], np.int32)
   return ArraySource(read_files(paths, data.num_points, data.seed), labels, paths), tuple(class_names)
 
@@ -70,4 +81,6 @@ def load(data, split: str, workdir: str):
   if data.name == "primitives" and data.get("primitives"):
     parallel.host0_first(lambda: registry.prepare("primitives", root, **dict(data.primitives)),
                          "built-in shapes prepared")
-  return registry.load_split(data.name, split, root)
+  source, class_names = registry.load_split(data.name, split, root)
+  require_classes(class_names, f"dataset {data.name!r} split {split!r}", "use another dataset")
+  return source, class_names

@@ -142,3 +142,41 @@ def test_bad_files(tmp_path, box, case, name, word):
     open(path, "w").write("x")
   with _raises_naming(path, word):
     point_files.read_points(path, N, seed=0)
+
+
+@pytest.mark.parametrize("ext", [".obj", ".off"])
+def test_a_mesh_file_without_faces_is_a_cloud_only_with_enough_vertices(tmp_path, ext):
+  path = str(tmp_path / f"points{ext}")
+
+  def write(cloud):
+    if ext == ".obj":
+      open(path, "w").write("".join(f"v {x} {y} {z}\n" for x, y, z in cloud))
+    else:
+      open(path, "w").write(f"OFF\n{len(cloud)} 0 0\n" + "".join(f"{x} {y} {z}\n" for x, y, z in cloud))
+
+  write(_cloud(3))  # A triangle's corners without the triangle: not 300 points.
+  with _raises_naming(path, "no faces and only 3 vertices"):
+    point_files.read_points(path, N, seed=0)
+  cloud = _cloud(N + 20)
+  write(cloud)
+  points = point_files.read_points(path, N, seed=0)
+  _assert_rows_of(points, cloud)
+  assert len(np.unique(points, axis=0)) == N
+
+
+@pytest.mark.parametrize("ext", [".npy", ".ply", ".xyz"])
+def test_fewer_than_three_distinct_points_are_refused(tmp_path, ext):
+  path = str(tmp_path / f"c{ext}")
+  cloud = np.repeat(_cloud(2), 50, axis=0)  # 100 rows, 2 distinct points
+  if ext == ".npy":
+    np.save(path, cloud)
+  elif ext == ".ply":
+    trimesh.PointCloud(cloud).export(path)
+  else:
+    np.savetxt(path, cloud)
+  with _raises_naming(path, "only 2 distinct point"):
+    point_files.read_points(path, N, seed=0)
+  cloud[-1] = [9.0, 9.0, 9.0]  # A third point: a (tiny) cloud, repeated up to N.
+  np.save(path, cloud) if ext == ".npy" else (
+      trimesh.PointCloud(cloud).export(path) if ext == ".ply" else np.savetxt(path, cloud))
+  assert point_files.read_points(path, N, seed=0).shape == (N, 3)
