@@ -1,10 +1,13 @@
 """Command line: `python -m clip2point_jax.main --config configs/<task>.py`.
 
 Flags are parsed into a locked ml_collections config (a misspelled override
-fails with a suggestion), then the task module named by `config.task` runs.
-Mistakes a user can make end in one line on stderr and a non-zero exit.
+fails with a suggestion), `validation` checks it before any work starts,
+then the task module named by `config.task` runs. `--help` (with `--config`)
+lists the task's fields and their meanings. Mistakes a user can make end in
+one line on stderr and a non-zero exit.
 """
 
+import glob
 import importlib
 import os
 import re
@@ -13,13 +16,16 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from clip2point_jax.core import xla_defaults
+from clip2point_jax.core import config_doc, xla_defaults
 from clip2point_jax.errors import UserError
 from renderers.errors import InputError
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, e.g. configs/zeroshot.py:dataset=modelnet40.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (default: runs/<task>).")
+_SHARE_WORKDIR = flags.DEFINE_bool(
+    "share_workdir", False, "Write into a workdir that holds another task's results.")
+_PRINT_CONFIG = flags.DEFINE_bool("print_config", False, "Print the config's fields and meanings, then exit.")
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "Call jax.distributed.initialize() first (multi-host GPU clusters, TPU pods).")
 # Slurm, Open MPI and TPU pods are detected; elsewhere (one process per GPU of a
@@ -27,10 +33,12 @@ _DISTRIBUTED = flags.DEFINE_bool(
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "With --distributed: process 0's host:port.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "With --distributed: how many processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "With --distributed: this process's rank.")
-flags.mark_flags_as_required(["config"])
 # config.task -> the module under clip2point_jax/tasks/ that runs it, where the
 # names differ: fine-tuning is the few-shot task with every training cloud.
 TASK_MODULES = {"finetune": "fewshot"}
+HELP_FLAGS = ("--help", "-h", "-?", "--helpshort", "--helpfull")
+USAGE = ("usage: python -m clip2point_jax.main --config configs/<task>.py[:args] [--workdir DIR] "
+         "[--config.<field>=<value> ...]")
 
 
 def _fail(message: str, status: int = 2):
@@ -39,7 +47,12 @@ def _fail(message: str, status: int = 2):
   sys.exit(status)
 
 
-def _config_error_message(error: BaseException) -> str:
+def _overrides(argv) -> list[str]:
+  """The dotted fields `--config.<field>=...` arguments set, in order."""
+  return [m.group(1) for a in argv for m in [re.match(r"--config\.([\w.]+)", a)] if m]
+
+
+def _config_error_message(error: BaseException, argv=()) -> str:
   """The useful line out of the exceptions config_flags wraps around ours."""
   chain, seen = [], error
   while seen is not None and seen not in chain:
@@ -60,16 +73,73 @@ def _config_error_message(error: BaseException) -> str:
     if isinstance(e, OSError) and "Failed loading config file" in str(e):
       attempted = re.findall(r"^\s{4}(\S.*)$", str(e), re.M)
       return f"cannot load config file {attempted[0] if attempted else ''}: no such file"
+  for e in chain:
+    if isinstance(e, (KeyError, AttributeError)):
+      missing = str(e.args[0] if e.args else e).strip("'\"")
+      named = [f for f in _overrides(argv) if missing in f.split(".")]
+      field = named[0] if named else missing
+      return (f"the config has no field {field!r}; run the same command with --help to list its "
+              "fields")
   lines = [line for line in str(error).splitlines() if line.strip()]
   return lines[-1].strip() if lines else repr(error)
+
+
+def _config_file(argv) -> str | None:
+  for i, arg in enumerate(argv):
+    if arg == "--config" and i + 1 < len(argv):
+      return argv[i + 1].split(":")[0]
+    if arg.startswith("--config="):
+      return arg.split("=", 1)[1].split(":")[0]
+  return None
+
+
+def _print_help(argv) -> None:
+  """The usage, main's flags and, with --config, the task's fields; exit 0."""
+  print(USAGE)
+  print("\nflags:")
+  for flag in (_CONFIG, _WORKDIR, _SHARE_WORKDIR, _PRINT_CONFIG, _DISTRIBUTED, _COORDINATOR,
+               _NUM_PROCESSES, _PROCESS_ID):
+    print(f"  --{flag.name:<22} {flags.FLAGS[flag.name].help}")
+  configs = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join("configs", "*.py"))
+                   if not p.endswith("common.py"))
+  if configs:
+    print(f"\ntasks (configs/<task>.py): {', '.join(configs)}")
+  if _config_file(argv):
+    flags.FLAGS([a for a in argv if a not in HELP_FLAGS])
+    _print_fields()
+  else:
+    print("\nadd --config configs/<task>.py to list that task's fields.")
+  sys.exit(0)
+
+
+def _print_fields() -> None:
+  given = flags.FLAGS["config"].config_filename
+  path = re.sub(r"(\.py):.*$", r"\1", given)
+  print(f"\nfields of {given} (override with --config.<field>=<value>):")
+  print(config_doc.describe(_CONFIG.value, path))
 
 
 def parse_flags(argv):
   """absl's flag parsing, with config mistakes as one line instead of a traceback."""
   try:
+    if any(a in HELP_FLAGS for a in argv[1:]):
+      _print_help(argv)
+    if not _config_file(argv[1:]):
+      _fail(f"give a task's config, e.g. --config configs/zeroshot.py; {USAGE}; --help lists more")
     return flags.FLAGS(argv)
   except (flags.Error, UserError, KeyError, AttributeError, OSError) as e:
-    _fail(_config_error_message(e))
+    _fail(_config_error_message(e, argv))
+
+
+def _initialize_distributed() -> None:
+  import jax  # Imported late so --help stays fast.
+  try:
+    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+  except Exception as e:  # pylint: disable=broad-except
+    detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+    _fail(f"--distributed: jax.distributed.initialize() failed ({detail}); outside Slurm, Open MPI "
+          "or a TPU pod, give --coordinator_address=HOST:PORT --num_processes=N --process_id=I")
 
 
 def main(argv):
@@ -82,18 +152,29 @@ def main(argv):
     config = _CONFIG.value
     task_name = config.task  # A config that failed to load raises here.
   except Exception as e:  # pylint: disable=broad-except
-    _fail(_config_error_message(e))
+    _fail(_config_error_message(e, sys.argv))
+  if _PRINT_CONFIG.value:
+    _print_fields()
+    return
   workdir = _WORKDIR.value or os.path.join("runs", task_name)
-  xla_defaults.apply()
+  from clip2point_jax import validation  # Imported late: it imports JAX and the models.
   try:
-    if _DISTRIBUTED.value:
-      import jax  # Imported late so --help stays fast.
-      jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
-                                 num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+    validation.check(config, workdir, share_workdir=_SHARE_WORKDIR.value)
+  except (UserError, InputError) as e:
+    _fail(str(e))
+  xla_defaults.apply()
+  if _DISTRIBUTED.value:
+    _initialize_distributed()
+  created = False
+  try:
+    import jax  # pylint: disable=g-import-not-at-top
+    validation.check_devices(config, jax.device_count())
     task = importlib.import_module(f"clip2point_jax.tasks.{TASK_MODULES.get(task_name, task_name)}")
-    os.makedirs(workdir, exist_ok=True)
+    created = validation.workdir.claim(workdir, task_name)
     task.run(config, workdir)
   except (UserError, InputError) as e:
+    if created:
+      validation.workdir.release_if_unused(workdir)
     _fail(str(e), 1)
   except KeyboardInterrupt:
     _fail("interrupted; rerun the same command to resume.", 130)

@@ -1,7 +1,7 @@
 """The package's import direction: each layer imports only the layers below it.
 
     core (and errors) <- data, kernels <- models <- loading, projection, features
-      <- training, detection <- tasks, tools, main
+      <- training, detection <- validation, tasks, tools <- main
 
 Siblings of one layer may import each other; no task imports another (the
 demo runs the others); `renderers/` imports nothing of clip2point_jax.
@@ -17,8 +17,8 @@ from tests.conftest import REPO_ROOT
 
 PACKAGE = "clip2point_jax"
 RANK = {"errors": 0, "core": 0, "data": 1, "kernels": 1, "models": 2, "loading": 3,
-        "projection": 3, "features": 3, "training": 4, "detection": 4, "tasks": 5, "tools": 5,
-        "main": 5}
+        "projection": 3, "features": 3, "training": 4, "detection": 4, "validation": 5, "tasks": 5,
+        "tools": 5, "main": 6}
 # Tasks that run other tasks end to end.
 TASKS_THAT_RUN_TASKS = {"demo"}
 

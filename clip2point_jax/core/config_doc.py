@@ -1,0 +1,143 @@
+"""A config's fields with their one-line meanings, read from the config files' comments.
+
+The config files document each field where it is set (`c.batch_size = 32  #
+clouds per step`, or a comment block just above); blocks built by helpers
+(`c.clip = common.clip_config()`) are documented inside those helpers, in the
+file itself or a sibling loaded with `load_sibling(__file__, "common")`. So
+`--help` needs no second copy of the documentation to keep in step.
+"""
+
+import ast
+import io
+import os
+import tokenize
+from typing import Any, Optional
+
+
+def _comments(source: str) -> dict[int, str]:
+  """{line number: comment text} of every comment."""
+  found = {}
+  for token in tokenize.generate_tokens(io.StringIO(source).readline):
+    if token.type == tokenize.COMMENT:
+      found[token.start[0]] = token.string.lstrip("#").strip()
+  return found
+
+
+def _attribute_path(node) -> Optional[tuple[str, str]]:
+  """`c.a.b` -> ("c", "a.b"); None for anything else."""
+  parts = []
+  while isinstance(node, ast.Attribute):
+    parts.append(node.attr)
+    node = node.value
+  if isinstance(node, ast.Subscript) or not isinstance(node, ast.Name) or not parts:
+    return None
+  return node.id, ".".join(reversed(parts))
+
+
+def _comment_for(node, comments: dict[int, str], lines: list[str]) -> str:
+  trailing = [comments[n] for n in range(node.lineno, node.end_lineno + 1) if n in comments]
+  if trailing:
+    return " ".join(trailing)
+  above, n = [], node.lineno - 1
+  while n in comments and lines[n - 1].lstrip().startswith("#"):
+    above.insert(0, comments[n])
+    n -= 1
+  return " ".join(above)
+
+
+class _File:
+  """One config file: per function, {relative field path: comment} and the blocks it builds."""
+
+  def __init__(self, path: str):
+    self.path = path
+    source = open(path).read()
+    comments, lines = _comments(source), source.splitlines()
+    tree = ast.parse(source)
+    self.siblings = {}  # alias -> sibling file name, from `x = load_sibling(__file__, "x")`
+    for node in tree.body:
+      if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+          and getattr(node.value.func, "id", "") == "load_sibling" and len(node.value.args) == 2
+          and isinstance(node.value.args[1], ast.Constant)):
+        self.siblings[node.targets[0].id] = node.value.args[1].value
+    # {function: {field: (priority, comment)}}; priority 1 for fields set
+    # inside an `if` (a preset's change), whose comments say why it changed.
+    self.docs: dict[str, dict[str, tuple[int, str]]] = {}
+    self.blocks: dict[str, dict[str, tuple[Optional[str], str]]] = {}
+    for function in [n for n in tree.body if isinstance(n, ast.FunctionDef)]:
+      docs, blocks = self.docs.setdefault(function.name, {}), self.blocks.setdefault(function.name, {})
+      top_level = {id(n) for n in function.body}
+      for node in ast.walk(function):
+        if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+          continue
+        target = _attribute_path(node.targets[0])
+        if target is None:
+          continue
+        field = target[1]
+        priority = 0 if id(node) in top_level else 1
+        doc = _comment_for(node, comments, lines)
+        if doc and (field not in docs or docs[field][0] > priority):
+          docs[field] = (priority, doc)
+        call = node.value
+        if isinstance(call, ast.Call):
+          func = call.func
+          if isinstance(func, ast.Name):
+            blocks.setdefault(field, (None, func.id))
+          elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            blocks.setdefault(field, (func.value.id, func.attr))
+
+
+def field_docs(config_file: str, function: str = "get_config") -> dict[str, str]:
+  """{dotted field: one-line meaning} for the config `config_file` builds."""
+  files: dict[str, _File] = {}
+
+  def load(path):
+    if path not in files:
+      files[path] = _File(path)
+    return files[path]
+
+  def collect(path: str, func: str, prefix: str, out: dict, depth: int = 0):
+    f = load(path)
+    for field, (priority, doc) in f.docs.get(func, {}).items():
+      if prefix + field not in out or out[prefix + field][0] > priority:
+        out[prefix + field] = (priority, doc)
+    if depth > 4:
+      return
+    for field, (alias, name) in f.blocks.get(func, {}).items():
+      target = path if alias is None else (
+          os.path.join(os.path.dirname(path), f.siblings[alias] + ".py") if alias in f.siblings else None)
+      if target and os.path.isfile(target) and name in load(target).docs:
+        collect(target, name, f"{prefix}{field}.", out, depth + 1)
+
+  out: dict[str, tuple[int, str]] = {}
+  collect(os.path.abspath(config_file), function, "", out)
+  return {field: doc for field, (_, doc) in out.items()}
+
+
+def one_line(doc: str, width: int = 100) -> str:
+  """The first sentence of a comment, at most `width` characters."""
+  sentence = doc.split(". ")[0].rstrip(".")
+  return sentence if len(sentence) <= width else sentence[:width - 3] + "..."
+
+
+def _short(value: Any, width: int = 40) -> str:
+  text = repr(value)
+  return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def describe(config, config_file: str) -> str:
+  """Every field of `config` with its value and meaning, one per line."""
+  docs = field_docs(config_file)
+  rows = []
+
+  def walk(block, prefix):
+    for key, value in block.items():
+      if hasattr(value, "items"):
+        walk(value, f"{prefix}{key}.")
+      else:
+        path = prefix + key
+        rows.append((path, _short(value), one_line(docs.get(path, ""))))
+
+  walk(config, "")
+  name_width = max(len(r[0]) for r in rows)
+  value_width = max(len(r[1]) for r in rows)
+  return "\n".join(f"  {p:<{name_width}}  {v:<{value_width}}  {d}".rstrip() for p, v, d in rows)

@@ -1,0 +1,170 @@
+"""Per-task rules: combinations of fields, datasets, views and input paths.
+
+`check_task(config)` runs the field table (`fields.py`) and the rules of the
+task `config.task` names; a config that nests whole task configs (the demo)
+has each of them checked under its own path. Nothing here reads weights or
+datasets: it runs in well under a second, before any work starts.
+"""
+
+import os
+from typing import Callable
+
+from clip2point_jax.data import registry
+from clip2point_jax.detection import classifiers as detection_classifiers
+from clip2point_jax.errors import UserError
+from clip2point_jax.projection import settings as render_settings
+from clip2point_jax.training import pretrain
+from clip2point_jax.validation import fields
+
+# Read-only inputs: when set, they must exist.
+INPUT_PATHS = ("depth_encoder", "gdpa", "classifier.checkpoint", "manual_dir", "shapenet_dir",
+               "lists_dir", "renderings_dir", "data.scans_dir", "data.boxes_dir",
+               "data.proposals_dir")
+COST_ANALYSES = ("compiled", "lowered")
+
+
+def _get(config, dotted: str):
+  """config[a][b]... or None where a block lacks the field."""
+  value = config
+  for key in dotted.split("."):
+    if not hasattr(value, "get"):
+      return None
+    value = value.get(key)
+  return value
+
+
+def _check_inputs_exist(config, prefix: str) -> None:
+  for field in INPUT_PATHS:
+    value = _get(config, field)
+    if value and not os.path.exists(os.path.expanduser(value)):
+      raise UserError(f"config.{prefix}{field}={value!r}: no such file or folder")
+  name = _get(config, "clip.name")
+  # A Hub id is "org/name"; anything that reads as a path must exist.
+  if name and name.startswith(("/", "./", "../", "~")) and not os.path.exists(os.path.expanduser(name)):
+    raise UserError(f"config.{prefix}clip.name={name!r}: no such CLIP folder; give a local "
+                    "Hugging Face CLIP folder or a Hub id such as openai/clip-vit-base-patch32")
+
+
+def _dataset(config, prefix: str, *, files_ok: bool = False) -> None:
+  names = registry.DATASETS + (("files",) if files_ok else ())
+  for block_path in ("data",) + tuple(f"evals.{k}.data" for k in (_get(config, "evals") or {})):
+    data = _get(config, block_path)
+    if data is None:
+      continue
+    if data.name not in names:
+      raise UserError(f"config.{prefix}{block_path}.name={data.name!r}: no such dataset; use one of "
+                      f"{', '.join(names)}")
+    if data.name == "files" and not data.get("files"):
+      raise UserError(f"config.{prefix}{block_path}.files is empty; give a glob of your files, one "
+                      "folder per class, e.g. --config.data.files='clouds/*/*.ply'")
+
+
+def _views(config, views=None) -> None:
+  """The projector settings (render block, views and their weights) build."""
+  data = config.get("data")
+  align = bool(data.get("align_modelnet", False)) if data is not None else False
+  render_settings.from_config(config.render, config.views if views is None else views,
+                              config.get("view_weights", ()), align_modelnet=align)
+
+
+def _zeroshot(config, prefix):
+  _dataset(config, prefix, files_ok=True)
+  _views(config)
+
+
+def _classify(config, prefix):
+  names = [c for c in config.classes.split(",") if c.strip()]
+  if len(names) < 2:
+    raise UserError(f"config.{prefix}classes={config.classes!r}: give at least two comma-separated "
+                    "class names")
+  if not config.inputs.strip():
+    raise UserError(f"config.{prefix}inputs is empty; give a glob such as 'clouds/*.ply'")
+  _views(config)
+
+
+def _fewshot(config, prefix):
+  _dataset(config, prefix)
+  _views(config)
+
+
+def _pretrain(config, prefix):
+  _dataset(config, prefix)
+  pretrain.validate(config)
+  for evaluation in config.evals.values():
+    render_settings.from_config(config.render, evaluation.views, evaluation.view_weights,
+                                align_modelnet=evaluation.data.align_modelnet)
+
+
+def _detect(config, prefix):
+  if config.crop.margin <= -1:
+    raise UserError(f"config.{prefix}crop.margin={config.crop.margin} must be > -1")
+  if config.data.name not in ("scannet", "synthetic"):
+    raise UserError(f"config.{prefix}data.name={config.data.name!r}; use scannet or synthetic")
+  if config.data.name != "synthetic" and not config.data.scans_dir:
+    raise UserError(f"config.{prefix}data.scans_dir is empty: give the folder of the ScanNet scans "
+                    "(and boxes_dir/proposals_dir if those files are elsewhere)")
+  thresholds = tuple(config.eval.iou_thresholds)
+  if not thresholds or any(not 0 <= t < 1 for t in thresholds):
+    raise UserError(f"config.{prefix}eval.iou_thresholds={thresholds}: give thresholds in [0, 1)")
+  kinds = sorted([*detection_classifiers.BUILDERS, detection_classifiers.ORACLE])
+  if config.classifier.kind not in kinds:
+    raise UserError(f"config.{prefix}classifier.kind={config.classifier.kind!r}; use one of "
+                    f"{', '.join(kinds)}")
+  if config.classifier.kind == "gdpa" and not config.classifier.checkpoint:
+    raise UserError(f"config.{prefix}classifier.kind='gdpa' needs config.{prefix}classifier.checkpoint"
+                    "=<a fewshot or finetune workdir>")
+  _views(config)
+
+
+def _prepare(config, prefix):
+  if config.dataset not in registry.DATASETS:
+    raise UserError(f"config.{prefix}dataset={config.dataset!r}: no such dataset; use one of "
+                    f"{', '.join(registry.DATASETS)}")
+
+
+def _render(config, prefix):
+  for field in ("shapenet_dir", "lists_dir"):
+    if not config[field]:
+      raise UserError(f"config.{prefix}{field} is empty; see docs/rendering.md for the folders "
+                      "rendering needs")
+  index, sep, count = config.shard.partition("/")
+  if not (sep and index.isdigit() and count.isdigit() and int(index) < int(count)):
+    raise UserError(f"config.{prefix}shard={config.shard!r}: use i/n with 0 <= i < n, e.g. 0/1")
+
+
+def _visualize(config, prefix):
+  _dataset(config, prefix)
+  _views(config)
+  if config.view >= len(config.views):
+    raise UserError(f"config.{prefix}view={config.view}: there are {len(config.views)} views "
+                    f"(0..{len(config.views) - 1})")
+
+
+def _complexity(config, prefix):
+  if config.cost_analysis not in COST_ANALYSES:
+    raise UserError(f"config.{prefix}cost_analysis={config.cost_analysis!r}; use one of "
+                    f"{', '.join(COST_ANALYSES)}")
+
+
+TASK_RULES: dict[str, Callable] = {
+    "zeroshot": _zeroshot, "classify": _classify, "fewshot": _fewshot, "finetune": _fewshot,
+    "pretrain": _pretrain, "detect": _detect, "prepare": _prepare, "render": _render,
+    "visualize": _visualize, "complexity": _complexity,
+}
+
+
+def check_task(config, prefix: str = "") -> None:
+  """UserError for the first mistake in `config` (and in the task configs it nests).
+
+  Args:
+    config: a task config (its `task` field names the task).
+    prefix: its dotted path inside the whole config, for messages.
+  """
+  fields.check_fields(config, prefix)
+  _check_inputs_exist(config, prefix)
+  rule = TASK_RULES.get(config.get("task"))
+  if rule is not None:
+    rule(config, prefix)
+  for key, value in config.items():
+    if hasattr(value, "get") and value.get("task"):
+      check_task(value, f"{prefix}{key}.")
