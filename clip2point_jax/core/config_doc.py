@@ -62,12 +62,20 @@ class _File:
     # {function: {field: (priority, comment)}}; priority 1 for fields set
     # inside an `if` (a preset's change), whose comments say why it changed.
     self.docs: dict[str, dict[str, tuple[int, str]]] = {}
-    self.blocks: dict[str, dict[str, tuple[Optional[str], str]]] = {}
+    # {function: {field: (module alias or None, function, field of its result)}}:
+    # fields whose value another function builds; "" for the whole config.
+    self.blocks: dict[str, dict[str, tuple[Optional[str], str, str]]] = {}
     for function in [n for n in tree.body if isinstance(n, ast.FunctionDef)]:
       docs, blocks = self.docs.setdefault(function.name, {}), self.blocks.setdefault(function.name, {})
       top_level = {id(n) for n in function.body}
+      calls = {}  # local name -> the (alias, function) call it was assigned from
       for node in ast.walk(function):
         if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+          continue
+        source = _call_of(node.value)
+        if isinstance(node.targets[0], ast.Name):
+          if source:
+            calls[node.targets[0].id] = source
           continue
         target = _attribute_path(node.targets[0])
         if target is None:
@@ -77,13 +85,29 @@ class _File:
         doc = _comment_for(node, comments, lines)
         if doc and (field not in docs or docs[field][0] > priority):
           docs[field] = (priority, doc)
-        call = node.value
-        if isinstance(call, ast.Call):
-          func = call.func
-          if isinstance(func, ast.Name):
-            blocks.setdefault(field, (None, func.id))
-          elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
-            blocks.setdefault(field, (func.value.id, func.attr))
+        if source:
+          blocks.setdefault(field, source + ("",))
+        else:
+          # `c.model = trained.model` where `trained = fewshot.get_config()`.
+          taken = _attribute_path(node.value)
+          if taken and taken[0] in calls:
+            blocks.setdefault(field, calls[taken[0]] + (taken[1],))
+      # `c = zeroshot.get_config(...); ...; return c`: the config builds on another.
+      returned = [n.value.id for n in function.body
+                  if isinstance(n, ast.Return) and isinstance(n.value, ast.Name)]
+      if returned and returned[0] in calls:
+        blocks.setdefault("", calls[returned[0]] + ("",))
+
+
+def _call_of(node) -> Optional[tuple[Optional[str], str]]:
+  """`f(...)` -> (None, "f"); `module.f(...)` -> ("module", "f"); else None."""
+  if not isinstance(node, ast.Call):
+    return None
+  if isinstance(node.func, ast.Name):
+    return None, node.func.id
+  if isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
+    return node.func.value.id, node.func.attr
+  return None
 
 
 def field_docs(config_file: str, function: str = "get_config") -> dict[str, str]:
@@ -102,11 +126,21 @@ def field_docs(config_file: str, function: str = "get_config") -> dict[str, str]
         out[prefix + field] = (priority, doc)
     if depth > 4:
       return
-    for field, (alias, name) in f.blocks.get(func, {}).items():
+    for field, (alias, name, taken) in f.blocks.get(func, {}).items():
       target = path if alias is None else (
           os.path.join(os.path.dirname(path), f.siblings[alias] + ".py") if alias in f.siblings else None)
-      if target and os.path.isfile(target) and name in load(target).docs:
-        collect(target, name, f"{prefix}{field}.", out, depth + 1)
+      if not (target and os.path.isfile(target) and name in load(target).docs):
+        continue
+      inner: dict[str, tuple[int, str]] = {}
+      collect(target, name, "", inner, depth + 1)
+      base = f"{prefix}{field}." if field else prefix
+      for key, (priority, doc) in inner.items():
+        if taken and not key.startswith(taken + "."):
+          continue
+        key = key[len(taken) + 1:] if taken else key
+        # The builder's documentation ranks below the including file's own.
+        if base + key not in out or out[base + key][0] > priority + 1:
+          out[base + key] = (priority + 1, doc)
 
   out: dict[str, tuple[int, str]] = {}
   collect(os.path.abspath(config_file), function, "", out)
@@ -117,6 +151,17 @@ def one_line(doc: str, width: int = 100) -> str:
   """The first sentence of a comment, at most `width` characters."""
   sentence = doc.split(". ")[0].rstrip(".")
   return sentence if len(sentence) <= width else sentence[:width - 3] + "..."
+
+
+def meaning(docs: dict[str, str], path: str) -> str:
+  """The documented meaning of `path`, else of its longest documented suffix
+  (`evals.val.data.name` reads as `data.name`: the blocks repeat fields)."""
+  parts = path.split(".")
+  for start in range(len(parts)):
+    doc = docs.get(".".join(parts[start:]))
+    if doc:
+      return doc
+  return ""
 
 
 def _short(value: Any, width: int = 40) -> str:
@@ -135,7 +180,7 @@ def describe(config, config_file: str) -> str:
         walk(value, f"{prefix}{key}.")
       else:
         path = prefix + key
-        rows.append((path, _short(value), one_line(docs.get(path, ""))))
+        rows.append((path, _short(value), one_line(meaning(docs, path))))
 
   walk(config, "")
   name_width = max(len(r[0]) for r in rows)
