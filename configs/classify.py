@@ -5,7 +5,8 @@
 
 Reads .ply .off .obj .stl (meshes are surface-sampled) and .npy .npz .txt
 .xyz .pts point files. `inputs` may hold several comma-separated globs. Add
-`:modelnet` if your files are z-up like ModelNet's.
+`:modelnet` if your files are z-up like ModelNet's, and `:tiny` to run offline
+on a tiny random CLIP made in the workdir (for tests; its guesses are random).
 """
 
 from clip2point_jax.core.config_args import load_sibling, parse_arg

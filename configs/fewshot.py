@@ -46,7 +46,7 @@ def get_config(arg=None):
   c.data.align_modelnet = a["dataset"].startswith("modelnet")  # z-up -> y-up, as CLIP2Point
   c.data.primitives = ml_collections.ConfigDict()  # primitives only: options to prepare with
 
-  c.clip = common.clip_config()  # path C, and the text tower
+  c.clip = common.clip_config()  # path C, and the text tower; name empty: a tiny random CLIP
   # Path P: a CLIP2Point pre-trained depth encoder; empty = CLIP's own image tower.
   c.depth_encoder = ""
   c.prompts = ("image of a {}",)
@@ -73,6 +73,10 @@ def get_config(arg=None):
   c.optim.lr_mults = ()  # ((regex, multiplier), ...)
 
   if a["tiny"]:
+    # Offline: a tiny random CLIP made in <workdir>/tiny_clip (224 px, 32 px
+    # patches); float32, since CPUs have no fast bfloat16 matmuls.
+    c.clip.name = ""
+    c.clip.dtype = "float32"
     c.seeds = (0,)
     c.batch_size = 8
     c.eval_batch_size = 64

@@ -44,7 +44,7 @@ def get_config(arg=None):
   # primitives only: options to prepare it with on first use (empty: defaults).
   c.data.primitives = ml_collections.ConfigDict()
 
-  c.clip = common.clip_config()
+  c.clip = common.clip_config()  # name empty: a tiny random CLIP made in the workdir
   # A pre-training workdir or checkpoint (configs/pretrain.py, or the authors'
   # converted release): its depth encoder replaces CLIP's image tower.
   # Empty: plain CLIP.
@@ -63,6 +63,10 @@ def get_config(arg=None):
   c.num_grid_clouds = 4
 
   if a["tiny"]:
+    # Offline: a tiny random CLIP made in <workdir>/tiny_clip (224 px, 32 px
+    # patches); float32, since CPUs have no fast bfloat16 matmuls.
+    c.clip.name = ""
+    c.clip.dtype = "float32"
     c.data.num_points = 256
     c.batch_size = 8
     # Zero-shot reads clouds only: skip rendering the RGB views.

@@ -9,6 +9,7 @@ views, render settings and prompts then replace the config's.
 """
 
 import jax
+import numpy as np
 
 from clip2point_jax.core import parallel
 from clip2point_jax.features import text
@@ -52,3 +53,44 @@ def load_classifier(config, class_names, mesh, loaded=None):
     params = depth_encoder.load_params(config.depth_encoder, loaded)
   replicated = parallel.replicated(mesh)
   return classify, jax.device_put(params, replicated), jax.device_put(text_features, replicated)
+
+
+# CLIP clips its learned temperature at 100.
+MAX_LOGIT_SCALE = 100.0
+
+
+def _host_scalar(x) -> float:
+  # Replicated over a multi-host mesh an array is not fully addressable; any shard holds it all.
+  return float(np.asarray(x.addressable_data(0) if hasattr(x, "addressable_data") else x))
+
+
+def probability_scale(config, params) -> float:
+  """What `load_classifier`'s logits are multiplied by before a softmax gives class probabilities.
+
+  The logits rank classes as trained, but are sums or plain cosines; the
+  probabilities need the temperature the model was trained with.
+
+  Zero-shot: CLIP's own `logit_scale` (exp, clipped at 100 as CLIP does) per
+  view, since the logits sum the views' cosines. A GDPA with its own scale
+  (`model.logit_scale` != 1 or learned) has it in its logits already: 1. A
+  GDPA without one (1.0, as released) was trained on unscaled cosines, whose
+  softmax is near uniform (about 1/C each) however sure it is; its fused
+  feature and the text features are unit vectors compared as CLIP compares
+  them, so CLIP's temperature is the one that makes those cosines
+  probabilities, and the ranking is unchanged.
+
+  Args:
+    config: the config `load_classifier` was given (after it).
+    params: the params it returned.
+  """
+  if config.get("gdpa"):
+    model = trained_gdpa.read_description(config.gdpa)["config"]["model"]
+    if model.get("learn_logit_scale") or float(model.get("logit_scale", 1.0)) != 1.0:
+      return 1.0
+    clip_scale = hf_clip.read_logit_scale(config.clip.name)
+  else:
+    clip_scale = _host_scalar(params["logit_scale"])
+    num_views = (float(np.sum(config.view_weights)) if config.view_weights
+                 else float(len(config.views)))
+  scale = min(float(np.exp(clip_scale)), MAX_LOGIT_SCALE)
+  return scale if config.get("gdpa") else scale / num_views

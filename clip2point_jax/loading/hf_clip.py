@@ -157,6 +157,24 @@ def read_state_dict(ckpt_dir: str) -> tuple[str, dict[str, np.ndarray]]:
       f"{SAFETENSORS_INDEX} or {TORCH_BIN}")
 
 
+def read_logit_scale(name_or_path: str) -> float:
+  """CLIP's learned `logit_scale` (before exp) from a checkpoint, reading that tensor alone where it can."""
+  ckpt_dir = resolve_checkpoint_dir(name_or_path)
+  single = os.path.join(ckpt_dir, SAFETENSORS)
+  if os.path.isfile(single):
+    import safetensors  # pylint: disable=g-import-not-at-top
+    try:
+      with safetensors.safe_open(single, framework="numpy") as f:
+        if "logit_scale" in f.keys():
+          return float(np.asarray(f.get_tensor("logit_scale")))
+    except Exception as e:  # pylint: disable=broad-except
+      raise UserError(f"{single}: cannot read safetensors file ({e})") from e
+  source, state_dict = read_state_dict(ckpt_dir)
+  if "logit_scale" not in state_dict:
+    raise UserError(f"{source}: no logit_scale tensor; is it a CLIPModel checkpoint?")
+  return float(np.asarray(state_dict["logit_scale"]))
+
+
 def _hf_name_and_layout(flax_path: tuple[str, ...], ndim: int):
   """HF tensor name for a Flax param, and the axes turning HF into Flax."""
   *modules, leaf = flax_path

@@ -44,47 +44,61 @@ def seed_dir(path: str) -> str:
                   f"--config.gdpa={seeds[0]}")
 
 
+# What gdpa.json must hold for the loaders: top-level keys, and keys of its "config".
+_DESCRIPTION_KEYS = ("config", "class_names", "feature_dim", "fingerprints")
+_CONFIG_KEYS = ("clip", "views", "prompts", "render", "model")
+_RERUN = ("rerun the few-shot or fine-tuning command that wrote it (same workdir: it resumes and "
+          "rewrites it), or give another trained GDPA")
+
+
 def read_description(path: str) -> dict:
-  """The trained model's description (config, class names, fingerprints)."""
-  with open(os.path.join(seed_dir(path), MODEL_FILE)) as f:
-    return json.load(f)
+  """The trained model's description (config, class names, fingerprints).
+
+  Raises:
+    UserError naming the file when it is unreadable, not JSON or lacks a key.
+  """
+  file = os.path.join(seed_dir(path), MODEL_FILE)
+  try:
+    with open(file, encoding="utf-8") as f:
+      description = json.load(f)
+  except (OSError, ValueError) as e:  # ValueError: not JSON, or not UTF-8
+    raise UserError(f"{file}: not a readable GDPA description ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0][:200] if str(e) else ''}); {_RERUN}") from e
+  trained = description.get("config") if isinstance(description, dict) else None
+  missing = ([k for k in _DESCRIPTION_KEYS if k not in description] if isinstance(description, dict)
+             else ["a JSON object"])
+  missing += [f"config.{k}" for k in _CONFIG_KEYS if isinstance(trained, dict) and k not in trained]
+  if isinstance(description, dict) and "config" in description and not isinstance(trained, dict):
+    missing.append("config (an object)")
+  if missing:
+    raise UserError(f"{file}: not a complete GDPA description (no {', '.join(missing)}); {_RERUN}")
+  return description
 
 
 def adopt_settings(config) -> dict:
   """Replaces `config`'s model settings by the checkpoint's; returns its description.
 
-  CLIP, depth encoder, views, view weights, render settings and prompts
-  come from the checkpoint, since the adapters were trained on exactly those.
-  Every render field the trained config has is copied; fields it predates
-  (gdpa.json files written before the projector gained mode, camera...) take
-  the values those versions rendered with.
+  CLIP, views, view weights, render settings and prompts come from the
+  checkpoint, since the adapters were trained on exactly those:
+  `trained_settings.fill_in(config, frozenset())`, which the command line
+  calls with the fields the user set.
   """
-  description = read_description(config.gdpa)
-  trained = description["config"]
-  with config.unlocked():
-    for key in ("name", "dtype", "attention", "residual_dtype"):
-      config.clip[key] = trained["clip"][key]
-    config.views = tuple(tuple(v) for v in trained["views"])
-    config.view_weights = ()
-    config.prompts = tuple(trained["prompts"])
-    for key, value in {**render_settings.ADDED_DEFAULTS, **trained["render"]}.items():
-      config.render[key] = value
-  return description
+  from clip2point_jax.loading import trained_settings  # pylint: disable=g-import-not-at-top
+
+  trained_settings.fill_in(config, frozenset())
+  return read_description(config.gdpa)
 
 
 def _step_dir(directory: str) -> str:
   """The latest step folder of a seed's checkpoints (few-shot keeps one)."""
   folder = os.path.join(directory, "checkpoints")
-  if not os.path.isdir(folder):
-    raise UserError(f"{directory}: no checkpoints/ folder beside {MODEL_FILE}")
-  ckpt = checkpoints.Checkpointer(folder, async_save=False)
-  try:
-    step = ckpt.latest_step()
-  finally:
-    ckpt.close()
-  if step is None:
-    raise UserError(f"{directory}: no checkpoint in {folder}")
-  return os.path.join(ckpt.directory, str(step))
+  steps = sorted(int(d) for d in os.listdir(folder) if d.isdigit()) if os.path.isdir(folder) else []
+  # Orbax marks a finished step; a step without it was cut short.
+  done = [s for s in steps if os.path.isdir(os.path.join(folder, str(s), checkpoints.STATE))]
+  if not done:
+    raise UserError(f"{folder}: no GDPA checkpoint beside {MODEL_FILE} (no <step>/state folder); "
+                    f"{_RERUN}")
+  return os.path.join(folder, str(done[-1]))
 
 
 def restore_variables(step_dir: str) -> dict[str, Any]:
@@ -99,6 +113,8 @@ def restore_variables(step_dir: str) -> dict[str, Any]:
       step_dir, lambda stored: {"train": {k: stored["train"][k] for k in ("params", "batch_stats")},
                                 "frozen": stored.get("frozen") or {}},
       name=step_dir, kind="GDPA checkpoint", what="the GDPA")
+  if not isinstance(restored, dict) or "train" not in restored:
+    raise UserError(f"{step_dir}: not a readable GDPA checkpoint; {_RERUN}")
   # Nothing frozen: orbax may give the empty subtree back as None.
   frozen = restored.get("frozen") or {}
   return {"params": rules.merge(restored["train"]["params"], frozen),

@@ -12,7 +12,7 @@ import numpy as np
 from clip2point_jax.core import parallel
 from clip2point_jax.data import splits
 from clip2point_jax.errors import UserError
-from clip2point_jax.loading import classifier
+from clip2point_jax.loading import classifier, tiny_clip, trained_settings
 from clip2point_jax.projection import zeroshot
 from clip2point_jax.training import evaluate, loop
 
@@ -20,6 +20,9 @@ from clip2point_jax.training import evaluate, loop
 def run(config, workdir: str) -> list:
   """Returns one {"file", "predictions": [(class, probability), ...]} per file."""
   os.makedirs(workdir, exist_ok=True)
+  # A trained model's own CLIP and render settings; an empty clip.name then: a tiny random CLIP.
+  trained_settings.fill_in(config)
+  tiny_clip.use_if_unnamed(config, workdir, "classify", note=", so its guesses are random")
   # 1. Mesh.
   mesh = parallel.make_mesh()
 
@@ -41,7 +44,9 @@ def run(config, workdir: str) -> list:
 
   # 6. Evals and 7. loop: one pass over the files.
   logits, _, _ = evaluate.predict(classify, params, text_features, source, config, mesh, desc="classify")
-  top = zeroshot.top_predictions(logits, class_names, k=min(config.top_k, len(class_names)))
+  # At the temperature the classifier was trained with, not a softmax of raw cosines.
+  scale = classifier.probability_scale(config, params)
+  top = zeroshot.top_predictions(scale * logits, class_names, k=min(config.top_k, len(class_names)))
   results = [{"file": p, "predictions": [[name, prob] for name, prob in t]} for p, t in zip(paths, top)]
   if loop.is_host0():
     with open(os.path.join(workdir, "predictions.json"), "w") as f:

@@ -14,7 +14,7 @@ import json
 import os
 
 from clip2point_jax.tasks import fewshot, pretrain, zeroshot
-from clip2point_jax.tools import make_tiny_clip
+from clip2point_jax.loading import tiny_clip
 from clip2point_jax.training import loop
 
 STEPS = ("1_pretrain", "2_zeroshot_clip", "3_zeroshot_pretrained", "4_fewshot")
@@ -24,13 +24,12 @@ def _clip_name(config, workdir: str) -> str:
   """`config.clip_name`, or a tiny random CLIP made (once) in <workdir>/tiny_clip."""
   if config.clip_name:
     return config.clip_name
-  clip_dir = make_tiny_clip.ensure_tiny_clip(os.path.join(workdir, "tiny_clip"), seed=config.seed,
-                                             vision_config={"image_size": config.image_size,
-                                                            "patch_size": 16})
-  loop.say(f"demo: a tiny CLIP with RANDOM weights ({clip_dir}): zero-shot accuracy stays near "
-           "chance, since its text tower knows no words; the few-shot adapter learns from labels. "
-           "Set --config.clip_name to a real CLIP (e.g. openai/clip-vit-base-patch32) for "
-           "meaningful numbers.")
+  clip_dir = tiny_clip.make_in_workdir(workdir, config.image_size, seed=config.seed,
+                                      field="config.image_size")
+  loop.say(tiny_clip.random_weights_line(
+      "demo", clip_dir, field="clip_name",
+      note=": zero-shot accuracy stays near chance, since its text tower knows no words; the "
+           "few-shot adapter learns from labels"))
   return clip_dir
 
 

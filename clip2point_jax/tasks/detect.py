@@ -20,7 +20,7 @@ from clip2point_jax.core import parallel
 from clip2point_jax.detection import boxes as box_lib
 from clip2point_jax.detection import classifiers, evaluate, pipeline, report, scannet, synthetic
 from clip2point_jax.errors import UserError
-from clip2point_jax.tools import make_tiny_clip
+from clip2point_jax.loading import tiny_clip, trained_settings
 from clip2point_jax.training import loop
 
 
@@ -31,12 +31,10 @@ def _prepare_inputs(config, workdir):
                                            dict(config.data.synthetic))
     with config.unlocked():
       config.data.scans_dir = folder
-  if config.classifier.kind == "zeroshot" and not config.clip.name:
-    clip_dir = make_tiny_clip.ensure_tiny_clip(os.path.join(workdir, "tiny_clip"), seed=config.seed)
-    with config.unlocked():
-      config.clip.name = clip_dir
-    loop.say(f"detect: using a tiny CLIP with RANDOM weights ({clip_dir}); expect near-zero mAP. "
-             "Set --config.clip.name to a real CLIP (e.g. openai/clip-vit-base-patch32).")
+  # A trained model's own CLIP and render settings; an empty clip.name then: a tiny random CLIP.
+  trained_settings.fill_in(config)
+  if config.classifier.kind == "zeroshot":
+    tiny_clip.use_if_unnamed(config, workdir, "detect", note=", so expect near-zero mAP")
 
 
 def _check_config(config):

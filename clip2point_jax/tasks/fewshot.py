@@ -29,6 +29,7 @@ from clip2point_jax.core import parallel
 from clip2point_jax.data import splits
 from clip2point_jax.errors import UserError
 from clip2point_jax.features import view_features
+from clip2point_jax.loading import tiny_clip, trained_settings
 from clip2point_jax.projection import dual_path, encode as encode_lib, zeroshot
 from clip2point_jax.projection import settings as render_settings
 from clip2point_jax.training import gdpa as training, gdpa_report, gdpa_run
@@ -50,6 +51,9 @@ def run(config, workdir: str) -> dict:
   """Trains and evaluates a GDPA per seed; returns the metrics dict it writes."""
   os.makedirs(workdir, exist_ok=True)
   check_config(config)
+  # The depth encoder's own CLIP and render settings; an empty clip.name then: a tiny random CLIP.
+  trained_settings.fill_in(config)
+  tiny_clip.use_if_unnamed(config, workdir, config.task)
   render = render_settings.from_config(config.render, config.views,
                                        align_modelnet=config.data.align_modelnet)
   # 1. Mesh.
@@ -70,7 +74,7 @@ def run(config, workdir: str) -> dict:
   def cached_split(source, split) -> gdpa_run.Split:
     identity = view_features.split_identity(config, paths.fingerprints, source, split, data_root)
     features = view_features.load_or_compute(cache_root, identity, lambda: view_features.compute(
-        encode_jit, encoders, source, mesh=mesh, batch_size=config.encode_batch_size,
+        encode_jit, encoders, source, mesh=mesh, batch_size=min(config.encode_batch_size, len(source)),
         num_points=config.data.num_points, sampling=config.data.sampling, shared=paths.shared,
         desc=f"caching {split} features"))
     # On the devices for the whole run; each step gathers its batch there.

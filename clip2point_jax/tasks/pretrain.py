@@ -25,23 +25,15 @@ import jax
 from clip2point_jax.core import checkpoints, parallel, rules
 from clip2point_jax.data import pipeline, pretrain_data, splits
 from clip2point_jax.errors import UserError
-from clip2point_jax.loading import depth_encoder, hf_clip
+from clip2point_jax.loading import depth_encoder, hf_clip, tiny_clip
 from clip2point_jax.models import clip as clip_lib
-from clip2point_jax.tools import make_tiny_clip
 from clip2point_jax.training import loop, pretrain_evals
 from clip2point_jax.training import pretrain as pretraining
 
 
 def load_clip(config, workdir: str) -> hf_clip.LoadedCLIP:
   """The CLIP of `config.clip`; a tiny random one in <workdir>/tiny_clip if its name is empty."""
-  if not config.clip.name:
-    clip_dir = make_tiny_clip.ensure_tiny_clip(
-        os.path.join(workdir, "tiny_clip"), seed=config.seed, vision_config={
-            "image_size": config.render.image_size, "patch_size": config.clip.tiny_patch_size})
-    with config.unlocked():
-      config.clip.name = clip_dir
-    loop.say(f"pretrain: using a tiny CLIP with RANDOM weights ({clip_dir}); set --config.clip.name "
-             "to a real CLIP (e.g. openai/clip-vit-base-patch32) for a meaningful encoder.")
+  tiny_clip.use_if_unnamed(config, workdir, "pretrain", note=", so the encoder learns nothing meaningful")
   return hf_clip.load_configured(config.clip, config.render.image_size)
 
 
@@ -56,10 +48,11 @@ def run(config, workdir: str) -> dict:
                     f"{mesh.devices.size} devices")
 
   # 2. Data: the training split's clouds, where their image features come from, the eval sets.
-  loaded = load_clip(config, workdir)
   source, _ = splits.load(config.data, config.data.split, workdir)
   pretrain_data.check_has_renderings(source, config.data.name)
   rows, points = pretrain_data.training_points(config.data, workdir, source)
+  pretraining.check_batch_size(config, len(rows), mesh.devices.size)  # before CLIP loads or anything compiles
+  loaded = load_clip(config, workdir)
   image_source = pretraining.image_source(config, workdir, source, loaded, mesh)
   steps_per_epoch = pipeline.num_batches(len(rows), config.batch_size, True)
   if not steps_per_epoch:

@@ -13,13 +13,17 @@ from absl import logging
 
 from clip2point_jax.core import parallel, plots
 from clip2point_jax.data import splits
-from clip2point_jax.loading import classifier
+from clip2point_jax.loading import classifier, tiny_clip, trained_settings
 from clip2point_jax.training import evaluate, loop, metrics
 
 
 def run(config, workdir: str) -> dict:
   """Evaluates zero-shot accuracy; returns the metrics dict it writes."""
   os.makedirs(workdir, exist_ok=True)
+  # A trained model's own CLIP and render settings (the command line has checked them);
+  # an empty clip.name after that means a tiny random CLIP.
+  trained_settings.fill_in(config)
+  tiny_clip.use_if_unnamed(config, workdir, "zeroshot", note=", so expect about chance accuracy")
   # 1. Mesh.
   mesh = parallel.make_mesh()
 
