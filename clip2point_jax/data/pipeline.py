@@ -35,6 +35,16 @@ def num_batches(num_examples: int, global_batch_size: int,
   return -(-num_examples // global_batch_size)
 
 
+def eval_batch_size(requested: int, num_examples: int, devices: int) -> int:
+  """An evaluation batch no larger than the data: min(requested, num_examples), rounded up to a multiple of `devices`.
+
+  Evaluation pads its last batch, so a batch beyond the data only costs
+  memory (and, far beyond, an out-of-memory error).
+  """
+  size = max(1, min(requested, num_examples))
+  return -(-size // devices) * devices
+
+
 def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
   """The shuffled example order of one training epoch: int64[num_examples]."""
   return np.random.default_rng([seed, epoch]).permutation(num_examples)

@@ -7,7 +7,6 @@ numpy; the same seed always gives the same indices.
 from typing import Sequence
 
 import numpy as np
-from absl import logging
 
 from clip2point_jax.errors import UserError
 
@@ -21,31 +20,39 @@ def _rank_within_class(labels: np.ndarray, rng: np.random.Generator):
   return order, np.arange(len(order)) - first
 
 
-def sample_shots(labels: np.ndarray, shots: int, seed: int, class_names: Sequence[str] = ()) -> np.ndarray:
+def sample_shots(labels: np.ndarray, shots: int, seed: int) -> np.ndarray:
   """K examples per class, drawn at random from a seed.
 
   Args:
     labels: int[M], the candidate examples' classes.
     shots: K > 0; 0 (or less) means every example.
     seed: the same seed gives the same examples.
-    class_names: for the warning about classes with fewer than K examples.
 
   Returns:
     int64[<= C*K] indices into `labels`, sorted. A class with fewer than K
-    examples contributes all it has, with a warning naming it.
+    examples contributes all it has (see `shortfall`).
   """
   labels = np.asarray(labels)
   if shots <= 0:
     return np.arange(len(labels))
   order, rank = _rank_within_class(labels, np.random.default_rng([seed, 0x5107]))
-  chosen = np.sort(order[rank < shots])
-  counts = np.bincount(labels, minlength=len(class_names))
-  short = [int(c) for c in np.flatnonzero((counts < shots) & (counts > 0))]
-  if short:
-    names = [class_names[c] if c < len(class_names) else str(c) for c in short]
-    logging.warning("%d-shot sampling: classes %s have fewer examples (%s); using all they have",
-                    shots, ", ".join(names), ", ".join(str(counts[c]) for c in short))
-  return chosen
+  return np.sort(order[rank < shots])
+
+
+def shortfall(per_class: Sequence[int], shots: int, class_names: Sequence[str]) -> str:
+  """One warning line naming the classes that had fewer than `shots` examples to give, or "".
+
+  Args:
+    per_class: int[C], the examples each class gave (`sample_shots`' picks).
+  """
+  per_class = np.asarray(per_class)
+  short = np.flatnonzero(per_class < shots) if shots > 0 else []
+  if not len(short):
+    return ""
+  listed = ", ".join(f"{class_names[c]} {per_class[c]}" for c in short)
+  return (f"{shots}-shot: {len(short)} of {len(per_class)} classes have fewer training clouds, so "
+          f"they train on all they have ({listed}); reported as min {per_class.min()} / max "
+          f"{per_class.max()} per class")
 
 
 def carve_validation(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

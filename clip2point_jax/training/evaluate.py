@@ -17,12 +17,13 @@ def predict(classify, params, text_features, source, config, mesh, desc="zero-sh
 
   Args:
     classify: `(params, text_features, points float32[B, N, 3]) -> float32[B, C]`, jitted.
-    config: has `batch_size` and `data.num_points`, `data.sampling`.
+    config: has `batch_size` (cut to the split's size where larger) and
+      `data.num_points`, `data.sampling`.
 
   Returns:
     logits float32[M, C], labels int32[M] (numpy), and the seconds it took.
   """
-  batch_size = parallel.round_to_devices(config.batch_size, mesh)
+  batch_size = pipeline.eval_batch_size(config.batch_size, len(source), mesh.devices.size)
   # The classifier normalises on the device; the pipeline need not.
   batches = pipeline.prefetch(pipeline.batches(
       source, global_batch_size=batch_size, num_points=config.data.num_points, training=False,

@@ -15,7 +15,7 @@ from clip2point_jax.training import loop
 
 
 def aggregate(per_seed: dict, class_names) -> dict:
-  """Mean and standard deviation (ddof=1; 0 for one seed) of each seed's test accuracies.
+  """Mean and standard deviation (ddof=1; None for one seed) of each seed's test accuracies.
 
   Args:
     per_seed: {"<seed>": `gdpa_run.train_one_seed`'s metrics}.
@@ -26,7 +26,8 @@ def aggregate(per_seed: dict, class_names) -> dict:
   """
   def stats(values):
     values = np.asarray(values, np.float64)
-    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+    # One seed has no spread to measure: None, not a misleading 0.
+    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else None}
 
   runs = list(per_seed.values())
   result = {key: stats([r[key] for r in runs])
@@ -43,9 +44,30 @@ def aggregate(per_seed: dict, class_names) -> dict:
   return {"aggregate": aggregated, "per_seed": per_seed, "class_names": list(class_names)}
 
 
+def percent(stat: dict, digits: int = 2) -> str:
+  """"45.00 ± 1.20%" for a {"mean", "std"} of fractions; the mean alone, "45.00%", where std is None."""
+  if stat["std"] is None:
+    return f"{100 * stat['mean']:.{digits}f}%"
+  return f"{100 * stat['mean']:.{digits}f} ± {100 * stat['std']:.{digits}f}%"
+
+
+def shots_label(shots: int, per_class) -> str:
+  """"16-shot", "supervised", or "100-shot (min 16 / max 100 per class)" where classes had fewer."""
+  if not shots:
+    return "supervised"
+  low, high = min(per_class), max(per_class)
+  return f"{shots}-shot" if low == high == shots else f"{shots}-shot (min {low} / max {high} per class)"
+
+
 def summarize(config, per_seed: dict, class_names, trainable_shapes) -> dict:
-  """`aggregate` plus the run's settings: the dict `metrics.json` holds."""
+  """`aggregate` plus the run's settings: the dict `metrics.json` holds.
+
+  `shots` is what was asked; `shots_per_class` what the first seed trained on
+  (every seed draws the same counts), and `shots_label` says both.
+  """
   result = aggregate(per_seed, class_names)
+  per_class = next(iter(per_seed.values()))["shots_per_class"]
+  result.update(shots_per_class=per_class, shots_label=shots_label(config.shots, per_class.values()))
   result.update(task=config.task, dataset=config.data.name, shots=config.shots or "all",
                 seeds=[int(s) for s in config.seeds], epochs=config.epochs, augment=config.augment,
                 fusion=config.model.fusion, clip=config.clip.name,
@@ -65,11 +87,11 @@ def write_outputs(config, workdir: str, result: dict) -> None:
     json.dump(result, f, indent=2)
   agg = result["aggregate"]
   top1 = agg["top1_accuracy"]
-  what = f"{config.shots}-shot" if config.shots else "supervised"
+  what = result["shots_label"]
+  seeds = "1 seed" if agg["num_seeds"] == 1 else f"{agg['num_seeds']} seeds, summed"
   plots.save_confusion_matrix(
       np.asarray(agg["confusion_matrix_sum"]), class_names, os.path.join(workdir, "confusion_matrix.png"),
-      title=f"GDPA {what} {config.data.name}: top-1 {100 * top1['mean']:.1f} ± {100 * top1['std']:.1f}% "
-            f"({agg['num_seeds']} seeds, summed)")
+      title=f"GDPA {what} {config.data.name}: top-1 {percent(top1, 1)} ({seeds})")
   panels = {"training loss": {}, "training top-1": {}}
   for seed, r in result["per_seed"].items():
     panels["training loss"][f"seed {seed}"] = r["curves"]["loss"]
@@ -88,6 +110,6 @@ def write_outputs(config, workdir: str, result: dict) -> None:
       line += f"; at best validation epoch {b['epoch']}: test top-1 {100 * b['test_top1_accuracy']:.2f}%"
     loop.say(line)
   mean_class = agg["mean_class_accuracy"]
-  loop.say(f"  over {agg['num_seeds']} seed(s): top-1 {100 * top1['mean']:.2f} ± {100 * top1['std']:.2f}%   "
-           f"mean class {100 * mean_class['mean']:.2f} ± {100 * mean_class['std']:.2f}%   (chance {chance:.2f}%)")
+  over = "1 seed" if agg["num_seeds"] == 1 else f"{agg['num_seeds']} seeds"
+  loop.say(f"  over {over}: top-1 {percent(top1)}   mean class {percent(mean_class)}   (chance {chance:.2f}%)")
   loop.say(f"  wrote metrics.json, confusion_matrix.png, learning_curves.png and seed_*/checkpoints to {workdir}")

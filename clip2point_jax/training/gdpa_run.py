@@ -61,7 +61,9 @@ class Run:
 
   @property
   def eval_chunk(self) -> int:
-    return parallel.round_to_devices(self.config.eval_batch_size, self.mesh)
+    """Examples per evaluation call: config.eval_batch_size, at most what the largest split needs."""
+    largest = max(len(self.train.labels), len(self.test.labels))  # Validation is a part of train.
+    return pipeline.eval_batch_size(self.config.eval_batch_size, largest, self.mesh.devices.size)
 
 
 def effective_batch_size(requested: int, num_examples: int, mesh) -> int:
@@ -72,6 +74,14 @@ def effective_batch_size(requested: int, num_examples: int, mesh) -> int:
     raise UserError(f"the training set has {num_examples} clouds, fewer than the {devices} devices; "
                     "use more shots or fewer devices")
   return size
+
+
+def batch_note(requested: int, used: int, num_examples: int) -> str:
+  """One line saying the training batch was cut to the training set, or "" when it was not."""
+  if requested <= num_examples:
+    return ""
+  return (f"config.batch_size={requested}, but the training set has {num_examples} clouds: each step "
+          f"trains on {used} (recorded as batch_size in metrics.json)")
 
 
 def run_key(config, seed: int, num_train: int, fingerprints) -> dict:
@@ -103,8 +113,14 @@ def train_one_seed(run: Run, seed: int) -> dict:
   """
   config, mesh = run.config, run.mesh
   pool, val = shots_lib.carve_validation(run.train.labels, config.val_fraction, seed)
-  subset = pool[shots_lib.sample_shots(run.train.labels[pool], config.shots, seed, run.class_names)]
+  subset = pool[shots_lib.sample_shots(run.train.labels[pool], config.shots, seed)]
+  per_class = np.bincount(run.train.labels[subset], minlength=len(run.class_names))
   batch_size = effective_batch_size(config.batch_size, len(subset), mesh)
+  if seed == int(config.seeds[0]):  # Once per run: every seed draws the same counts.
+    for note in (shots_lib.shortfall(per_class, config.shots, run.class_names),
+                 batch_note(config.batch_size, batch_size, len(subset))):
+      if note:
+        loop.say(f"warning: {note}")
   orders = training.epoch_orders(subset, batch_size, seed, config.epochs)
   per_epoch = orders.shape[1]
   orders = jax.device_put(orders, parallel.replicated(mesh))
@@ -191,6 +207,7 @@ def train_one_seed(run: Run, seed: int) -> dict:
   test_logits = logits_of(training.variables_of(state, frozen_gdpa), run.test, everything)
   result = metrics.classification_metrics(test_logits, run.test.labels, run.class_names)
   result.update(seed=seed, num_train=int(len(subset)), num_val=int(len(val)), batch_size=batch_size,
+                shots_per_class={name: int(n) for name, n in zip(run.class_names, per_class)},
                 steps=int(state["step"]), train_seconds=seconds, selected="final epoch", curves=curves)
   if has_val:
     best_logits = logits_of(best["variables"], run.test, everything)

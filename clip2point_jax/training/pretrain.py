@@ -54,6 +54,20 @@ def validate(config) -> None:
   render_settings.from_config(config.render, views=pretrain_data.VIEWS)
 
 
+def check_batch_size(config, num_examples: int, devices: int) -> None:
+  """UserError if the global batch is larger than the training set (every step needs a full one).
+
+  Called once the data is read and before CLIP is loaded or anything compiled.
+  """
+  if config.batch_size <= num_examples:
+    return
+  fits = num_examples // devices * devices
+  advice = (f"use --config.batch_size={fits} or less (a multiple of the {devices} devices)" if fits else
+            f"that is fewer than the {devices} devices: use more data or fewer devices")
+  raise UserError(f"config.batch_size={config.batch_size} is larger than the {num_examples} shapes with "
+                  f"renderings in {config.data.name}/{config.data.split}; {advice}")
+
+
 # ---------------------------------------------------------- state and optimiser
 
 
@@ -298,19 +312,31 @@ class StepTimer:
 
 
 def summary(records: list[dict], ckpt, workdir: str, num_steps: int) -> dict[str, Any]:
-  """The run's summary (losses, best validation) from its log records; printed by host 0."""
+  """The run's summary (losses, best validation) from its log records; printed by host 0.
+
+  The best step named is one whose checkpoint is on disk: among evaluations
+  tied at the best value the manager keeps one (the latest), and the
+  summary names that one.
+  """
   losses_seen = [r["loss"] for r in records if "loss" in r]
   vals = [r for r in records if "val_top1" in r]
+  kept = set(ckpt.all_steps())
+  best_step = ckpt.best_step()
   out = {"steps": num_steps, "final_loss": losses_seen[-1] if losses_seen else None,
          "first_loss": losses_seen[0] if losses_seen else None,
-         "checkpoints": ckpt.directory, "best_step": ckpt.best_step()}
+         "checkpoints": ckpt.directory, "best_step": best_step if best_step in kept else None}
   if vals:
-    best = max(vals, key=lambda r: r["val_top1"])
-    out.update(best_val_top1=best["val_top1"], best_val_step=best["step"],
+    top = max(r["val_top1"] for r in vals)
+    tied = [r["step"] for r in vals if r["val_top1"] == top]
+    on_disk = [s for s in tied if s in kept]
+    step = out["best_step"] if out["best_step"] in on_disk else (on_disk[-1] if on_disk else None)
+    out.update(best_val_top1=top, best_val_step=step if step is not None else tied[-1],
+               best_val_checkpoint_kept=step is not None,
                final_evals={k: v for k, v in vals[-1].items() if k != "step"})
   loop.say(f"\npretrain: {num_steps} steps; loss {out['first_loss']} -> {out['final_loss']}")
   if vals:
-    loop.say(f"  best validation top-1 {100 * out['best_val_top1']:.2f}% at step {out['best_val_step']}")
+    where = "" if out["best_val_checkpoint_kept"] else " (its checkpoint was not kept)"
+    loop.say(f"  best validation top-1 {100 * out['best_val_top1']:.2f}% at step {out['best_val_step']}{where}")
   loop.say(f"  wrote {loop.METRICS_FILE}, {loop.CURVES_FILE} and checkpoints/ to {workdir}; zero-shot "
            f"with it: --config.depth_encoder={workdir}")
   return out

@@ -1,7 +1,5 @@
 """Seeded K-shot sampling and validation splits carved out of train."""
 
-import logging
-
 import numpy as np
 import pytest
 
@@ -26,12 +24,16 @@ def test_same_seed_same_shots_and_exactly_k_per_class():
   assert len(set(picks)) > 10
 
 
-def test_short_classes_give_all_they_have_with_a_warning(caplog):
+def test_short_classes_give_all_they_have_and_one_line_names_them():
   labels = np.array([0] * 10 + [1] * 2 + [2] * 16)
-  with caplog.at_level(logging.WARNING):
-    chosen = shots.sample_shots(labels, 4, seed=0, class_names=("a", "b", "c"))
-  np.testing.assert_array_equal(np.bincount(labels[chosen]), [4, 2, 4])
-  assert "classes b have fewer examples (2)" in caplog.text
+  chosen = shots.sample_shots(labels, 4, seed=0)
+  per_class = np.bincount(labels[chosen])
+  np.testing.assert_array_equal(per_class, [4, 2, 4])
+  note = shots.shortfall(per_class, 4, ("a", "b", "c"))
+  assert "4-shot: 1 of 3 classes have fewer training clouds" in note and "(b 2)" in note
+  assert "min 2 / max 4 per class" in note and "\n" not in note
+  assert shots.shortfall([4, 4, 4], 4, ("a", "b", "c")) == ""
+  assert shots.shortfall([10, 2, 16], 0, ("a", "b", "c")) == ""  # 0 shots: every cloud, nothing short
   np.testing.assert_array_equal(shots.sample_shots(labels, 0, seed=0), np.arange(len(labels)))
 
 

@@ -16,12 +16,13 @@ from clip2point_jax.core import parallel
 from clip2point_jax.core.config_args import load_sibling
 from clip2point_jax.data import primitives, splits
 from clip2point_jax.errors import UserError
+from clip2point_jax.features import view_features
 from clip2point_jax.loading import classifier, depth_encoder, trained_gdpa
 from clip2point_jax.models import clip
 from clip2point_jax.projection import dual_path, encode as encode_lib
 from clip2point_jax.projection import settings as render_settings
 from clip2point_jax.tasks import fewshot
-from clip2point_jax.training import loop
+from clip2point_jax.training import gdpa as training, loop
 from renderers import cameras
 from tests.conftest import set_fields
 
@@ -143,6 +144,42 @@ def test_validation_split_exact_resume_and_refusal_of_other_settings(trained, tm
     small.epochs = 7
   with pytest.raises(UserError, match="epochs: 3 there, 7 now"):
     fewshot.run(small, str(tmp_path / "whole"))
+
+
+def test_shots_and_batches_beyond_the_data_are_reported_as_used(trained, tmp_path, capsys, monkeypatch):
+  config, workdir, _ = trained
+  # 20 shots of classes with 16 training clouds each, batches far beyond the data.
+  small = _tiny(config.clip.name, config.data.data_dir, cache_dir=os.path.join(workdir, "feature_cache"),
+                shots=20, epochs=1, seeds=(0, 1), batch_size=100_000, eval_batch_size=10**7,
+                **{"clip.dtype": config.clip.dtype})
+  chunks = []
+  real_evaluate = training.evaluate
+  monkeypatch.setattr(training, "evaluate", lambda *a: chunks.append(a[-1]) or real_evaluate(*a))
+  result = fewshot.run(small, str(tmp_path / "short"))
+  out = capsys.readouterr().out
+  assert out.count("warning: 20-shot: 8 of 8 classes have fewer training clouds") == 1
+  assert out.count("warning: config.batch_size=100000, but the training set has 128 clouds: each step "
+                   "trains on 128") == 1
+  assert result["shots_label"] == "20-shot (min 16 / max 16 per class)" and result["shots"] == 20
+  assert result["shots_per_class"] == {name: 16 for name in primitives.CLASS_NAMES}
+  assert "GDPA 20-shot (min 16 / max 16 per class) primitives" in out
+  assert [r["batch_size"] for r in result["per_seed"].values()] == [128, 128]
+  assert set(chunks) == {128}  # the test split (64) and train (128) bound the evaluation batch
+  written = json.loads(open(os.path.join(str(tmp_path / "short"), "metrics.json")).read())
+  assert written["per_seed"]["1"]["shots_per_class"]["box"] == 16
+
+  # The caching pass encodes no bigger batches than the split has clouds.
+  batch_sizes = []
+
+  def stop(*args, batch_size, **kwargs):
+    batch_sizes.append(batch_size)
+    raise _Interrupt
+
+  monkeypatch.setattr(view_features, "compute", stop)
+  with pytest.raises(_Interrupt):
+    fewshot.run(set_fields(small, cache_dir=str(tmp_path / "fresh_cache"), encode_batch_size=10**6),
+                str(tmp_path / "encode"))
+  assert batch_sizes == [128]
 
 
 def test_path_p_takes_a_pretrained_depth_encoder(tiny_clip_dir, tmp_path):
