@@ -20,15 +20,15 @@ def get_config(arg=None):
   a = parse_arg(arg, tiny=False)
   trained = fewshot.get_config("dataset=modelnet40")
   c = ml_collections.ConfigDict()
-  c.task = "complexity"
+  c.task = "complexity"  # the task module that runs (clip2point_jax/tasks/)
   c.clip = ml_collections.ConfigDict()
   c.clip.name = ""  # "": ViT-B/32 shapes; "tiny": the tests' CLIP; else a checkpoint's config.json
-  c.num_points = 1024
+  c.num_points = 1024  # points per cloud
   c.num_classes = 40  # ModelNet40's text features (zero-shot and GDPA logits)
   c.batch_size = 2  # clouds per analysed batch; the MACs are per cloud
   # "compiled": the optimised program; "lowered": before optimisation (faster, within ~1%).
   c.cost_analysis = "compiled"
-  c.views_zero_shot = tuple(cameras.VIEWS_ZERO_SHOT)
+  c.views_zero_shot = tuple(cameras.VIEWS_ZERO_SHOT)  # the zero-shot row's views
   # The GDPA exactly as configs/fewshot.py trains it.
   c.views = trained.views
   c.render = trained.render

@@ -13,7 +13,7 @@ Face format there, then:
 Each step writes its own folder of metrics and pictures. With random CLIP
 weights the zero-shot accuracies are near chance (the text tower knows no
 words); the few-shot adapter learns from labels and beats chance. Point
-`--config.clip.name` at a real CLIP (e.g. openai/clip-vit-base-patch32, at
+`--config.clip_name` at a real CLIP (e.g. openai/clip-vit-base-patch32, at
 its 224x224 input: also set `--config.image_size=224 --config.radius=0.02`)
 for real numbers. `tiny` is a shorter run for the tests.
 """
@@ -30,17 +30,20 @@ fewshot = load_sibling(__file__, "fewshot")
 def get_config(arg=None):
   a = parse_arg(arg, tiny=False)
   c = ml_collections.ConfigDict()
-  c.task = "demo"
-  c.seed = 0
+  c.task = "demo"  # the task module that runs (clip2point_jax/tasks/)
+  c.seed = 0  # every step's seed
   # Shared by every step. Empty: a tiny random CLIP made in <workdir>/tiny_clip
   # for 64x64 images (16x16 patches), so the demo runs in about two minutes on
   # two CPU cores.
   c.clip_name = ""
-  c.image_size = 64
-  c.radius = 0.06  # 0.02 covers under a pixel at 64 px
-  c.num_points = 256
-  c.primitives = ml_collections.ConfigDict(dict(
-      num_per_class_train=16, num_per_class_test=8, num_points_stored=512))
+  c.image_size = 64  # every step's render.image_size (the CLIP's input size)
+  c.radius = 0.06  # every step's render.radius (0.02 covers under a pixel at 64 px)
+  c.num_points = 256  # points per cloud in every step
+  # The built-in shapes every step uses (8 classes).
+  c.primitives = ml_collections.ConfigDict()
+  c.primitives.num_per_class_train = 16  # training shapes per class
+  c.primitives.num_per_class_test = 8  # test shapes per class
+  c.primitives.num_points_stored = 512  # points stored per shape
 
   c.pretrain = pretrain.get_config("tiny")
   c.zeroshot = zeroshot.get_config("dataset=primitives,tiny")

@@ -33,7 +33,7 @@ def get_config(arg=None):
     raise UserError(f"config argument dataset={a['dataset']!r}; use one of {', '.join(DATASETS)}")
   synthetic = a["dataset"] == "synthetic"
   c = ml_collections.ConfigDict()
-  c.task = "detect"
+  c.task = "detect"  # the task module that runs (clip2point_jax/tasks/)
   c.seed = 0
 
   c.data = ml_collections.ConfigDict()
@@ -41,16 +41,19 @@ def get_config(arg=None):
   # Folders (flat, or one sub-folder per scene). Empty boxes/proposals dirs
   # mean the folder before. synthetic: empty scans_dir = <workdir>/synthetic_scenes.
   c.data.scans_dir = ""
-  c.data.boxes_dir = ""
-  c.data.proposals_dir = ""
+  c.data.boxes_dir = ""  # the *_bbox.npy ground-truth boxes (empty: scans_dir)
+  c.data.proposals_dir = ""  # a detector's box proposals (empty: boxes_dir)
   c.data.scenes = ""  # comma-separated scene names (default: every *_bbox.npy)
   c.data.max_scenes = 0  # 0: all
   c.data.classes = "primitives" if synthetic else "scannet18"  # or 'a,b,c'
   c.data.label_format = "index" if synthetic else "nyu40"  # _bbox.npy labels: nyu40 ids or indices
   c.data.z_up = True  # scenes are z-up; crops are turned y-up before rendering
   # synthetic only: the scenes to make (when scans_dir is empty).
-  c.data.synthetic = ml_collections.ConfigDict(dict(
-      num_scenes=8, num_objects=4, points_per_object=1500, floor_points=6000))
+  c.data.synthetic = ml_collections.ConfigDict()
+  c.data.synthetic.num_scenes = 8  # scenes to make
+  c.data.synthetic.num_objects = 4  # built-in shapes per scene
+  c.data.synthetic.points_per_object = 1500  # points sampled on each shape's surface
+  c.data.synthetic.floor_points = 6000  # points of the floor under them
 
   c.crop = ml_collections.ConfigDict()
   c.crop.num_points = 1024  # points per crop (sampled; fewer are padded)
@@ -76,16 +79,15 @@ def get_config(arg=None):
   c.scores.per_class = False  # True: every class of every box is a detection (VoteNet's eval)
 
   c.eval = ml_collections.ConfigDict()
-  c.eval.iou_thresholds = (0.25, 0.5)
-  c.eval.use_11_point = False
+  c.eval.iou_thresholds = (0.25, 0.5)  # mAP at each 3D IoU threshold
+  c.eval.use_11_point = False  # True: VOC07 11-point AP instead of the area under the curve
 
-  c.batch_size = 32
-  c.num_plot_scenes = 3
+  c.batch_size = 32  # box crops classified per batch
+  c.num_plot_scenes = 3  # scenes drawn with their boxes
   c.plot_max_boxes = 12  # highest-scoring predictions drawn per scene
 
   if a["tiny"]:
-    c.data.synthetic = ml_collections.ConfigDict(dict(
-        num_scenes=2, num_objects=4, points_per_object=300, floor_points=1500))
+    c.data.synthetic.update(num_scenes=2, num_objects=4, points_per_object=300, floor_points=1500)
     c.crop.num_points = 128
     c.batch_size = 8
     c.num_plot_scenes = 1

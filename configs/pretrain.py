@@ -31,7 +31,7 @@ def _zero_shot_eval(dataset: str, views, batch_size: int = 64) -> ml_collections
   e = ml_collections.ConfigDict()
   e.data = ml_collections.ConfigDict()
   e.data.name = dataset
-  e.data.split = "test"
+  e.data.split = "test"  # the split it evaluates
   e.data.data_dir = ""  # empty: config.data.data_dir
   e.data.num_points = 1024
   e.data.sampling = "first"
@@ -39,7 +39,7 @@ def _zero_shot_eval(dataset: str, views, batch_size: int = 64) -> ml_collections
   e.data.primitives = ml_collections.ConfigDict()
   e.views = tuple(views)
   e.view_weights = ()
-  e.prompts = ("image of a {}",)
+  e.prompts = ("image of a {}",)  # text templates; {} is the class name
   e.batch_size = batch_size
   return e
 
@@ -47,12 +47,12 @@ def _zero_shot_eval(dataset: str, views, batch_size: int = 64) -> ml_collections
 def get_config(arg=None):
   a = parse_arg(arg, released_code=False, gpus=8, tiny=False)
   c = ml_collections.ConfigDict()
-  c.task = "pretrain"
+  c.task = "pretrain"  # the task module that runs (clip2point_jax/tasks/)
   c.seed = 0
 
   c.data = ml_collections.ConfigDict()
   c.data.name = "shapenet55"  # needs its renderings (prepare with the Rendering archive)
-  c.data.split = "train"
+  c.data.split = "train"  # the split it trains on
   # $TFDS_DATA_DIR, else ~/tensorflow_datasets; empty: <workdir>/tensorflow_datasets.
   c.data.data_dir = default_data_dir()
   c.data.num_points = 1024  # drawn at random from the stored points at every step
@@ -81,24 +81,24 @@ def get_config(arg=None):
   c.render.distance_jitter = 0.1
 
   c.loss = ml_collections.ConfigDict()
-  c.loss.temperature = 0.7
+  c.loss.temperature = 0.7  # tau of both contrastive losses (the paper; released code: 0.07)
   c.loss.negatives_group = 0  # 0: the whole global batch; k: groups of k samples
   c.w_init = 1.0  # L = L_cross + L_intra / w^2 + log(w + 1), w trained
 
   c.batch_size = 256  # global, over all devices and hosts
-  c.num_epochs = 100
+  c.num_epochs = 100  # passes over the training shapes
   c.num_steps = 0  # > 0: train this many steps instead of num_epochs
 
   c.optim = ml_collections.ConfigDict()
-  c.optim.learning_rate = 6e-3
-  c.optim.weight_decay = 1e-4
-  c.optim.b1 = 0.9
-  c.optim.b2 = 0.999
-  c.optim.eps = 1e-6
-  c.optim.clamp_value = 10.0
+  c.optim.learning_rate = 6e-3  # LAMB peak learning rate
+  c.optim.weight_decay = 1e-4  # decoupled, as LAMB applies it
+  c.optim.b1 = 0.9  # LAMB moment decay rates
+  c.optim.b2 = 0.999  # LAMB second-moment decay rate
+  c.optim.eps = 1e-6  # LAMB epsilon
+  c.optim.clamp_value = 10.0  # upper bound of the LAMB trust ratio
   c.optim.restart_epochs = 2  # CosineAnnealingWarmRestarts period, stepped per iteration
   c.optim.restart_steps = 0  # > 0: the period in steps instead
-  c.optim.eta_min = 1e-5
+  c.optim.eta_min = 1e-5  # the learning rate at the end of each cosine period
   # Regexes over parameter paths ("depth_encoder/vision_model/encoder/layers_0/
   # mlp/fc1/kernel", "w"); the rest stays at its initial value.
   c.optim.trainable = ("depth_encoder/.*", "w")
@@ -114,7 +114,7 @@ def get_config(arg=None):
   # and arrays with the layer axis first.
   c.sharding_rules = ()
 
-  c.log_every = 20
+  c.log_every = 20  # steps between metric records (and device-to-host copies)
   c.eval_every_epochs = 2  # 0: only at the end
   c.eval_every_steps = 0  # > 0: instead of eval_every_epochs
   c.evals = ml_collections.ConfigDict()
@@ -126,7 +126,7 @@ def get_config(arg=None):
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.every_steps = 1000  # and at every evaluation and at the end
   c.checkpoint.keep = 2  # the latest N, plus the best by validation
-  c.checkpoint.async_save = True
+  c.checkpoint.async_save = True  # write checkpoints while training goes on
   c.prefetch = 2  # batches read ahead
 
   if a["released_code"]:

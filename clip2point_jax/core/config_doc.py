@@ -147,6 +147,22 @@ def field_docs(config_file: str, function: str = "get_config") -> dict[str, str]
   return {field: doc for field, (_, doc) in out.items()}
 
 
+def folder_docs(config_file: str) -> dict[str, str]:
+  """`field_docs` of `config_file`, then, for fields it leaves undocumented,
+  of the other configs beside it: a field means the same in every task."""
+  folder = os.path.dirname(os.path.abspath(config_file))
+  docs = field_docs(config_file)
+  for name in sorted(os.listdir(folder)):
+    other = os.path.join(folder, name)
+    if name.endswith(".py") and other != os.path.abspath(config_file):
+      try:
+        for field, doc in field_docs(other).items():
+          docs.setdefault(field, doc)
+      except (OSError, SyntaxError, ValueError):
+        continue  # A broken neighbour must not break --help.
+  return docs
+
+
 def one_line(doc: str, width: int = 100) -> str:
   """The first sentence of a comment, at most `width` characters."""
   sentence = doc.split(". ")[0].rstrip(".")
@@ -154,14 +170,17 @@ def one_line(doc: str, width: int = 100) -> str:
 
 
 def meaning(docs: dict[str, str], path: str) -> str:
-  """The documented meaning of `path`, else of its longest documented suffix
-  (`evals.val.data.name` reads as `data.name`: the blocks repeat fields)."""
+  """The documented meaning of `path`: its own, else its longest documented
+  suffix's (`evals.val.data.name` reads as `data.name`), else that of a field
+  it is the suffix of (`prompts` reads as `evals.val.prompts`): the blocks
+  repeat fields."""
   parts = path.split(".")
   for start in range(len(parts)):
     doc = docs.get(".".join(parts[start:]))
     if doc:
       return doc
-  return ""
+  longer = sorted((k for k in docs if k.endswith("." + path) and docs[k]), key=len)
+  return docs[longer[0]] if longer else ""
 
 
 def _short(value: Any, width: int = 40) -> str:
@@ -171,7 +190,7 @@ def _short(value: Any, width: int = 40) -> str:
 
 def describe(config, config_file: str) -> str:
   """Every field of `config` with its value and meaning, one per line."""
-  docs = field_docs(config_file)
+  docs = folder_docs(config_file)
   rows = []
 
   def walk(block, prefix):
