@@ -158,10 +158,13 @@ def main(argv):
     return
   workdir = _WORKDIR.value or os.path.join("runs", task_name)
   from clip2point_jax import validation  # Imported late: it imports JAX and the models.
+  explicit = frozenset(config_flags.get_override_values(flags.FLAGS["config"]))
   try:
-    validation.check(config, workdir, share_workdir=_SHARE_WORKDIR.value)
+    filled = validation.check(config, workdir, explicit=explicit, share_workdir=_SHARE_WORKDIR.value)
   except (UserError, InputError) as e:
     _fail(str(e))
+  if filled:
+    print(f"{task_name}: as the trained model was trained: {', '.join(filled)}", flush=True)
   xla_defaults.apply()
   if _DISTRIBUTED.value:
     _initialize_distributed()

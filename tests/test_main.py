@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
@@ -95,7 +96,33 @@ MISTAKES = [
     ("workdir-of-another-task", ["--config", ZS, "--workdir", "{sandbox}/pretrain_run"],
      "holds the results of a pretrain run"),
     ("distributed-without-coordinator", ["--config", ZS, "--distributed"], "--distributed"),
+    ("broken-gdpa-json", ["--config", ZS, "--config.gdpa={sandbox}/fewshot_run"],
+     "not a readable GDPA description"),
+    ("override-against-the-trained-encoder", ["--config", ZS, "--config.depth_encoder={sandbox}/pretrain_run",
+                                             "--config.render.image_size=32"],
+     "--config.render.image_size=32 but the depth encoder of config.depth_encoder"),
 ]
+
+
+def _broken_gdpa(sandbox):
+  os.makedirs(os.path.join(sandbox, "fewshot_run", "seed_0"))
+  with open(os.path.join(sandbox, "fewshot_run", "seed_0", "gdpa.json"), "w") as f:
+    f.write('{"config": {"clip": ')
+
+
+def _pretrained_encoder(sandbox):
+  """An encoder-only pre-training checkpoint whose metadata records configs/pretrain.py:tiny (64 px)."""
+  from clip2point_jax.loading import depth_encoder  # pylint: disable=g-import-not-at-top
+  from tests.conftest import task_config  # pylint: disable=g-import-not-at-top
+
+  config = task_config("pretrain", "tiny")
+  depth_encoder.save(os.path.join(sandbox, "pretrain_run", depth_encoder.CHECKPOINTS),
+                     {"visual_projection": {"kernel": np.zeros((2, 2), np.float32)}},
+                     meta={"config": json.loads(config.to_json_best_effort())})
+
+
+# Cases that need a file made before they run: name -> setup(sandbox).
+SETUPS = {"broken-gdpa-json": _broken_gdpa, "override-against-the-trained-encoder": _pretrained_encoder}
 
 
 def _sandbox(root, name: str) -> str:
@@ -115,6 +142,8 @@ def results(tmp_path_factory):
   cases = []
   for name, args, _ in MISTAKES:
     sandbox = _sandbox(root, name)
+    if name in SETUPS:
+      SETUPS[name](sandbox)
     args = [a.replace("{sandbox}", sandbox) for a in args]
     if args and "--workdir" not in args:
       args += ["--workdir", os.path.join(sandbox, "run")]
@@ -151,3 +180,17 @@ def test_a_mistake_ends_in_one_error_line(results, name, args, expected):
   assert len(error_lines) == 1, stderr[-2000:]
   assert expected in error_lines[0], error_lines[0]
   assert not result["changed"], f"changed on disk: {result['changed']}"
+
+
+@pytest.mark.parametrize("flag", ["--help", "--print_config"])
+def test_help_lists_the_tasks_fields_with_their_meanings(flag):
+  proc = subprocess.run([sys.executable, "-m", "clip2point_jax.main", "--config",
+                         "configs/fewshot.py:dataset=primitives,tiny", flag],
+                        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert proc.returncode == 0, proc.stderr
+  rows = {line.split()[0]: line for line in proc.stdout.splitlines() if line.startswith("  ")}
+  assert "0.08" in rows["render.radius"] and "point radius" in rows["render.radius"]
+  assert "'gate'" in rows["model.fusion"]
+  if flag == "--help":
+    assert "--share_workdir" in rows and "pretrain" in proc.stdout

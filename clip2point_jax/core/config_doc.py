@@ -59,8 +59,9 @@ class _File:
           and getattr(node.value.func, "id", "") == "load_sibling" and len(node.value.args) == 2
           and isinstance(node.value.args[1], ast.Constant)):
         self.siblings[node.targets[0].id] = node.value.args[1].value
-    # {function: {field: (priority, comment)}}; priority 1 for fields set
-    # inside an `if` (a preset's change), whose comments say why it changed.
+    # {function: {field: (priority, comment)}}; lower wins. Priority 2 for
+    # fields set inside an `if` (a preset's change, whose comment says why
+    # it changed), so a block helper's meaning (1) beats it.
     self.docs: dict[str, dict[str, tuple[int, str]]] = {}
     # {function: {field: (module alias or None, function, field of its result)}}:
     # fields whose value another function builds; "" for the whole config.
@@ -81,7 +82,7 @@ class _File:
         if target is None:
           continue
         field = target[1]
-        priority = 0 if id(node) in top_level else 1
+        priority = 0 if id(node) in top_level else 2
         doc = _comment_for(node, comments, lines)
         if doc and (field not in docs or docs[field][0] > priority):
           docs[field] = (priority, doc)
