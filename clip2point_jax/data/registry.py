@@ -45,15 +45,35 @@ def needs_manual_dir(name: str) -> bool:
   return builder_class(name).MANUAL_DOWNLOAD_INSTRUCTIONS is not None
 
 
-def dataset_dir(name: str, data_dir: str) -> str:
-  """Where the prepared `name` lives: <data_dir>/<name>/<version>."""
-  return os.path.join(os.path.expanduser(data_dir), name,
-                      str(builder_class(name).VERSION))
+# (name, data_dir) -> the options this process last prepared a NAMED_BY_OPTIONS
+# dataset with: what `options=None` means below, for callers that prepare and
+# then read without passing the options again.
+_LAST_PREPARED: dict[tuple[str, str], dict[str, Any]] = {}
 
 
-def is_prepared(name: str, data_dir: str) -> bool:
+def _options(name: str, data_dir: str, options: Optional[dict[str, Any]]) -> dict[str, Any]:
+  if options is None:
+    options = _LAST_PREPARED.get((name, os.path.expanduser(data_dir)), {})
+  return {k: v for k, v in dict(options).items() if v is not None}
+
+
+def dataset_dir(name: str, data_dir: str, options: Optional[dict[str, Any]] = None) -> str:
+  """Where the prepared `name` lives: <data_dir>/<name>[/<options>]/<version>.
+
+  Datasets prepared on first use (primitives) keep each option set in a
+  sub-folder named by its non-default options, e.g.
+  primitives/train8_test2_points512_noimages/1.0.0; the defaults have none.
+  `options` None: those this process last prepared `name` with, else the defaults.
+  """
+  cls = builder_class(name)
+  folder = cls.folder_name(_options(name, data_dir, options)) if cls.NAMED_BY_OPTIONS else ""
+  return os.path.join(os.path.expanduser(data_dir), name, *([folder] if folder else []),
+                      str(cls.VERSION))
+
+
+def is_prepared(name: str, data_dir: str, options: Optional[dict[str, Any]] = None) -> bool:
   # TFDS renames its temporary folder into place only once it is complete.
-  return os.path.exists(os.path.join(dataset_dir(name, data_dir),
+  return os.path.exists(os.path.join(dataset_dir(name, data_dir, options),
                                      "dataset_info.json"))
 
 
@@ -69,13 +89,25 @@ def prepare_command(name: str, data_dir: str,
   return " ".join(shlex.quote(p) for p in parts)
 
 
-def metadata(name: str, data_dir: str) -> dict[str, Any]:
+def metadata(name: str, data_dir: str, options: Optional[dict[str, Any]] = None) -> dict[str, Any]:
   """The prepared dataset's metadata: options, point_order, skipped shapes."""
-  path = os.path.join(dataset_dir(name, data_dir), "metadata.json")
+  path = os.path.join(dataset_dir(name, data_dir, options), "metadata.json")
   if not os.path.exists(path):
     return {}
   with open(path) as f:
     return json.load(f)
+
+
+class PreparedOtherwise(UserError):
+  """A prepared copy holds other options than asked for; `what` says so without a remedy.
+
+  Callers with their own way to rebuild (configs/prepare.py's overwrite) add it to `what`.
+  """
+
+  def __init__(self, what: str):
+    super().__init__(f"{what}; delete that folder to prepare it again, or call registry.prepare "
+                     "with overwrite=True")
+    self.what = what
 
 
 def _check_manual_dir(name: str, manual_dir: Optional[str]):
@@ -88,9 +120,9 @@ def _check_manual_dir(name: str, manual_dir: Optional[str]):
                     f"{instructions}")
 
 
-def _remove_stale(name: str, data_dir: str):
+def _remove_stale(name: str, data_dir: str, options: dict[str, Any]):
   """Drops temporary folders of preparations that were killed outright."""
-  parent = os.path.join(os.path.expanduser(data_dir), name)
+  parent = os.path.dirname(dataset_dir(name, data_dir, options))
   if not os.path.isdir(parent):
     return
   for entry in os.listdir(parent):
@@ -116,11 +148,12 @@ def prepare(name: str, data_dir: Optional[str] = None,
       builder's OPTIONS); None values mean the default.
 
   Returns:
-    The dataset folder, <data_dir>/<name>/<version>.
+    The dataset folder, `dataset_dir(name, data_dir, options)`.
 
   Raises:
-    UserError: unknown name or option, missing manual_dir, bad files, or a
-      prepared copy built with other options (rerun with overwrite=True).
+    UserError: unknown name or option, missing manual_dir, bad files;
+    PreparedOtherwise: a prepared copy built with other options (delete it,
+      or pass overwrite=True).
   """
   cls = builder_class(name)
   data_dir = data_dir or default_data_dir()
@@ -134,15 +167,18 @@ def prepare(name: str, data_dir: Optional[str] = None,
     _check_manual_dir(name, manual_dir)
   data_dir = os.path.expanduser(data_dir)
   if remove_stale:
-    _remove_stale(name, data_dir)
-  builder = cls(data_dir=data_dir, **options)
-  path = dataset_dir(name, data_dir)
-  if is_prepared(name, data_dir) and not overwrite:
-    stored = metadata(name, data_dir).get("options")
+    _remove_stale(name, data_dir, options)
+  config = None
+  if cls.NAMED_BY_OPTIONS:
+    _LAST_PREPARED[(name, data_dir)] = dict(options)
+    folder = cls.folder_name(options)
+    config = tfds.core.BuilderConfig(name=folder) if folder else None
+  builder = cls(data_dir=data_dir, config=config, **options)
+  path = dataset_dir(name, data_dir, options)
+  if is_prepared(name, data_dir, options) and not overwrite:
+    stored = metadata(name, data_dir, options).get("options")
     if stored != builder.options:
-      raise UserError(
-          f"{path} was prepared with {stored}, not {builder.options}; rerun "
-          "with overwrite=True (--config.overwrite=True) to rebuild it.")
+      raise PreparedOtherwise(f"{path} was prepared with {stored}, not {builder.options}")
     logging.info("%s is prepared already in %s.", name, path)
     return path
   mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite
@@ -153,7 +189,7 @@ def prepare(name: str, data_dir: Optional[str] = None,
 
 
 def load_split(name: str, split: str, data_dir: Optional[str] = None,
-               manual_dir: Optional[str] = None):
+               manual_dir: Optional[str] = None, options: Optional[dict[str, Any]] = None):
   """Opens a prepared split for random access, without TensorFlow.
 
   The procedural `primitives` dataset is prepared on first use; the others
@@ -164,6 +200,8 @@ def load_split(name: str, split: str, data_dir: Optional[str] = None,
     split: "train" or "test".
     data_dir: the TFDS data folder (default: `config_args.default_data_dir()`).
     manual_dir: only used to spell out the prepare command in errors.
+    options: primitives only: the options it is (to be) prepared with; None:
+      those this process last prepared it with, else the defaults.
 
   Returns:
     source: a TFDS data source; `source[i]` is {"points": float32[S, 3],
@@ -172,7 +210,8 @@ def load_split(name: str, split: str, data_dir: Optional[str] = None,
   """
   builder_class(name)
   data_dir = data_dir or default_data_dir()
-  if not is_prepared(name, data_dir):
+  options = _options(name, data_dir, options) if builder_class(name).NAMED_BY_OPTIONS else {}
+  if not is_prepared(name, data_dir, options):
     if needs_manual_dir(name):
       raise UserError(
           f"dataset {name!r} is not prepared in {data_dir}. Prepare it once "
@@ -181,11 +220,11 @@ def load_split(name: str, split: str, data_dir: Optional[str] = None,
     try:
       # Other hosts may be doing the same: leave their temporary folders be,
       # and accept their copy if it lands first.
-      prepare(name, data_dir, remove_stale=False)
+      prepare(name, data_dir, remove_stale=False, **options)
     except OSError:
-      if not is_prepared(name, data_dir):
+      if not is_prepared(name, data_dir, options):
         raise
-  builder = tfds.builder_from_directory(dataset_dir(name, data_dir))
+  builder = tfds.builder_from_directory(dataset_dir(name, data_dir, options))
   if split not in builder.info.splits:
     raise UserError(f"dataset {name!r} has no split {split!r}; it has "
                     f"{', '.join(builder.info.splits)}.")

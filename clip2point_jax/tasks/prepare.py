@@ -35,12 +35,16 @@ def run(config, workdir: str) -> str:
   # 2. Data and 7. loop: the builder reads, samples and writes every shape.
   # Our own bars count shapes against a known total; TFDS's would not.
   tfds.disable_progress_bar()
-  path = registry.prepare(
-      config.dataset, config.data_dir,
-      os.path.expanduser(config.manual_dir) if config.manual_dir else None,
-      overwrite=config.overwrite, **_options(config))
+  options = _options(config)
+  try:
+    path = registry.prepare(
+        config.dataset, config.data_dir,
+        os.path.expanduser(config.manual_dir) if config.manual_dir else None,
+        overwrite=config.overwrite, **options)
+  except registry.PreparedOtherwise as e:
+    raise UserError(f"{e.what}; delete that folder, or rerun with --config.overwrite=True") from e
   info = tfds.builder_from_directory(path).info
-  skipped = registry.metadata(config.dataset, config.data_dir).get(
+  skipped = registry.metadata(config.dataset, config.data_dir, options).get(
       "skipped", {})
   for split in sorted(info.splits):
     count = info.splits[split].num_examples

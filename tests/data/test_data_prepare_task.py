@@ -70,3 +70,20 @@ def test_main_prints_one_line_errors(tmp_path):
   assert ("error: dataset 'scanobjectnn_objbg' is built from files you "
           "download; set manual_dir.") in proc.stderr
   assert "h5_files.zip" in proc.stderr
+
+
+def test_a_folder_with_other_options_suggests_overwrite(tmp_path):
+  c = _get_config("dataset=primitives,tiny")
+  c.data_dir = str(tmp_path)
+  c.render_images = False
+  path = prepare.run(c, str(tmp_path / "workdir"))
+  meta = os.path.join(path, "metadata.json")
+  with open(meta) as f:
+    text = f.read()
+  with open(meta, "w") as f:
+    f.write(text.replace('"seed": 0', '"seed": 5'))
+  with pytest.raises(UserError, match=r"'seed': 5.*; delete that folder, or rerun with "
+                                      r"--config.overwrite=True$"):
+    prepare.run(c, str(tmp_path / "workdir"))
+  c.overwrite = True
+  assert prepare.run(c, str(tmp_path / "workdir")) == path

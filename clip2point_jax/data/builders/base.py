@@ -66,6 +66,24 @@ class PointCloudBuilder(tfds.core.GeneratorBasedBuilder,
     values = {"num_points_stored": self._num_points, "seed": self._seed}
     return {k: values[k] for k in self.OPTIONS if k in values}
 
+  # True: `registry` keeps each option set in a folder of its own (see
+  # `folder_name`); False: one folder, rebuilt on request with other options.
+  NAMED_BY_OPTIONS = False
+
+  @classmethod
+  def folder_name(cls, options: dict[str, Any]) -> str:
+    """The options' sub-folder of <data_dir>/<name>; "" for the default options."""
+    del options
+    return ""
+
+  def _log_download_bytes(self) -> None:
+    # TFDS's line reads "Downloading and preparing dataset Unknown size"; ours
+    # read local files (manual_dir) or make the shapes, and download nothing.
+    print(f"preparing {self.name} into {self.data_dir}...")
+
+  def _log_download_done(self) -> None:
+    pass  # The tasks say where the data went.
+
   def _extra_features(self) -> dict[str, Any]:
     return {}
 

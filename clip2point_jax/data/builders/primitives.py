@@ -42,6 +42,34 @@ class Primitives(base.PointCloudBuilder, skip_registration=True):
   DESCRIPTION = "Procedural point clouds of simple solids; no download."
   DEFAULT_PER_CLASS = {"train": 64, "test": 16}
 
+  # Prepared on first use with a task's options: each option set gets its own
+  # folder (`folder_name`), so presets that differ never refuse each other.
+  NAMED_BY_OPTIONS = True
+
+  @classmethod
+  def folder_name(cls, options: dict) -> str:
+    """"" for the default options (today's <data_dir>/primitives/<version>), else the
+    non-default ones, e.g. "train8_test2_points512_noimages"."""
+    given = {k: v for k, v in options.items() if v is not None}
+    parts = [f"train{int(given.get('num_per_class_train') or cls.DEFAULT_PER_CLASS['train'])}",
+             f"test{int(given.get('num_per_class_test') or cls.DEFAULT_PER_CLASS['test'])}",
+             f"points{int(given.get('num_points_stored') or cls.DEFAULT_NUM_POINTS)}",
+             f"seed{int(given.get('seed') or 0)}",
+             "images" if given.get("render_images", True) else "noimages"]
+    defaults = ["train64", "test16", f"points{cls.DEFAULT_NUM_POINTS}", "seed0", "images"]
+    return "_".join(p for p, d in zip(parts, defaults) if p != d)
+
+  def _create_builder_config(self, builder_config, version):
+    # An options-named folder is a BuilderConfig TFDS does not know; it is ours,
+    # so skip TFDS's "Using custom data configuration" warning.
+    if isinstance(builder_config, tfds.core.BuilderConfig):
+      return builder_config
+    return super()._create_builder_config(builder_config, version)
+
+  def _log_download_bytes(self):
+    # Nothing is downloaded: TFDS's line would say "Downloading ... Unknown size".
+    print(f"preparing the built-in shapes into {self.data_dir}...")
+
   def __init__(self, *, num_per_class_train: Optional[int] = None,
                num_per_class_test: Optional[int] = None,
                render_images: Optional[bool] = None, **kwargs):
