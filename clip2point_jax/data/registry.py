@@ -57,6 +57,17 @@ def _options(name: str, data_dir: str, options: Optional[dict[str, Any]]) -> dic
   return {k: v for k, v in dict(options).items() if v is not None}
 
 
+def options_of(data) -> Optional[dict[str, Any]]:
+  """The options a config's `data` block prepares its dataset with, for the `options` arguments.
+
+  `data.primitives` for the built-in shapes (empty: the defaults); None for
+  the others, which are prepared once by configs/prepare.py.
+  """
+  if data.name != "primitives":
+    return None
+  return dict(data.get("primitives") or {})
+
+
 def dataset_dir(name: str, data_dir: str, options: Optional[dict[str, Any]] = None) -> str:
   """Where the prepared `name` lives: <data_dir>/<name>[/<options>]/<version>.
 

@@ -53,3 +53,12 @@ def test_a_copy_with_other_options_in_a_folder_is_refused_naming_no_task_field(t
                                       r"prepare it again, or call registry.prepare with overwrite=True$") as e:
     registry.prepare("primitives", data_dir, **SMALL)
   assert "--config" not in str(e.value)
+
+
+def test_a_data_block_gives_its_options():
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  tiny = ml_collections.ConfigDict(dict(name="primitives", primitives=dict(num_per_class_train=2)))
+  assert registry.options_of(tiny) == {"num_per_class_train": 2}
+  assert registry.options_of(ml_collections.ConfigDict(dict(name="primitives", primitives={}))) == {}
+  assert registry.options_of(ml_collections.ConfigDict(dict(name="modelnet40"))) is None
+  assert registry.dataset_dir("primitives", "/d", registry.options_of(tiny)) == "/d/primitives/train2/1.0.0"
