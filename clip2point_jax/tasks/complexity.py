@@ -153,6 +153,21 @@ def pretrain_row(config, s: _Shapes) -> dict:
               trainable_params=s.vision_count + 1, frozen_params=s.vision_count, **cost)
 
 
+# Each row's function and what it is called while XLA works on it (seconds each, tens on a busy CPU).
+ROWS = (("the zero-shot forward", zero_shot_row), ("the GDPA forward", gdpa_row),
+        ("one pre-training step", pretrain_row))
+
+
+def analyse_rows(config, shapes: _Shapes) -> list[dict]:
+  """Every row of ROWS, each announced before XLA starts on it."""
+  verb = "compiling" if config.cost_analysis == "compiled" else "lowering"
+  rows = []
+  for i, (name, row) in enumerate(ROWS, 1):
+    loop.say(f"complexity: {i}/{len(ROWS)} tracing and {verb} {name} for XLA's cost analysis…")
+    rows.append(row(config, shapes))
+  return rows
+
+
 def run(config, workdir: str) -> dict:
   """Analyses the three rows; returns (and writes) them."""
   os.makedirs(workdir, exist_ok=True)
@@ -160,7 +175,7 @@ def run(config, workdir: str) -> dict:
   shapes = _Shapes(config)
   # 4. Steps: each row's function, lowered and analysed. 5. Restore: nothing to restore.
   # 6. Evals and 7. loop: one analysis per row.
-  rows = [zero_shot_row(config, shapes), gdpa_row(config, shapes), pretrain_row(config, shapes)]
+  rows = analyse_rows(config, shapes)
   result = {"clip": config.clip.name or "ViT-B/32 shapes (random weights)", "backend": jax.default_backend(),
             "analysis": config.cost_analysis,
             "batch_size": config.batch_size, "num_points": config.num_points,

@@ -33,3 +33,15 @@ def test_tiny_report_has_three_consistent_rows(tmp_path, capsys):
   assert 5.5 < ratio < 8.5
   assert gdpa["trainable_params"] == 23_062 and pretrain["trainable_params"] == zero_shot["frozen_params"] + 1
   assert (tmp_path / "complexity.json").exists() and "| GDPA (10 views, both paths) |" in capsys.readouterr().out
+
+
+def test_each_row_is_announced_before_xla_works_on_it(monkeypatch, capsys):
+  """XLA takes seconds per row (tens on a busy CPU): a line first says which row, ending in "…"."""
+  seen = []
+  rows = [(name, lambda config, shapes, name=name: seen.append((name, capsys.readouterr().out)) or {})
+          for name, _ in complexity.ROWS]
+  monkeypatch.setattr(complexity, "ROWS", tuple(rows))
+  complexity.analyse_rows(_config("tiny"), shapes=None)
+  assert len(seen) == 3
+  for i, (name, printed) in enumerate(seen, 1):
+    assert printed.rstrip().endswith("…") and f"{i}/3" in printed and name in printed and "lowering" in printed
