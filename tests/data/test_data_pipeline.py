@@ -195,3 +195,10 @@ def test_prefetch_keeps_order_and_passes_errors_on():
   assert next(got) == 1
   with pytest.raises(UserError, match="bad shard"):
     next(got)
+
+
+def test_evaluation_batches_are_capped_to_the_data_and_rounded_to_the_devices():
+  assert pipeline.eval_batch_size(1024, 7, devices=8) == 8
+  assert pipeline.eval_batch_size(1024, 100, devices=8) == 104
+  assert pipeline.eval_batch_size(16, 100, devices=1) == 16
+  assert pipeline.eval_batch_size(10**9, 3, devices=2) == 4

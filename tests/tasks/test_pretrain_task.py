@@ -121,6 +121,29 @@ def test_resume_after_a_kill_is_bit_identical(data_dir, clip_dir, tmp_path, monk
                best_encoder["vision_model"])
 
 
+def test_the_summary_names_a_kept_best_checkpoint(data_dir, clip_dir, tmp_path, capsys):
+  # No learning: every evaluation ties, and with keep=1 only the last step stays on disk.
+  config = pf.tiny_config(data_dir, clip_dir, num_steps=3, log_every=1, eval_every_steps=1,
+                          **{"checkpoint.keep": 1, "optim.learning_rate": 0.0, "optim.eta_min": 0.0,
+                             "evals.downstream.data.name": "", "image_cache.dtype": "float32"})
+  summary = pretrain.run(config, str(tmp_path / "run"))
+  vals = [r["val_top1"] for r in _records(str(tmp_path / "run")) if "val_top1" in r]
+  assert len(vals) == 3 and len(set(vals)) == 1
+  kept = sorted(int(s) for s in os.listdir(tmp_path / "run" / "checkpoints") if s.isdigit())
+  assert kept == [3] and summary["best_val_step"] == summary["best_step"] == 3
+  assert "at step 3\n" in capsys.readouterr().out
+
+
+def test_a_batch_beyond_the_data_is_refused_before_clip_loads(data_dir, clip_dir, tmp_path, monkeypatch):
+  def no_clip(*args):
+    raise AssertionError("CLIP loaded before the batch size was checked")
+
+  monkeypatch.setattr(pretrain, "load_clip", no_clip)
+  with pytest.raises(UserError, match=r"^config.batch_size=4096 is larger than the 15 shapes with renderings in "
+                                      r"shapenet55/train; use --config.batch_size=\d+ or less"):
+    pretrain.run(pf.tiny_config(data_dir, clip_dir, batch_size=4096), str(tmp_path / "big"))
+
+
 def test_cached_and_live_image_features_give_the_same_loss(data_dir, clip_dir):
   loaded = hf_clip.load_clip(clip_dir, dtype=np.float32)
   mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("data",))
