@@ -36,7 +36,7 @@ def num_batches(num_examples: int, global_batch_size: int,
 
 
 def eval_batch_size(requested: int, num_examples: int, devices: int) -> int:
-  """An evaluation batch no larger than the data: min(requested, num_examples), rounded up to a multiple of `devices`.
+  """An evaluation batch no larger than the data: min(requested, num_examples), rounded up to `devices`.
 
   Evaluation pads its last batch, so a batch beyond the data only costs
   memory (and, far beyond, an out-of-memory error).
