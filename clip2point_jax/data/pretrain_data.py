@@ -40,12 +40,16 @@ def check_has_renderings(source, dataset: str) -> None:
         "docs/datasets.md), or primitives from a version with the mesh renderer")
 
 
-def dataset_identity(name: str, data_dir: str, split: str) -> dict[str, Any]:
-  """The prepared data a cache was made from: its preparation options and record files (name, size)."""
-  folder = registry.dataset_dir(name, data_dir)
+def dataset_identity(name: str, data_dir: str, split: str, options=None) -> dict[str, Any]:
+  """The prepared data a cache was made from: its preparation options and record files (name, size).
+
+  `options`: the preparation options of a dataset prepared on first use
+  (`registry.options_of`), which name its folder.
+  """
+  folder = registry.dataset_dir(name, data_dir, options)
   records = sorted((f, os.path.getsize(os.path.join(folder, f))) for f in os.listdir(folder)
                    if f"-{split}." in f)
-  return {"options": registry.metadata(name, data_dir).get("options"),
+  return {"options": registry.metadata(name, data_dir, options).get("options"),
           "records": [list(r) for r in records]}
 
 
@@ -62,9 +66,11 @@ def training_points(data, workdir: str, source) -> tuple[np.ndarray, np.ndarray]
     float32[M, S, 3] (memory-mapped) of every example.
   """
   data_dir = splits.data_dir(data, workdir)
+  options = registry.options_of(data)
   ident = {"dataset": data.name, "split": data.split, "num_examples": len(source),
-           "dataset_options": dataset_identity(data.name, data_dir, data.split)}
-  directory = os.path.join(registry.dataset_dir(data.name, data_dir), "stored_points", data.split)
+           "dataset_options": dataset_identity(data.name, data_dir, data.split, options)}
+  directory = os.path.join(registry.dataset_dir(data.name, data_dir, options), "stored_points",
+                           data.split)
   points, has_images = stored_points(source, directory, ident)
   return np.flatnonzero(has_images), points
 

@@ -78,9 +78,10 @@ def load(data, split: str, workdir: str):
   if data.name == "files":
     return files_split(data)
   root = data_dir(data, workdir)
-  if data.name == "primitives" and data.get("primitives"):
-    parallel.host0_first(lambda: registry.prepare("primitives", root, **dict(data.primitives)),
+  options = registry.options_of(data)
+  if options:
+    parallel.host0_first(lambda: registry.prepare("primitives", root, **options),
                          "built-in shapes prepared")
-  source, class_names = registry.load_split(data.name, split, root)
+  source, class_names = registry.load_split(data.name, split, root, options=options)
   require_classes(class_names, f"dataset {data.name!r} split {split!r}", "use another dataset")
   return source, class_names

@@ -155,14 +155,16 @@ def for_split(config, workdir: str, source, loaded: hf_clip.LoadedCLIP, mesh):
     ({"features": dtype[M, V, D], "has_images": bool[M]}, the cache's directory).
   """
   data_dir = splits.data_dir(config.data, workdir)
+  options = registry.options_of(config.data)
   directory = config.image_cache.dir or default_dir(
-      registry.dataset_dir(config.data.name, data_dir), config.clip.name, config.data.split,
+      registry.dataset_dir(config.data.name, data_dir, options), config.clip.name, config.data.split,
       config.image_cache.dtype)
   vision = clip_lib.vision_params(loaded.params)
   ident = identity(
       clip_fingerprint=feature_cache.fingerprint(vision), dataset=config.data.name,
       split=config.data.split, num_examples=len(source),
-      dataset_options=pretrain_data.dataset_identity(config.data.name, data_dir, config.data.split),
+      dataset_options=pretrain_data.dataset_identity(config.data.name, data_dir, config.data.split,
+                                                     options),
       image_size=config.render.image_size, dtype=config.image_cache.dtype)
   tower = clip_lib.vision_tower(loaded.model)
   encode_image = lambda params, images: tower.apply({"params": params}, images)

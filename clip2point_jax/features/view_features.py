@@ -36,7 +36,7 @@ def data_identity(data, source, root: str) -> dict[str, Any]:
   """What the split's clouds depend on: the prepared dataset's options and size."""
   identity = {"name": data.name, "examples": len(source)}
   if data.name in registry.DATASETS:
-    identity["prepared"] = registry.metadata(data.name, root).get("options")
+    identity["prepared"] = registry.metadata(data.name, root, registry.options_of(data)).get("options")
   return identity
 
 

@@ -40,8 +40,9 @@ def _share(config, clip_name: str, data_dir: str) -> None:
   with config.unlocked():
     for step in steps:
       step.clip.name = clip_name
-      if not config.clip_name:
-        step.clip.dtype = "float32"  # The tiny CLIP is for CPUs, which lack fast bf16 matmuls.
+      # The tiny CLIP is for CPUs, which lack fast bf16 matmuls; a real one runs
+      # as the full-size presets do.
+      step.clip.dtype = "bfloat16" if config.clip_name else "float32"
       step.render.image_size = config.image_size
       step.render.radius = config.radius
       step.seed = config.seed

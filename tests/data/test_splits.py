@@ -43,7 +43,7 @@ def test_two_folders_make_two_classes(tmp_path):
 
 
 def test_a_prepared_dataset_with_one_class_is_refused(tmp_path, monkeypatch):
-  monkeypatch.setattr(registry, "load_split", lambda name, split, root: ([{"label": 0}], ("only",)))
+  monkeypatch.setattr(registry, "load_split", lambda name, split, root, options=None: ([{"label": 0}], ("only",)))
   data = ml_collections.ConfigDict(dict(name="modelnet40", data_dir=str(tmp_path)))
   with pytest.raises(UserError, match="dataset 'modelnet40' split 'test' gives 1 class \\(only\\)"):
     splits.load(data, "test", str(tmp_path))
