@@ -1,0 +1,237 @@
+"""PointCLIP V2's zero-shot 'realistic projection': ten dense, smoothed depth maps.
+
+Follows yangyangyang127/PointCLIP_V2 at commit 0b5aee8eca534593a6e4a5b249e9468474f16d4c:
+`zeroshot_cls/trainers/mv_utils_zs.py` (`Realistic_Projection`,
+`points2grid`, `Grid2Image`, `get3DGaussianKernel`, the `params` dict) for
+the maps and `zeroshot_cls/trainers/zeroshot.py` (`PointCLIPV2_ZS.real_proj`)
+for the CLIP input. Our own code, same float32 formulas, batched over clouds
+and views with one scatter per cloud.
+
+For a cloud p and view v (R1 of VIEW_ANGLES[v], R2 of TILT_ANGLES[v]):
+
+  1. q = R2 (R1 p) + (0.5, 0.5, 1.5)              (the official `- translation`)
+  2. per view: c = (max q + min q) / 2 per axis, r = max over axes of (max q - min q),
+     q = (q - c) / r * 2; then q_x, q_y *= 0.8     (OBJ_RATIO)
+  3. x = ceil((q_x + 1) / 2 * 112), y likewise, both clipped to [1, 110];
+     s = ((q_z + 1) / 2 + 0.2) / 1.2 * 6           (DEPTH_BIAS, DEPTH_SLICES - 2)
+     slice = ceil(s); the cell (slice, y, x) of an 8 x 112 x 112 grid of zeros
+     keeps the largest clip(s, 1, 6) of its points.
+  4. each slice, transposed to rows = x, columns = y: a 7 x 7 max-pool with
+     stride 1 and padding 2 (112 -> 110), then the normalised 3 x 3 Gaussian
+     of sigma 3 with zero padding 1.
+  5. the maximum over slices; divided by the image's maximum; 1 minus that.
+
+Quirks of the official code kept here:
+
+* Step 2 re-normalises every view of every cloud to its own bounding box,
+  so the maps do not change with the input's scale or position (up to float
+  rounding), the translation of step 1 cancels out, and the projection is
+  orthographic with no camera: nothing is ever behind it or out of view.
+* The depth kept per pixel is the largest s, i.e. the farthest point, and
+  after step 5 far points are dark (0 for the farthest) and the background
+  white (1.0).
+* The max-pool's padding (2) is smaller than half its window (7), so the
+  maps shrink to 110 x 110 and each point's 7 x 7 block is centred one pixel
+  up and left of it (rows x - 5 .. x + 3 after the blur).
+* The slice index is the ceiling of the unclipped s while the stored value
+  is the clipped s. For a bounding-box-normalised cloud s lies in [1, 6] so
+  the clips, the x/y clip to [1, 110] and slices 0 and 7 do nothing (slice 7
+  only if rounding pushes s above 6).
+* The tilts are 20 degrees (pi/9) about y for the eight side views and 12
+  (pi/15) for top and bottom; the translation of `_views_bias` is unused.
+* Rotations are float32 `cos`/`sin` of float32 angles, applied one after the
+  other; the division by 1.2 multiplies by float32(1 / 1.2), as CUDA divides
+  a float32 tensor by a Python scalar.
+* The Gaussian is 3 x 3 with sigma 3 (near a box filter), normalised twice
+  as `get3DGaussianKernel` does.
+
+Deviations: a view whose points all coincide (r = 0) divides by zero in the
+official code (NaN cast to indices, an undefined scatter); here r = 1 there,
+so the cloud lands in the grid's centre. Masked points (padding) are left out
+of the bounding box and the grid; an image with no point stays all 1.0
+instead of 0/0. The official conv runs in TF32 on Ampere and later GPUs by
+PyTorch's default (`cudnn.allow_tf32`); here it is full float32.
+
+`clip_input` is `real_proj`: the map (already three equal channels there)
+resized to 224 x 224 by bilinear interpolation with align_corners=True and
+fed to CLIP with no mean/std normalisation (`normalize=False`).
+"""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from renderers import pointclip
+
+# mv_utils_zs.params and TRANS.
+RESOLUTION = 112  # 'resolution': the grid's x and y cells
+DEPTH_SLICES = 8  # 'depth'
+OBJ_RATIO = 0.8  # 'obj_ratio': x and y shrink so the cloud leaves a margin
+DEPTH_BIAS = 0.2  # 'depth_bias'
+BACKGROUND = 0.0  # 'bg_clr': the grid's empty cells
+POOL_SIZE = 7  # 'maxpoolxy' ('maxpoolz' 1: no pooling across slices)
+POOL_PADDING = 2  # 'maxpoolpadxy'
+BLUR_SIZE = 3  # 'convxy' ('convz' 1)
+BLUR_SIGMA = 3.0  # 'convsigmaxy' ('convsigmaz' 1 leaves a z-weight of 1)
+BLUR_PADDING = 1  # 'convpadxy'
+TRANSLATION = (-0.5, -0.5, -1.5)  # Realistic_Projection's [-0.5, -0.5, TRANS], subtracted
+MAP_SIZE = RESOLUTION + 2 * POOL_PADDING - POOL_SIZE + 1  # 110
+CLIP_IMAGE_SIZE = 224  # real_proj's imsize
+# (x, y, z) Euler angles in radians, R = Rx @ Ry @ Rz: Realistic_Projection._views ...
+VIEW_ANGLES = (
+    (1 * math.pi / 4, 0.0, math.pi / 2),
+    (3 * math.pi / 4, 0.0, math.pi / 2),
+    (5 * math.pi / 4, 0.0, math.pi / 2),
+    (7 * math.pi / 4, 0.0, math.pi / 2),
+    (0 * math.pi / 2, 0.0, math.pi / 2),
+    (1 * math.pi / 2, 0.0, math.pi / 2),
+    (2 * math.pi / 2, 0.0, math.pi / 2),
+    (3 * math.pi / 2, 0.0, math.pi / 2),
+    (0.0, -math.pi / 2, math.pi / 2),
+    (0.0, math.pi / 2, math.pi / 2),
+)
+# ... and _views_bias, applied after them: "some bias to the view angle to reveal more surface".
+TILT_ANGLES = tuple((0.0, math.pi / 9, 0.0) for _ in range(8)) + tuple((0.0, math.pi / 15, 0.0) for _ in range(2))
+NUM_VIEWS = len(VIEW_ANGLES)
+
+
+def views() -> tuple[np.ndarray, np.ndarray]:
+  """(R1, R2), each float32[10, 3, 3]: a view's camera coordinates are R2 (R1 p) - TRANSLATION."""
+  return pointclip.euler_matrices(VIEW_ANGLES), pointclip.euler_matrices(TILT_ANGLES)
+
+
+def gaussian_kernel() -> np.ndarray:
+  """float32[3, 3]: `get3DGaussianKernel(3, 1, sigma=3, zsigma=1)`'s one slice.
+
+  exp(-d^2 / 18) for offsets d in {-1, 0, 1}, outer product, normalised, times
+  the z-weight exp(0) = 1 and normalised again, all in float32.
+  """
+  offsets = np.arange(BLUR_SIZE, dtype=np.float32) - BLUR_SIZE // 2
+  line = np.exp(-(offsets ** 2) / np.float32(2 * BLUR_SIGMA ** 2)).astype(np.float32)
+  kernel = np.outer(line, line).astype(np.float32)
+  kernel = (kernel / _sum_in_order(kernel)).astype(np.float32)
+  kernel = (kernel * np.float32(1.0)).astype(np.float32)
+  return (kernel / _sum_in_order(kernel)).astype(np.float32)
+
+
+def _sum_in_order(values: np.ndarray) -> np.float32:
+  # Element by element in float32, as torch's CPU sum of these 9 values: it
+  # gives 1.0 for the second normalisation where numpy's pairwise sum gives
+  # 0.99999994, one ulp on every weight.
+  total = np.float32(0)
+  for v in values.ravel():
+    total = np.float32(total + v)
+  return total
+
+
+def depth_maps(points: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+  """PointCLIP V2's ten realistic-projection maps of each cloud, at their native 110 x 110.
+
+  Args:
+    points: float32[B, N, 3], any scale and position (every view is
+      re-normalised to its bounding box).
+    mask: optional bool[B, N]; False marks padding, which is skipped.
+
+  Returns:
+    float32[B, 10, 110, 110] in [0, 1]: background 1.0, the farthest point 0
+    (formulas in the module doc). Rows follow the view's x axis, columns its
+    y axis.
+  """
+  points, mask = pointclip.check_points(points, mask)
+  return _depth_maps(points, mask)
+
+
+def _grid_coordinates(points, mask):
+  """Cells and values of every point in every view: (flat int32[B, V, N], value float32[B, V, N])."""
+  rot, tilt = views()
+  q = pointclip.rotate(points, rot)
+  q = jnp.einsum("bvnk,vjk->bvnj", q, jnp.asarray(tilt), precision=jax.lax.Precision.HIGHEST)
+  q = q - jnp.asarray(TRANSLATION, jnp.float32)
+  valid = mask[:, None, :, None] & jnp.isfinite(q)
+  valid = valid.all(-1, keepdims=True)
+  top = jnp.max(jnp.where(valid, q, -jnp.inf), axis=2, keepdims=True)
+  bottom = jnp.min(jnp.where(valid, q, jnp.inf), axis=2, keepdims=True)
+  any_valid = valid.any(axis=2, keepdims=True)
+  top = jnp.where(any_valid, top, 0.0)
+  bottom = jnp.where(any_valid, bottom, 0.0)
+  centre = (top + bottom) / 2.0
+  extent = jnp.max(top - bottom, axis=-1, keepdims=True)
+  extent = jnp.where(extent > 0, extent, 1.0)  # Official: 0/0 when the points coincide.
+  q = (q - centre) / extent * 2.0
+  x = q[..., 0] * OBJ_RATIO
+  y = q[..., 1] * OBJ_RATIO
+  z = q[..., 2]
+  res = RESOLUTION
+  col_x = jnp.clip(jnp.ceil((x + 1.0) / 2.0 * res), 1, res - 2)
+  col_y = jnp.clip(jnp.ceil((y + 1.0) / 2.0 * res), 1, res - 2)
+  # CUDA's tensor / scalar multiplies by the scalar's float32 reciprocal.
+  s = ((z + 1.0) / 2.0 + DEPTH_BIAS) * (np.float32(1.0) / np.float32(1.0 + DEPTH_BIAS)) * (DEPTH_SLICES - 2)
+  slice_index = jnp.ceil(s)
+  value = jnp.clip(s, 1, DEPTH_SLICES - 2)
+  valid = valid[..., 0] & (slice_index >= 0) & (slice_index <= DEPTH_SLICES - 1)
+  cells = DEPTH_SLICES * res * res
+  view_offset = jnp.arange(NUM_VIEWS, dtype=jnp.int32)[None, :, None] * cells
+
+  def as_int(a):
+    return jnp.where(valid, a, 0).astype(jnp.int32)
+
+  flat = view_offset + as_int(slice_index) * (res * res) + as_int(col_y) * res + as_int(col_x)
+  return jnp.where(valid, flat, NUM_VIEWS * cells), value
+
+
+def _scatter_max_per_cloud(flat, values, size):
+  # Into zeros (bg_clr) like torch_scatter's max with `out` given: every value is >= 1.
+  return jax.vmap(lambda i, x: jnp.full((size,), BACKGROUND, x.dtype).at[i].max(x, mode="drop"))(flat, values)
+
+
+def grid_to_image(grid: jax.Array) -> jax.Array:
+  """`Grid2Image`: float32[..., D, 112, 112] grid (rows x, columns y) -> float32[..., 110, 110].
+
+  Max-pool 7 x 7 (stride 1, padding 2), 3 x 3 Gaussian (zero padding 1), max
+  over slices, divide by the image's maximum, 1 minus that.
+  """
+  lead = grid.ndim - 2
+  pooled = jax.lax.reduce_window(
+      grid, -jnp.inf, jax.lax.max, (1,) * lead + (POOL_SIZE, POOL_SIZE), (1,) * grid.ndim,
+      ((0, 0),) * lead + ((POOL_PADDING, POOL_PADDING),) * 2)
+  kernel = gaussian_kernel()
+  p = BLUR_PADDING
+  padded = jnp.pad(pooled, ((0, 0),) * lead + ((p, p),) * 2)
+  size = pooled.shape[-1]
+  blurred = sum(float(kernel[i, j]) * padded[..., i:i + size, j:j + size]
+                for i in range(BLUR_SIZE) for j in range(BLUR_SIZE))
+  image = jnp.max(blurred, axis=-3)
+  top = jnp.max(image, axis=(-2, -1), keepdims=True)
+  return 1.0 - image / jnp.where(top > 0, top, 1.0)
+
+
+@jax.jit
+def _depth_maps(points, mask):
+  b = points.shape[0]
+  res = RESOLUTION
+  flat, value = _grid_coordinates(points, mask)
+  cells = NUM_VIEWS * DEPTH_SLICES * res * res
+  grid = _scatter_max_per_cloud(flat.reshape(b, -1), value.reshape(b, -1), cells)
+  # The official grid is [slice, y, x], then permuted to rows = x, columns = y.
+  grid = jnp.swapaxes(grid.reshape(b, NUM_VIEWS, DEPTH_SLICES, res, res), -1, -2)
+  return grid_to_image(grid)
+
+
+@functools.partial(jax.jit, static_argnames=("image_size", "normalize"))
+def clip_input(maps: jax.Array, image_size: int = CLIP_IMAGE_SIZE,
+               normalize: bool = False) -> jax.Array:
+  """PointCLIP V2's maps as CLIP images (`PointCLIPV2_ZS.real_proj`).
+
+  Args:
+    maps: float32[B, V, H, W] from `depth_maps`.
+    image_size: CLIP's input side S (224 in the official code).
+    normalize: subtract CLIP's mean and divide by its std per channel. The
+      official code does not (False): CLIP sees [0, 1] maps, background 1.
+
+  Returns:
+    float32[B, V, S, S, 3], channels last like the package's CLIP images.
+  """
+  return pointclip.to_clip_input(maps, image_size, normalize)
