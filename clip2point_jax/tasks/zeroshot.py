@@ -34,6 +34,7 @@ def run(config, workdir: str) -> dict:
 
   # 3. Model: the frozen CLIP (or a depth encoder, or a trained GDPA);
   # 4. step: points -> logits in one jit, projected as `config.render` says.
+  loop.say(f"zeroshot: loading {config.clip.name} and the text features of {len(class_names)} classes…")
   classify, params, text_features = classifier.load_classifier(config, class_names, mesh)
 
   # 5. Restore: nothing trained to restore; the weights are CLIP's (or loaded in 3).
@@ -63,6 +64,7 @@ def _write_outputs(config, workdir, source, class_names, result):
   if count:
     picks = np.linspace(0, len(source) - 1, count).astype(int)
     titles = [class_names[int(source[int(i)]["label"])] for i in picks]
+    loop.say(f"zeroshot: rendering the depth maps of {count} clouds for depth_maps.png…")
     evaluate.save_depth_grid(config, source, titles, picks, os.path.join(workdir, "depth_maps.png"))
   what = f"GDPA {config.gdpa}" if config.get("gdpa") else "zero-shot"
   print(f"\n{what} {config.data.name}/{config.data.split}: {result['num_examples']} clouds, "
