@@ -194,9 +194,16 @@ def grid_to_image(grid: jax.Array) -> jax.Array:
   over slices, divide by the image's maximum, 1 minus that.
   """
   lead = grid.ndim - 2
-  pooled = jax.lax.reduce_window(
-      grid, -jnp.inf, jax.lax.max, (1,) * lead + (POOL_SIZE, POOL_SIZE), (1,) * grid.ndim,
-      ((0, 0),) * lead + ((POOL_PADDING, POOL_PADDING),) * 2)
+  # A 7 x 7 max is a 7 x 1 max of a 1 x 7 max (exactly: max does not round),
+  # 14 comparisons per cell instead of 49. Padding with -inf, as PyTorch's max-pool.
+  pooled = grid
+  for axis in (-2, -1):
+    window = [1] * grid.ndim
+    window[axis] = POOL_SIZE
+    padding = [(0, 0)] * grid.ndim
+    padding[axis] = (POOL_PADDING, POOL_PADDING)
+    pooled = jax.lax.reduce_window(pooled, -jnp.inf, jax.lax.max, tuple(window), (1,) * grid.ndim,
+                                   tuple(padding))
   kernel = gaussian_kernel()
   p = BLUR_PADDING
   padded = jnp.pad(pooled, ((0, 0),) * lead + ((p, p),) * 2)
