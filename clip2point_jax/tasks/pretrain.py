@@ -33,6 +33,7 @@ from clip2point_jax.training import pretrain as pretraining
 
 def load_clip(config, workdir: str) -> hf_clip.LoadedCLIP:
   """The CLIP of `config.clip`; a tiny random one in <workdir>/tiny_clip if its name is empty."""
+  loop.say(f"pretrain: loading CLIP {config.clip.name or '(a tiny random one, made first)'}…")
   tiny_clip.use_if_unnamed(config, workdir, "pretrain", note=", so the encoder learns nothing meaningful")
   return hf_clip.load_configured(config.clip, config.render.image_size)
 
@@ -62,6 +63,7 @@ def run(config, workdir: str) -> dict:
   eval_every = config.eval_every_steps or config.eval_every_epochs * steps_per_epoch
   period = config.optim.restart_steps or config.optim.restart_epochs * steps_per_epoch
   # The evaluation sets too, before anything in the workdir is written: a bad one fails here.
+  loop.say("pretrain: preparing the evaluation sets and the optimiser…")
   evals = pretrain_evals.ZeroShotEvals(config, workdir, loaded, mesh)
 
   # 3. Model and optimiser: the trainable params and LAMB's state, on the mesh.
