@@ -21,8 +21,7 @@ from clip2point_jax.errors import UserError
 
 METRICS_FILE = "metrics.jsonl"
 CURVES_FILE = "learning_curves.png"
-
-
+# What a bar says until its first update: the first step of a jitted loop compiles.
 COMPILING = "compiling…"
 
 
