@@ -37,6 +37,7 @@ def get_config(arg=None):
   c.light = "headlight"  # or "directional": a fixed light from `light_direction`
   c.light_direction = (0.0, 1.0, 0.0)
   c.background = (1.0, 1.0, 1.0)
+  c.edge_rule = "top_left"  # watertight; "pytorch3d": centres on a shared edge stay background
 
   c.faces_per_batch = 1 << 19  # Meshes are batched by face count up to this many faces.
   c.max_batch = 32  # Memory: shading keeps ~15 MB per 224x224 view.

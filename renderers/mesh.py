@@ -7,10 +7,12 @@ formulas, batched over meshes and views and jitted as a whole:
 Rasterisation (`rasterize_meshes.py` and its CUDA kernel):
 * Vertices go through `cameras.project`, so view k of a mesh shows exactly the
   pose of view k of the point projector: NDC x, y and view-space depth z.
-* A face covers the pixel centre p when all three barycentric coordinates
-  are > 0 (strictly, so centres exactly on an edge belong to neither face):
+* Barycentric coordinates of the pixel centre p:
     w0 = E(p; v1, v2) / A,  w1 = E(p; v2, v0) / A,  w2 = E(p; v0, v1) / A,
     A = E(v2; v0, v1) + 1e-8,  E(p; a, b) = (p.x - a.x)(b.y - a.y) - (p.y - a.y)(b.x - a.x).
+  PyTorch3D's face covers p when all three are > 0 (`edge_rule="pytorch3d"`),
+  so a centre exactly on an edge shared by two faces belongs to neither (a
+  background line across, say, a cylinder's cap); see `edge_rule` below.
   With the perspective camera they are made perspective-correct,
     w_i <- w_i z_j z_k / max(w0 z1 z2 + z0 w1 z2 + z0 z1 w2, 1e-8),
   as PyTorch3D does for perspective cameras (not for orthographic ones).
@@ -52,6 +54,16 @@ Differences from PyTorch3D, all deliberate:
   camera's plane (the point projector keeps such points). `strict_near_cull`
   restores PyTorch3D's rule. With the perspective camera a vertex at z <= 0
   has no NDC position, so such faces are always skipped.
+* Coverage is watertight by default (`edge_rule="top_left"`, the rule of
+  Direct3D and OpenGL rasterisers): p is covered when it is strictly inside
+  all three edges, or exactly on an edge line (or vertex) whose face lies
+  image-right of it (a left edge) or, for a horizontal edge, image-below it
+  (a top edge). Each edge is evaluated from its lexicographically smaller
+  end, so two faces sharing it see exactly opposite values and a centre on
+  it is covered exactly once, whatever the windings (back faces are drawn
+  too). Depth and barycentrics keep PyTorch3D's formulas; only centres
+  within float rounding of an edge can change face. `edge_rule="pytorch3d"`
+  restores PyTorch3D's strict rule.
 * UVs outside [0, 1] repeat per pixel by default (`uv_wrap="repeat"`, the
   GL_REPEAT that ShapeNet's UVs assume; PyTorch3D's OBJ loader wraps per
   vertex instead); `uv_wrap="clamp"` is TexturesUV's "border".
@@ -98,6 +110,8 @@ BUDGET = 1 << 14
 _NO_FACE = np.iinfo(np.int32).max
 _INT_MIN = np.iinfo(np.int32).min
 UV_WRAPS = ("repeat", "clamp")
+# Who covers a pixel centre exactly on an edge; see the module doc.
+EDGE_RULES = ("top_left", "pytorch3d")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,7 +199,51 @@ def _edge(px, py, ax, ay, bx, by):
   return (px - ax) * (by - ay) - (py - ay) * (bx - ax)
 
 
-def barycentrics(px, py, tri, perspective_correct: bool):
+def check_edge_rule(edge_rule: str) -> str:
+  """`edge_rule` itself if it is one of EDGE_RULES, else an InputError naming it."""
+  if edge_rule not in EDGE_RULES:
+    raise InputError(f"edge_rule must be one of {EDGE_RULES}, got {edge_rule!r}")
+  return edge_rule
+
+
+def _edge_test(px, py, ax, ay, bx, by, positive_area):
+  """Whether pixel centres lie inside the face along its edge a -> b.
+
+  Strictly inside the edge's half-plane, or exactly on the edge line where the
+  top-left rule gives the edge to this face: a top edge (horizontal in the
+  image, the face below it) or a left edge (the face to its right).
+  positive_area (bool, E(v2; v0, v1) > 0) tells which side of a -> b is inside.
+  """
+  # Both faces sharing an edge evaluate it from its lexicographically smaller
+  # end, so they round identically and see exactly opposite signs; comparing
+  # the two products (instead of subtracting them) leaves no room for a fused
+  # multiply-add to round one kernel differently from another.
+  swap = (bx < ax) | ((bx == ax) & (by < ay))
+  ux, uy = jnp.where(swap, bx, ax), jnp.where(swap, by, ay)
+  dx, dy = jnp.abs(bx - ax), jnp.where(swap, ay - by, by - ay)  # v - u; dx >= 0
+  along, across = (px - ux) * dy, (py - uy) * dx  # E(p; u, v) = along - across
+  positive = positive_area != swap  # E(p; u, v) > 0 inside the face
+  strict = jnp.where(positive, along > across, along < across)
+  # Inside points at +E, so the face lies image-right of the edge (NDC -x)
+  # when E falls with x: sign(dy) opposite to `positive`'s; for a horizontal
+  # edge (dy == 0, then dx > 0) image-below (NDC -y) when E falls with y.
+  owned = jnp.where(dy != 0, (dy < 0) == positive, positive)
+  return strict | ((along == across) & owned)
+
+
+def _top_left_inside(px, py, tri):
+  """Coverage under the top-left rule: bool[...] for px, py float32[...] and
+  tri float32[..., 3, 3] (NDC x, y, view z), broadcastable."""
+  x, y = tri[..., 0], tri[..., 1]
+  positive_area = _edge(x[..., 2], y[..., 2], x[..., 0], y[..., 0], x[..., 1], y[..., 1]) > 0
+  inside = True
+  for a, b in ((1, 2), (2, 0), (0, 1)):  # the edges of w0, w1 and w2
+    inside = inside & _edge_test(px, py, x[..., a], y[..., a], x[..., b], y[..., b],
+                                 positive_area)
+  return inside
+
+
+def barycentrics(px, py, tri, perspective_correct: bool, edge_rule: str = "top_left"):
   """Barycentric coordinates and depth of pixel centres in faces.
 
   Args:
@@ -193,6 +251,9 @@ def barycentrics(px, py, tri, perspective_correct: bool):
     tri: float32[..., 3, 3] the faces' corners (NDC x, NDC y, view z),
       broadcastable against px.
     perspective_correct: apply PyTorch3D's perspective correction.
+    edge_rule: which faces cover centres exactly on an edge: "top_left"
+      (exactly one of two faces sharing the edge) or "pytorch3d" (neither:
+      all barycentrics must be > 0); see the module doc.
 
   Returns:
     (w float32[..., 3], pz float32[...], inside bool[...]).
@@ -209,7 +270,10 @@ def barycentrics(px, py, tri, perspective_correct: bool):
     denom = jnp.maximum(t0 + t1 + t2, K_EPSILON)
     w0, w1, w2 = t0 / denom, t1 / denom, t2 / denom
   pz = w0 * z0 + w1 * z1 + w2 * z2
-  inside = (w0 > 0) & (w1 > 0) & (w2 > 0)
+  if edge_rule == "pytorch3d":
+    inside = (w0 > 0) & (w1 > 0) & (w2 > 0)
+  else:
+    inside = _top_left_inside(px, py, tri)
   return jnp.stack([w0, w1, w2], -1), pz, inside
 
 
@@ -238,7 +302,7 @@ def _face_boxes(tri, valid, image_size: int):
 
 
 def _rasterize_images(tri, valid, *, image_size: int, sides: tuple[int, ...], budget: int,
-                      perspective_correct: bool):
+                      perspective_correct: bool, edge_rule: str):
   """N images: tri float32[N, F, 3, 3] (NDC x, y, view z), valid bool[N, F].
 
   Each face's box of pixel centres is covered by square blocks: a face whose
@@ -311,7 +375,7 @@ def _rasterize_images(tri, valid, *, image_size: int, sides: tuple[int, ...], bu
       px = cameras.pixel_ndc(col0[..., None] + offsets, size)[:, :, None, :]  # [N, C, 1, K]
       py = cameras.pixel_ndc(row0[..., None] + offsets, size)[:, :, :, None]  # [N, C, K, 1]
       corners = rec[..., 2:].reshape(rec.shape[:2] + (1, 1, 3, 3))
-      _, pz, inside = barycentrics(px, py, corners, perspective_correct)
+      _, pz, inside = barycentrics(px, py, corners, perspective_correct, edge_rule)
       hit = live[..., None, None] & inside & (pz >= 0)
       depth = jnp.where(hit, pz, jnp.inf).reshape(-1, side, side)
       index = jnp.stack(jnp.broadcast_arrays(image_index, row0, col0), -1).reshape(-1, 3)
@@ -360,8 +424,9 @@ def _check_camera(camera):
 
 def rasterize(meshes: MeshBatch, views, *, distance=1.0,
               camera: cameras.Camera = cameras.ORTHOGRAPHIC, image_size: int = IMAGE_SIZE,
-              strict_near_cull: bool = False, tiers: Sequence[int] = TIERS,
-              budget: int = BUDGET, image_group: int = 0) -> Fragments:
+              strict_near_cull: bool = False, edge_rule: str = "top_left",
+              tiers: Sequence[int] = TIERS, budget: int = BUDGET,
+              image_group: int = 0) -> Fragments:
   """Nearest face, depth and barycentrics per pixel of every mesh and view.
 
   Args:
@@ -373,6 +438,8 @@ def rasterize(meshes: MeshBatch, views, *, distance=1.0,
     image_size: H = W; static.
     strict_near_cull: PyTorch3D's rule of skipping faces with any vertex at
       z < 1e-8 (see the module doc); static.
+    edge_rule: "top_left" (watertight) or "pytorch3d" (centres on an edge
+      belong to neither face), see the module doc; static.
     tiers: block sides of the face tiers, in pixels; static.
     budget: candidate pixels per image per loop step (memory); static.
     image_group: rasterise this many images at a time, one group after the
@@ -383,6 +450,7 @@ def rasterize(meshes: MeshBatch, views, *, distance=1.0,
     `Fragments` with leading dimensions [B, V].
   """
   _check_camera(camera)
+  check_edge_rule(edge_rule)
   batch, num_faces = meshes.mask.shape
   views = jnp.asarray(views, jnp.float32)
   num_views = views.shape[-2]
@@ -404,7 +472,7 @@ def rasterize(meshes: MeshBatch, views, *, distance=1.0,
       (groups, group) + a.shape[1:])
   raster = functools.partial(_rasterize_images, image_size=image_size,
                              sides=_tier_sides(image_size, tiers), budget=int(budget),
-                             perspective_correct=perspective)
+                             perspective_correct=perspective, edge_rule=edge_rule)
   # Groups of images one after the other: on a CPU a group's z-buffers stay in cache.
   face = jax.lax.map(lambda a: raster(*a), (
       grouped(tri.reshape(images, num_faces, 3, 3)), grouped(valid.reshape(images, num_faces))))
@@ -569,12 +637,12 @@ def shade(meshes: MeshBatch, fragments: Fragments, views, *, distance=1.0,
 
 @functools.partial(jax.jit, static_argnames=(
     "camera", "image_size", "light", "materials", "background", "uv_wrap",
-    "strict_near_cull", "tiers", "budget", "image_group"))
+    "strict_near_cull", "edge_rule", "tiers", "budget", "image_group"))
 def _render(meshes, views, distance, *, camera, image_size, light, materials, background,
-            uv_wrap, strict_near_cull, tiers, budget, image_group):
+            uv_wrap, strict_near_cull, edge_rule, tiers, budget, image_group):
   fragments = rasterize(meshes, views, distance=distance, camera=camera, image_size=image_size,
-                        strict_near_cull=strict_near_cull, tiers=tiers, budget=budget,
-                        image_group=image_group)
+                        strict_near_cull=strict_near_cull, edge_rule=edge_rule, tiers=tiers,
+                        budget=budget, image_group=image_group)
   rgb = shade(meshes, fragments, views, distance=distance, camera=camera, light=light,
               materials=materials, background=background, uv_wrap=uv_wrap)
   rgb8 = jnp.round(rgb * 255.0).astype(jnp.uint8)
@@ -586,8 +654,9 @@ def render(meshes: MeshBatch, views, *, distance=1.0,
            camera: cameras.Camera = cameras.ORTHOGRAPHIC, image_size: int = IMAGE_SIZE,
            light: Light = HEADLIGHT, materials: Materials = Materials(),
            background: Sequence[float] = BACKGROUND, uv_wrap: str = "repeat",
-           strict_near_cull: bool = False, tiers: Sequence[int] = TIERS,
-           budget: int = BUDGET, image_group: Optional[int] = None) -> Rendering:
+           strict_near_cull: bool = False, edge_rule: str = "top_left",
+           tiers: Sequence[int] = TIERS, budget: int = BUDGET,
+           image_group: Optional[int] = None) -> Rendering:
   """Renders every mesh of the batch from every view; jitted as a whole.
 
   Args:
@@ -606,6 +675,9 @@ def render(meshes: MeshBatch, views, *, distance=1.0,
     background: RGB of empty pixels, in [0, 1].
     uv_wrap: "repeat" or "clamp", for UVs outside [0, 1].
     strict_near_cull: PyTorch3D's near-plane face culling (module doc).
+    edge_rule: "top_left" (the default: a pixel centre exactly on an edge
+      shared by two faces is covered by exactly one) or "pytorch3d" (by
+      neither, PyTorch3D's strictly positive barycentrics); module doc.
     tiers, budget, image_group: the rasteriser's work split (module doc and
       `rasterize`); they change speed and memory, never the images. The
       default image_group is 8 on CPUs and all images elsewhere.
@@ -618,6 +690,7 @@ def render(meshes: MeshBatch, views, *, distance=1.0,
   if not isinstance(light, (Headlight, PointLight, DirectionalLight)):
     raise InputError(f"unknown light {light!r}; use Headlight, PointLight or DirectionalLight")
   _check_camera(camera)
+  check_edge_rule(edge_rule)
   views = jnp.asarray(cameras.views_array(views) if not hasattr(views, "shape") else views,
                       jnp.float32)
   background = tuple(float(c) for c in background)
@@ -626,7 +699,7 @@ def render(meshes: MeshBatch, views, *, distance=1.0,
   return _render(MeshBatch(*meshes), views, jnp.asarray(distance, jnp.float32), camera=camera,
                  image_size=int(image_size), light=light, materials=materials,
                  background=background, uv_wrap=uv_wrap, strict_near_cull=bool(strict_near_cull),
-                 tiers=tuple(int(t) for t in tiers), budget=int(budget),
+                 edge_rule=edge_rule, tiers=tuple(int(t) for t in tiers), budget=int(budget),
                  image_group=default_image_group() if image_group is None else int(image_group))
 
 

@@ -79,6 +79,8 @@ def list_models(lists_dir: str, splits) -> list[tuple[str, str]]:
         if not sep or not synset or not model:
           raise UserError(f"{path}: line {name!r} is not <synset>-<model>.npy")
         models.add((synset, model))
+  if not models:
+    raise UserError(f"{folder}: the lists {', '.join(f'{s}.txt' for s in splits)} name no models")
   return sorted(models)
 
 
@@ -89,9 +91,14 @@ def input_folders(config, workdir: str) -> tuple[str, str]:
                     "(<synset>/<model>/models/model_normalized.obj)")
   shapenet_dir = os.path.expanduser(config.shapenet_dir)
   if not os.path.isdir(shapenet_dir):
-    raise UserError(f"config.shapenet_dir={shapenet_dir!r} is not a folder")
+    raise UserError(f"config.shapenet_dir={shapenet_dir!r} is not a folder; point it at ShapeNetCore v2 "
+                    "(<synset>/<model>/models/model_normalized.obj)")
   if not config.lists_dir:
     raise UserError("set config.lists_dir to the folder holding ShapeNet-55/{train,test}.txt")
+  lists_dir = os.path.expanduser(config.lists_dir)
+  if not os.path.isdir(lists_dir):
+    raise UserError(f"config.lists_dir={lists_dir!r} is not a folder; point it at the folder holding "
+                    f"{_LISTS}/{{train,test}}.txt (Point-BERT's ShapeNet55 download)")
   out_dir = os.path.expanduser(config.out_dir) if config.out_dir else os.path.join(workdir, "rendering")
   os.makedirs(out_dir, exist_ok=True)
   return shapenet_dir, out_dir
@@ -113,9 +120,12 @@ def render_options(config) -> dict:
     raise UserError(f"config.light={config.light!r}; use headlight or directional")
   if int(config.image_size) < 8:
     raise UserError(f"config.image_size={config.image_size} is too small")
+  if config.edge_rule not in mesh_renderer.EDGE_RULES:
+    raise UserError(f"config.edge_rule={config.edge_rule!r}; use "
+                    f"{' or '.join(mesh_renderer.EDGE_RULES)}")
   return dict(image_size=int(config.image_size), camera=camera, light=light,
               background=tuple(float(v) for v in config.background),
-              distance=float(config.distance))
+              distance=float(config.distance), edge_rule=config.edge_rule)
 
 
 def is_finished(folder: str, num_views: int) -> bool:
@@ -172,6 +182,21 @@ def unfinished(models, shapenet_dir: str, out_dir: str, num_views: int, report: 
     else:
       todo.append(Job(f"{synset}_{model}", mesh_io.shapenet_path(shapenet_dir, synset, model), folder))
   return todo
+
+
+def check_meshes_exist(todo: list[Job], shapenet_dir: str) -> None:
+  """Raises UserError when none of the jobs' mesh files exists: a wrong ShapeNetCore folder,
+  which would otherwise fail every model one by one."""
+  if todo and not any(os.path.isfile(job.path) for job in todo):
+    raise UserError(f"none of the {len(todo)} listed models to render is in config.shapenet_dir="
+                    f"{shapenet_dir!r} (no {todo[0].path}); point it at ShapeNetCore v2, which holds "
+                    "<synset>/<model>/models/model_normalized.obj")
+
+
+def check_not_all_failed(todo: list[Job], report: Report) -> None:
+  """Raises UserError when every model to render failed (the run then did nothing)."""
+  if todo and report.data["rendered"] == 0:
+    raise UserError(f"all {len(todo)} models to render failed; the reasons are in {report.path}")
 
 
 def load_packed(path: str, atlas_size: int):

@@ -1,5 +1,8 @@
 """Renders ShapeNetCore v2 models to the 10 pre-training views; see configs/render.py.
 
+A wrong ShapeNetCore or lists folder, or a run in which every model failed,
+ends in a `UserError` (a non-zero exit), not in a report of failures only.
+
 The pipeline (meshes read on host workers while the device renders earlier
 batches, PNGs written atomically on other threads, meshes bucketed by padded
 face count so only a few shapes compile) is `data/shapenet_render.py`; this
@@ -36,7 +39,8 @@ def run(config, workdir: str) -> dict:
   report = shapenet_render.Report(os.path.join(workdir, report_name), {
       "shapenet_dir": shapenet_dir, "out_dir": out_dir, "shard": f"{index}/{count}",
       "image_size": options["image_size"], "views": views.tolist(),
-      "camera": config.camera, "light": config.light, "models_in_shard": len(models)})
+      "camera": config.camera, "light": config.light, "edge_rule": options["edge_rule"],
+      "models_in_shard": len(models)})
 
   # 3. Model and 4. step: the jitted renderer, compiled once per batch shape.
   def batch_size(num_faces: int) -> int:
@@ -49,6 +53,7 @@ def run(config, workdir: str) -> dict:
 
   # 5. Restore: models with all their views are done; the rest are rendered.
   todo = shapenet_render.unfinished(models, shapenet_dir, out_dir, len(views), report)
+  shapenet_render.check_meshes_exist(todo, shapenet_dir)
 
   # 6. Evals: none. 7. Loop: load on workers, render in buckets, write on threads.
   start = time.time()
@@ -68,4 +73,5 @@ def run(config, workdir: str) -> dict:
   print(f"render: {data['rendered']} models rendered, {data['already_done']} already done, "
         f"{len(data['failed'])} failed, {len(data['warnings'])} with warnings "
         f"({data['seconds']:.0f} s); report in {report.path}")
+  shapenet_render.check_not_all_failed(todo, report)
   return data

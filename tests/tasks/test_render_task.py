@@ -121,3 +121,41 @@ def test_renderings_feed_shapenet55_and_its_figures(tmp_path, tree):
   vc.shape_id = f"{GOOD[1][0]}-{GOOD[1][1]}"
   paths = visualize.run(vc, str(tmp_path / "vis"))
   assert os.path.getsize(paths["views"]) > 10000 and os.path.getsize(paths["classes"]) > 5000
+
+
+def test_wrong_folders_and_all_failed_runs_raise(tmp_path, tree):
+  c = _config()
+  c.shapenet_dir, c.lists_dir = tree
+  c.lists_dir = str(tmp_path / "no_lists")
+  with pytest.raises(UserError, match=r"config.lists_dir=.*no_lists.* is not a folder"):
+    render.run(c, str(tmp_path / "work"))
+  c.lists_dir = tree[1]
+  c.shapenet_dir = str(tmp_path / "no_shapenet")
+  with pytest.raises(UserError, match=r"config.shapenet_dir=.*no_shapenet.* is not a folder"):
+    render.run(c, str(tmp_path / "work"))
+  # A folder that exists but is not ShapeNetCore: every listed model would be missing.
+  c.shapenet_dir = str(tmp_path)
+  with pytest.raises(UserError, match=r"none of the 4 listed models to render is in config.shapenet_dir"):
+    render.run(c, str(tmp_path / "work"))
+  # Only the broken and the missing mesh left: the run fails as a whole, after writing its report.
+  c.shapenet_dir = tree[0]
+  c.out_dir = str(tmp_path / "rendering")
+  for synset, model in GOOD:
+    folder = tmp_path / "rendering" / f"{synset}_{model}"
+    folder.mkdir(parents=True)
+    for k in range(10):
+      (folder / f"{k}.png").write_bytes(b"")
+  with pytest.raises(UserError, match=r"all 2 models to render failed; the reasons are in .*render_report.json"):
+    render.run(c, str(tmp_path / "work"))
+  with open(tmp_path / "work" / "render_report.json") as f:
+    assert len(json.load(f)["failed"]) == 2
+
+
+def test_edge_rule_is_checked_and_passed_to_the_renderer():
+  c = _config()
+  assert shapenet_render.render_options(c)["edge_rule"] == "top_left"  # the watertight default
+  c.edge_rule = "pytorch3d"
+  assert shapenet_render.render_options(c)["edge_rule"] == "pytorch3d"
+  c.edge_rule = "strict"
+  with pytest.raises(UserError, match="config.edge_rule='strict'; use top_left or pytorch3d"):
+    shapenet_render.render_options(c)
