@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+from clip2point_jax import validation
 from clip2point_jax.core import parallel
 from clip2point_jax.data import splits
 from clip2point_jax.errors import UserError
@@ -19,6 +20,7 @@ from clip2point_jax.training import evaluate, loop
 
 def run(config, workdir: str) -> list:
   """Returns one {"file", "predictions": [(class, probability), ...]} per file."""
+  validation.check_task(config)
   os.makedirs(workdir, exist_ok=True)
   # A trained model's own CLIP and render settings; an empty clip.name then: a tiny random CLIP.
   trained_settings.fill_in(config)
@@ -28,8 +30,6 @@ def run(config, workdir: str) -> list:
 
   # 2. Data: every file matching any of the comma-separated globs.
   class_names = tuple(c.strip() for c in config.classes.split(",") if c.strip())
-  if len(class_names) < 2:
-    raise UserError(f"config.classes={config.classes!r}: give at least two comma-separated class names")
   paths = sorted({p for pattern in config.inputs.split(",") if pattern.strip()
                   for p in splits.expand_files(pattern.strip())})
   if not paths:

@@ -16,10 +16,10 @@ import time
 
 import numpy as np
 
+from clip2point_jax import validation
 from clip2point_jax.core import parallel
 from clip2point_jax.detection import boxes as box_lib
 from clip2point_jax.detection import classifiers, evaluate, pipeline, report, scannet, synthetic
-from clip2point_jax.errors import UserError
 from clip2point_jax.loading import tiny_clip, trained_settings
 from clip2point_jax.training import loop
 
@@ -37,25 +37,10 @@ def _prepare_inputs(config, workdir):
     tiny_clip.use_if_unnamed(config, workdir, "detect", note=", so expect near-zero mAP")
 
 
-def _check_config(config):
-  if config.crop.num_points < 1:
-    raise UserError(f"config.crop.num_points={config.crop.num_points} must be positive")
-  if config.crop.margin <= -1:
-    raise UserError(f"config.crop.margin={config.crop.margin} must be > -1")
-  if config.batch_size < 1:
-    raise UserError(f"config.batch_size={config.batch_size} must be positive")
-  if config.data.name != "synthetic" and not config.data.scans_dir:
-    raise UserError("config.data.scans_dir is empty: give the folder of the ScanNet scans "
-                    "(and boxes_dir/proposals_dir if those files are elsewhere)")
-  thresholds = tuple(config.eval.iou_thresholds)
-  if not thresholds or any(not 0 <= t < 1 for t in thresholds):
-    raise UserError(f"config.eval.iou_thresholds={thresholds}: give thresholds in [0, 1)")
-
-
 def run(config, workdir: str) -> dict:
   """Detects and evaluates; returns the metrics dict it writes."""
+  validation.check_task(config)
   os.makedirs(workdir, exist_ok=True)
-  _check_config(config)
   _prepare_inputs(config, workdir)
   # 1. Mesh.
   mesh = parallel.make_mesh()

@@ -25,9 +25,9 @@ import os
 import jax
 import numpy as np
 
+from clip2point_jax import validation
 from clip2point_jax.core import parallel
 from clip2point_jax.data import splits
-from clip2point_jax.errors import UserError
 from clip2point_jax.features import view_features
 from clip2point_jax.loading import tiny_clip, trained_settings
 from clip2point_jax.projection import dual_path, encode as encode_lib, zeroshot
@@ -35,22 +35,10 @@ from clip2point_jax.projection import settings as render_settings
 from clip2point_jax.training import gdpa as training, gdpa_report, gdpa_run
 
 
-def check_config(config) -> None:
-  """UserError for settings no run can use, before anything is loaded."""
-  if config.data.name == "files":
-    raise UserError("config.data.name='files' has no train/test splits; GDPA training needs a "
-                    "prepared dataset (see docs/datasets.md)")
-  if not config.seeds:
-    raise UserError("config.seeds is empty; give at least one, e.g. --config.seeds='(0,)'")
-  if config.shots < 0 or config.epochs < 1:
-    raise UserError(f"config.shots={config.shots} and config.epochs={config.epochs}: shots must be "
-                    ">= 0 (0 = every training cloud) and epochs >= 1")
-
-
 def run(config, workdir: str) -> dict:
   """Trains and evaluates a GDPA per seed; returns the metrics dict it writes."""
+  validation.check_task(config)
   os.makedirs(workdir, exist_ok=True)
-  check_config(config)
   # The depth encoder's own CLIP and render settings; an empty clip.name then: a tiny random CLIP.
   trained_settings.fill_in(config)
   tiny_clip.use_if_unnamed(config, workdir, config.task)

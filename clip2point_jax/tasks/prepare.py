@@ -4,6 +4,7 @@ import os
 
 import tensorflow_datasets as tfds
 
+from clip2point_jax import validation
 from clip2point_jax.data import registry
 from clip2point_jax.errors import UserError
 from clip2point_jax.training import loop
@@ -31,6 +32,7 @@ def _options(config) -> dict:
 def run(config, workdir: str) -> str:
   """Prepares `config.dataset`; returns the dataset folder."""
   del workdir  # Everything goes to config.data_dir, shared by all runs.
+  validation.check_task(config)
   # 1. Mesh: none; the builders work on the host. 3.-6.: no model, nothing to restore.
   # 2. Data and 7. loop: the builder reads, samples and writes every shape.
   # Our own bars count shapes against a known total; TFDS's would not.

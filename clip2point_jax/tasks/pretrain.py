@@ -22,6 +22,7 @@ import os
 from absl import logging
 import jax
 
+from clip2point_jax import validation
 from clip2point_jax.core import checkpoints, parallel, rules
 from clip2point_jax.data import pipeline, pretrain_data, splits
 from clip2point_jax.errors import UserError
@@ -40,13 +41,11 @@ def load_clip(config, workdir: str) -> hf_clip.LoadedCLIP:
 
 def run(config, workdir: str) -> dict:
   """Pre-trains (or resumes); returns a summary dict."""
+  validation.check_task(config)
   os.makedirs(workdir, exist_ok=True)
-  pretraining.validate(config)
   # 1. Mesh: one data axis over every device of every host.
   mesh = parallel.make_mesh()
-  if config.batch_size % mesh.devices.size:
-    raise UserError(f"config.batch_size={config.batch_size} is not a multiple of the "
-                    f"{mesh.devices.size} devices")
+  validation.check_devices(config, mesh.devices.size)
 
   # 2. Data: the training split's clouds, where their image features come from, the eval sets.
   source, _ = splits.load(config.data, config.data.split, workdir)

@@ -10,6 +10,7 @@ import os
 import jax.numpy as jnp
 import numpy as np
 
+from clip2point_jax import validation
 from clip2point_jax.core import plots
 from clip2point_jax.data import splits
 from clip2point_jax.data.builders import shapenet55
@@ -47,6 +48,7 @@ def depth_maps(config, points: np.ndarray, views) -> np.ndarray:
 
 def run(config, workdir: str) -> dict:
   """Writes views.png and classes.png; returns their paths."""
+  validation.check_task(config)
   os.makedirs(workdir, exist_ok=True)
   # 1. Mesh: one device renders a few clouds.
   # 2. Data: a prepared split with images (primitives are prepared on first use).

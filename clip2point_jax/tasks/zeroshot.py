@@ -11,6 +11,7 @@ import os
 import numpy as np
 from absl import logging
 
+from clip2point_jax import validation
 from clip2point_jax.core import parallel, plots
 from clip2point_jax.data import splits
 from clip2point_jax.loading import classifier, tiny_clip, trained_settings
@@ -19,6 +20,7 @@ from clip2point_jax.training import evaluate, loop, metrics
 
 def run(config, workdir: str) -> dict:
   """Evaluates zero-shot accuracy; returns the metrics dict it writes."""
+  validation.check_task(config)
   os.makedirs(workdir, exist_ok=True)
   # A trained model's own CLIP and render settings (the command line has checked them);
   # an empty clip.name after that means a tiny random CLIP.

@@ -38,22 +38,6 @@ IMAGE_FEATURE_MODES = ("cache", "live")
 AVERAGED = ("loss", "l_intra", "l_cross", "grad_norm")
 
 
-def validate(config) -> None:
-  """UserError naming the first config field pre-training cannot run with."""
-  if config.image_features not in IMAGE_FEATURE_MODES:
-    raise UserError(f"config.image_features={config.image_features!r}; use one of "
-                    f"{', '.join(IMAGE_FEATURE_MODES)}")
-  group = config.loss.negatives_group
-  if group < 0 or (group and config.batch_size % group):
-    raise UserError(f"config.loss.negatives_group={group} must divide config.batch_size="
-                    f"{config.batch_size} (0: the whole batch)")
-  if config.loss.temperature <= 0:
-    raise UserError(f"config.loss.temperature={config.loss.temperature} must be positive")
-  if not 0 <= config.render.distance_jitter < 1:
-    raise UserError(f"config.render.distance_jitter={config.render.distance_jitter}; use [0, 1)")
-  render_settings.from_config(config.render, views=pretrain_data.VIEWS)
-
-
 def check_batch_size(config, num_examples: int, devices: int) -> None:
   """UserError if the global batch is larger than the training set (every step needs a full one).
 

@@ -4,6 +4,8 @@
                                              # fields, tasks, paths, the workdir,
                                              # and a trained model's settings filled in
     validation.check_devices(config, n)      # what depends on the device count
+    validation.check_task(config)            # fields and task rules only (tasks call it
+                                             # first, for library users)
 
 Each mistake is a `UserError` naming the field or file and what to do; `main`
 prints it as one `error:` line. Nothing here writes to disk or loads weights.
@@ -12,6 +14,7 @@ prints it as one `error:` line. Nothing here writes to disk or loads weights.
 from clip2point_jax.errors import UserError
 from clip2point_jax.loading import trained_settings
 from clip2point_jax.validation import tasks, workdir as workdir_lib
+from clip2point_jax.validation.tasks import check_task
 
 
 def _task_configs(config, prefix: str = ""):

@@ -18,6 +18,7 @@ from clip2point_jax.loading import hf_clip
 from clip2point_jax.models import gdpa
 from clip2point_jax.projection import settings as render_settings
 from clip2point_jax.training import pretrain
+from renderers import mesh
 from renderers import points as projector
 
 # Returns what is wrong with a value ("must be at least 1"), or None.
@@ -82,9 +83,10 @@ RULES: tuple[tuple[str, Check], ...] = (
     (_ANY + r"render\.mode$", one_of(*projector.RENDER_MODES)),
     (_ANY + r"render\.camera$|^camera$", one_of(*render_settings.CAMERAS)),
     (_ANY + r"(render\.)?fov$", in_interval(0, 180, closed_low=False)),
-    (_ANY + r"(radius|distance|sigma|gamma|temperature|learning_rate|clamp_value|eps)$", positive),
+    (_ANY + r"(radius|distance|sigma|gamma|temperature|clamp_value|eps)$", positive),
     (_ANY + r"render\.distance_jitter$", in_interval(0, 1)),
-    (_ANY + r"(weight_decay|eta_min)$", at_least(0)),
+    # A learning rate of 0 is a frozen baseline, run through the same loop.
+    (_ANY + r"(learning_rate|weight_decay|eta_min)$", at_least(0)),
     (_ANY + r"(b1|b2|dropout|val_fraction)$", in_interval(0, 1)),
     (_ANY + r"clip\.dtype$", one_of(*_CLIP_DTYPES)),
     (_ANY + r"clip\.residual_dtype$", one_of("auto", *_CLIP_DTYPES)),
@@ -93,6 +95,7 @@ RULES: tuple[tuple[str, Check], ...] = (
     (r"^image_features$", one_of(*pretrain.IMAGE_FEATURE_MODES)),
     (_ANY + r"data\.sampling$", one_of(*pipeline.SAMPLINGS)),
     (_ANY + r"model\.fusion$", one_of(*gdpa.FUSIONS)),
+    (r"^edge_rule$", one_of(*mesh.EDGE_RULES)),
     (_ANY + r"seeds$", not_empty),
     (_ANY + r"prompts$", prompt_templates),
     (_ANY + r"(trainable|lr_mults|sharding_rules)$", regexes),

@@ -9,11 +9,10 @@ datasets: it runs in well under a second, before any work starts.
 import os
 from typing import Callable
 
-from clip2point_jax.data import registry
+from clip2point_jax.data import pretrain_data, registry
 from clip2point_jax.detection import classifiers as detection_classifiers
 from clip2point_jax.errors import UserError
 from clip2point_jax.projection import settings as render_settings
-from clip2point_jax.training import pretrain
 from clip2point_jax.validation import fields
 
 # Read-only inputs: when set, they must exist.
@@ -49,8 +48,8 @@ def _dataset(config, prefix: str, *, files_ok: bool = False) -> None:
   names = registry.DATASETS + (("files",) if files_ok else ())
   for block_path in ("data",) + tuple(f"evals.{k}.data" for k in (_get(config, "evals") or {})):
     data = _get(config, block_path)
-    if data is None:
-      continue
+    if data is None or (block_path != "data" and not data.name):
+      continue  # An evaluation without a dataset is off.
     if data.name not in names:
       raise UserError(f"config.{prefix}{block_path}.name={data.name!r}: no such dataset; use one of "
                       f"{', '.join(names)}")
@@ -83,16 +82,24 @@ def _classify(config, prefix):
 
 
 def _fewshot(config, prefix):
+  if config.data.name == "files":
+    raise UserError(f"config.{prefix}data.name='files' has no train/test splits; GDPA training needs a "
+                    "prepared dataset (see docs/datasets.md)")
   _dataset(config, prefix)
   _views(config)
 
 
 def _pretrain(config, prefix):
   _dataset(config, prefix)
-  pretrain.validate(config)
+  group = config.loss.negatives_group
+  if group and config.batch_size % group:
+    raise UserError(f"config.{prefix}loss.negatives_group={group} must divide config.{prefix}batch_size="
+                    f"{config.batch_size} (0: the whole batch)")
+  render_settings.from_config(config.render, views=pretrain_data.VIEWS)
   for evaluation in config.evals.values():
-    render_settings.from_config(config.render, evaluation.views, evaluation.view_weights,
-                                align_modelnet=evaluation.data.align_modelnet)
+    if evaluation.data.name:
+      render_settings.from_config(config.render, evaluation.views, evaluation.view_weights,
+                                  align_modelnet=evaluation.data.align_modelnet)
 
 
 def _detect(config, prefix):
@@ -161,10 +168,10 @@ def check_task(config, prefix: str = "") -> None:
     prefix: its dotted path inside the whole config, for messages.
   """
   fields.check_fields(config, prefix)
-  _check_inputs_exist(config, prefix)
   rule = TASK_RULES.get(config.get("task"))
   if rule is not None:
     rule(config, prefix)
+  _check_inputs_exist(config, prefix)
   for key, value in config.items():
     if hasattr(value, "get") and value.get("task"):
       check_task(value, f"{prefix}{key}.")

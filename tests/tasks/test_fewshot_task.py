@@ -197,7 +197,8 @@ def test_path_p_takes_a_pretrained_depth_encoder(tiny_clip_dir, tmp_path):
 
 
 def test_bad_settings_and_configs(tmp_path):
-  for overrides, message in (({"shots": -1}, "shots must be >= 0"), ({"seeds": ()}, "config.seeds is empty"),
+  for overrides, message in (({"shots": -1}, "config.shots=-1: must be at least 0"),
+                             ({"seeds": ()}, r"config.seeds=\(\): is empty"),
                              ({"data.name": "files"}, "no train/test splits")):
     with pytest.raises(UserError, match=message):
       fewshot.run(_tiny("/no/clip", str(tmp_path), **overrides), str(tmp_path / "run"))
