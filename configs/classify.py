@@ -17,9 +17,9 @@ zeroshot = load_sibling(__file__, "zeroshot")
 def get_config(arg=None):
   a = parse_arg(arg, modelnet=False, tiny=False)
   c = zeroshot.get_config("dataset=files" + (",tiny" if a["tiny"] else ""))
-  c.task = "classify"
-  c.inputs = ""
-  c.classes = ""
-  c.top_k = 3
+  c.task = "classify"  # the task module that runs (clip2point_jax/tasks/)
+  c.inputs = ""  # comma-separated globs of your point-cloud or mesh files
+  c.classes = ""  # comma-separated class names, at least two
+  c.top_k = 3  # guesses printed per file
   c.data.align_modelnet = a["modelnet"]
   return c

@@ -21,12 +21,12 @@ common = load_sibling(__file__, "common")
 def get_config(arg=None):
   a = parse_arg(arg, dataset="modelnet40", shots=16, tiny=False)
   c = ml_collections.ConfigDict()
-  c.task = "fewshot"
+  c.task = "fewshot"  # the task module that runs (clip2point_jax/tasks/)
   c.seeds = (0, 1, 2)  # Each seed draws its own shots, initialisation, dropout and order.
   c.shots = a["shots"]  # per class; 0 = every training cloud (configs/finetune.py)
-  c.epochs = 100
-  c.batch_size = 32
-  c.eval_batch_size = 1024
+  c.epochs = 100  # passes over the shots
+  c.batch_size = 32  # training clouds per step (cut to the training set)
+  c.eval_batch_size = 1024  # clouds per evaluation batch
   # > 0: a stratified validation split carved out of train before the shots are
   # drawn; the test accuracy at the best validation epoch is then reported too.
   c.val_fraction = 0.0
@@ -36,20 +36,21 @@ def get_config(arg=None):
   c.checkpoint_every_epochs = 0  # 0: only the final checkpoint.
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = a["dataset"]
-  c.data.train_split = "train"
-  c.data.test_split = "test"
+  c.data.name = a["dataset"]  # a prepared dataset (docs/datasets.md)
+  c.data.train_split = "train"  # the split the shots are drawn from
+  c.data.test_split = "test"  # the split tested
   # $TFDS_DATA_DIR, else ~/tensorflow_datasets; empty: <workdir>/tensorflow_datasets.
   c.data.data_dir = default_data_dir()
-  c.data.num_points = 1024
-  c.data.sampling = "first"
+  c.data.num_points = 1024  # points per cloud projected
+  c.data.sampling = "first"  # first: the first N stored points; fps: farthest-point sampling
   c.data.align_modelnet = a["dataset"].startswith("modelnet")  # z-up -> y-up, as CLIP2Point
   c.data.primitives = ml_collections.ConfigDict()  # primitives only: options to prepare with
 
   c.clip = common.clip_config()  # path C, and the text tower; name empty: a tiny random CLIP
   # Path P: a CLIP2Point pre-trained depth encoder; empty = CLIP's own image tower.
   c.depth_encoder = ""
-  c.prompts = ("image of a {}",)
+  c.prompts = ("image of a {}",)  # text templates; {} is the class name
+  # (elevation, azimuth) pairs in degrees, one depth map each (CLIP2Point's 10).
   c.views = tuple(cameras.VIEWS_PRETRAIN)
 
   c.render = common.render_config()
@@ -59,14 +60,14 @@ def get_config(arg=None):
 
   c.model = ml_collections.ConfigDict()
   c.model.fusion = "gate"  # or "mean": the released code's fixed 0.5/0.5
-  c.model.dropout = 0.075
-  c.model.view_init = 0.5
+  c.model.dropout = 0.075  # dropout in both adapters
+  c.model.view_init = 0.5  # initial value of each view's learned weight
   c.model.logit_scale = 1.0  # 1.0: none, as released
-  c.model.learn_logit_scale = False
+  c.model.learn_logit_scale = False  # train the logit scale too
 
   c.optim = ml_collections.ConfigDict()
-  c.optim.learning_rate = 1e-3
-  c.optim.weight_decay = 1e-4
+  c.optim.learning_rate = 1e-3  # AdamW learning rate
+  c.optim.weight_decay = 1e-4  # AdamW weight decay
   # Regexes over GDPA parameter paths (adapter_depth/fc1/kernel, gate/bias...);
   # the rest of the GDPA is frozen. The encoders are always frozen.
   c.optim.trainable = ("adapter_.*", "gate/.*", "logit_scale")

@@ -16,8 +16,8 @@ from clip2point_jax.errors import UserError
 def get_config(arg=None):
   a = parse_arg(arg, dataset="primitives", tiny=False)
   c = ml_collections.ConfigDict()
-  c.task = "prepare"
-  c.dataset = a["dataset"]
+  c.task = "prepare"  # the task module that runs (clip2point_jax/tasks/)
+  c.dataset = a["dataset"]  # which dataset to prepare (docs/datasets.md lists them)
   c.manual_dir = ""  # The unpacked download; see docs/datasets.md.
   c.data_dir = default_data_dir()  # $TFDS_DATA_DIR, else ~/tensorflow_datasets
   c.num_points_stored = 0  # 0: the dataset's default (8192 meshes, 2048 h5).

@@ -22,10 +22,10 @@ common = load_sibling(__file__, "common")
 def get_config(arg=None):
   a = parse_arg(arg, dataset="primitives", tiny=False)
   c = ml_collections.ConfigDict()
-  c.task = "visualize"
+  c.task = "visualize"  # the task module that runs (clip2point_jax/tasks/)
   c.data = ml_collections.ConfigDict()
-  c.data.name = a["dataset"]
-  c.data.split = "train"
+  c.data.name = a["dataset"]  # a prepared dataset (docs/datasets.md)
+  c.data.split = "train"  # the split drawn
   c.data.data_dir = "~/tensorflow_datasets"  # empty: <workdir>/tensorflow_datasets
   c.data.num_points = 2048  # The first N stored points make the depth maps.
   # primitives only: options to prepare it with on first use (empty: defaults).
@@ -35,7 +35,7 @@ def get_config(arg=None):
   c.shape_id = ""  # ...or its id, e.g. torus_0000 or 02691156-1a04e3eab45ca15dd86060f189eb133.
   c.view = 0  # The view shown per class: an index into `views`.
   c.views = tuple(cameras.VIEWS_PRETRAIN)  # The poses the images were rendered from.
-  c.max_classes = 60
+  c.max_classes = 60  # classes drawn in the per-class grid
   c.render = common.render_config()
 
   if a["tiny"]:

@@ -26,15 +26,15 @@ common = load_sibling(__file__, "common")
 def get_config(arg=None):
   a = parse_arg(arg, dataset="modelnet40", tiny=False)
   c = ml_collections.ConfigDict()
-  c.task = "zeroshot"
+  c.task = "zeroshot"  # the task module that runs (clip2point_jax/tasks/)
   c.seed = 0
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = a["dataset"]
-  c.data.split = "test"
+  c.data.name = a["dataset"]  # a prepared dataset (docs/datasets.md) or files (your own)
+  c.data.split = "test"  # the split classified
   # $TFDS_DATA_DIR, else ~/tensorflow_datasets; empty: <workdir>/tensorflow_datasets.
   c.data.data_dir = default_data_dir()
-  c.data.num_points = 1024
+  c.data.num_points = 1024  # points per cloud projected
   c.data.sampling = "first"  # Builders store points so the first N are the subset to use.
   # ModelNet is z-up; CLIP2Point turns it y-up before rendering.
   c.data.align_modelnet = a["dataset"].startswith("modelnet")
@@ -53,14 +53,14 @@ def get_config(arg=None):
   # A trained GDPA (a few-shot / fine-tuning workdir or its seed_<s> folder)
   # instead of zero-shot CLIP; its CLIP, views, render settings and prompts win.
   c.gdpa = ""
-  c.prompts = ("image of a {}",)
-  c.views = tuple(cameras.VIEWS_ZERO_SHOT)
+  c.prompts = ("image of a {}",)  # text templates; {} is the class name; the text features average over them
+  c.views = tuple(cameras.VIEWS_ZERO_SHOT)  # (elevation, azimuth) pairs in degrees, one depth map each
   c.view_weights = ()  # empty: every view counts the same
 
   c.render = common.render_config()
 
-  c.batch_size = 32
-  c.num_grid_clouds = 4
+  c.batch_size = 32  # clouds per step (global, over all devices)
+  c.num_grid_clouds = 4  # clouds drawn in depth_maps.png
 
   if a["tiny"]:
     # Offline: a tiny random CLIP made in <workdir>/tiny_clip (224 px, 32 px
