@@ -27,7 +27,7 @@ def get_config(arg=None):
   a = parse_arg(arg, dataset="modelnet40", tiny=False)
   c = ml_collections.ConfigDict()
   c.task = "zeroshot"  # the task module that runs (clip2point_jax/tasks/)
-  c.seed = 0
+  c.seed = 0  # seed of the run's random draws (and of a tiny random CLIP)
 
   c.data = ml_collections.ConfigDict()
   c.data.name = a["dataset"]  # a prepared dataset (docs/datasets.md) or files (your own)

@@ -66,14 +66,12 @@ RUN_BY = {
         ("tests/data/test_data_prepare_task.py::test_run_prepares_once", '"dataset=primitives,tiny"'),
     "python -m clip2point_jax.main --config configs/visualize.py:dataset=primitives --workdir runs/vis":
         ("tests/tasks/test_visualize_task.py::test_figures_of_primitives", "visualize.run(_config()"),
-    "python -m clip2point_jax.main --config configs/zeroshot.py:dataset=primitives,tiny "
-    "--config.clip.name=/tmp/tiny_clip --workdir runs/zs_tiny":
+    "python -m clip2point_jax.main --config configs/zeroshot.py:dataset=primitives,tiny --workdir runs/zs_tiny":
         ("tests/tasks/test_multiprocess.py::test_zeroshot_in_two_processes_on_the_built_in_shapes",
          '"configs/zeroshot.py:dataset=primitives,tiny"'),
     "python -m clip2point_jax.main --config configs/pretrain.py:tiny --workdir runs/pretrain_tiny":
         ("tests/tasks/test_pretrain_task.py::test_resume_after_a_kill_is_bit_identical", "pretrain.run(pf.tiny_config("),
-    "python -m clip2point_jax.main --config configs/fewshot.py:dataset=primitives,tiny "
-    "--config.clip.name=/tmp/tiny_clip --config.data.data_dir= --workdir runs/fewshot_tiny":
+    "python -m clip2point_jax.main --config configs/fewshot.py:dataset=primitives,tiny --workdir runs/fewshot_tiny":
         ("tests/tasks/test_fewshot_task.py::test_training_on_the_built_in_shapes_beats_chance", '"top1_accuracy"'),
     "python -m clip2point_jax.main --config configs/detect.py:dataset=synthetic --workdir runs/detect_synthetic":
         ("tests/tasks/test_detect_task.py::test_synthetic_preset_makes_its_scenes", '"synthetic_scenes"'),
