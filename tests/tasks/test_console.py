@@ -17,6 +17,7 @@ import collections
 import fcntl
 import os
 import re
+import select
 import struct
 import subprocess
 import sys
@@ -64,7 +65,7 @@ def run_in_terminal(args: list[str], env: dict, timeout: float = 240) -> tuple[l
 
   Returns:
     (seconds since start, text) of every non-blank piece between carriage
-    returns and newlines, plus ("exit", seconds) as the last; and all output.
+    returns and newlines, then (seconds, "exit") when it ended; and all output.
   """
   controller, terminal = os.openpty()
   fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 150, 0, 0))  # tqdm sizes bars by it
@@ -75,6 +76,8 @@ def run_in_terminal(args: list[str], env: dict, timeout: float = 240) -> tuple[l
   pieces, raw, current, began = [], bytearray(), bytearray(), None
   try:
     while time.monotonic() - start < timeout:
+      if not select.select([controller], [], [], 1.0)[0]:
+        continue  # Silent for a second; a hung command ends at the timeout.
       try:
         chunk = os.read(controller, 4096)
       except OSError:  # EIO: the command has exited and closed the terminal.
@@ -92,7 +95,8 @@ def run_in_terminal(args: list[str], env: dict, timeout: float = 240) -> tuple[l
           current.append(byte)
   finally:
     os.close(controller)
-    proc.kill() if proc.poll() is None else None
+    if proc.poll() is None:  # Past the timeout.
+      proc.kill()
   assert proc.wait() == 0, raw.decode(errors="replace")[-3000:]
   pieces.append((began, current.decode(errors="replace")))
   pieces = [(t, text) for t, text in pieces if text.strip()]
