@@ -194,6 +194,9 @@ def prepare(name: str, data_dir: Optional[str] = None,
     return path
   mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite
           else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
+  # Our builders show one bar per split; TFDS's own bars (examples, shuffling)
+  # would interleave with it.
+  tfds.disable_progress_bar()
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
       manual_dir=manual_dir, download_mode=mode))
   return path
