@@ -41,7 +41,7 @@ from tests.conftest import REPO_ROOT
 README = "README.md"
 README_MAX_LINES = 300  # Issue #21: the README stays short; details live in docs/.
 SHELL_LANGS = {"sh", "bash", "shell", "console", "zsh"}
-NEEDS_TAGS = {"real data", "gpu", "download", "several hosts"}
+NEEDS_TAGS = {"real data", "gpu", "tpu", "download", "several hosts"}
 NOTHING = {"", "-", "–", "—"}
 CI_RUNNER = ".ci/run"
 CI_MARKER = "<!-- quick-start: tests -->"
@@ -54,9 +54,11 @@ RUN_BY = {
         (CI_RUNNER, None),
     "python3 -m venv .venv && . .venv/bin/activate && pip install -e . && "
     "python -m clip2point_jax.main --config configs/demo.py --workdir runs/demo":
-        ("tests/tasks/test_demo.py::test_cli_runs_the_demo_end_to_end", '"configs/demo.py:tiny"'),
+        ("tests/tasks/test_demo.py::test_the_readme_demo_runs_and_prints_the_readmes_figures",
+         '"configs/demo.py",'),
     "python -m clip2point_jax.main --config configs/demo.py --workdir runs/demo":
-        ("tests/tasks/test_demo.py::test_cli_runs_the_demo_end_to_end", '"configs/demo.py:tiny"'),
+        ("tests/tasks/test_demo.py::test_the_readme_demo_runs_and_prints_the_readmes_figures",
+         '"configs/demo.py",'),
     "python -m clip2point_jax.tools.make_tiny_clip /tmp/tiny_clip":
         ("tests/tools/test_make_tiny_clip.py::test_cli_writes_a_checkpoint", '"clip2point_jax.tools.make_tiny_clip"'),
     "python -m clip2point_jax.main --config configs/prepare.py:dataset=primitives "
