@@ -19,7 +19,6 @@ from clip2point_jax.models import gdpa
 from clip2point_jax.projection import settings as render_settings
 from clip2point_jax.training import pretrain
 from renderers import mesh
-from renderers import points as projector
 
 # Returns what is wrong with a value ("must be at least 1"), or None.
 Check = Callable[[Any], Optional[str]]
@@ -80,7 +79,7 @@ RULES: tuple[tuple[str, Check], ...] = (
      r"eval_every_epochs|eval_every_steps|checkpoint_every_epochs|restart_steps|restart_epochs|"
      r"max_scenes|num_grid_clouds|min_points|floor_points|num_plot_scenes|max_classes|"
      r"negatives_group|shape|view|plot_max_boxes)$", at_least(0)),
-    (_ANY + r"render\.mode$", one_of(*projector.RENDER_MODES)),
+    (_ANY + r"render\.mode$", one_of(*render_settings.MODES)),
     (_ANY + r"render\.camera$|^camera$", one_of(*render_settings.CAMERAS)),
     (_ANY + r"(render\.)?fov$", in_interval(0, 180, closed_low=False)),
     (_ANY + r"(radius|distance|sigma|gamma|temperature|clamp_value|eps)$", positive),
