@@ -1,6 +1,7 @@
 """The `clip` and `render` blocks every task shares (loaded with `load_sibling(__file__, "common")`)."""
 
 import ml_collections
+from ml_collections import config_dict
 
 from renderers import points as projector
 
@@ -27,13 +28,19 @@ def clip_config(name: str = "openai/clip-vit-base-patch32") -> ml_collections.Co
 def render_config(**overrides) -> ml_collections.ConfigDict:
   """How clouds are projected to depth maps (`clip2point_jax/projection/settings.py`)."""
   c = ml_collections.ConfigDict()
-  c.image_size = projector.IMAGE_SIZE  # must be the CLIP's input size
+  c.image_size = projector.IMAGE_SIZE  # must be the CLIP's input size (every mode's views reach CLIP at it)
   c.radius = projector.POINT_RADIUS  # point radius in NDC units (the image spans [-1, 1])
   c.distance = 1.0  # camera distance
-  c.mode = "hard"  # "hard": CLIP2Point's z-buffer; "soft": differentiable discs and z-buffer
+  # "hard": CLIP2Point's z-buffer; "soft": differentiable discs and z-buffer;
+  # "pointclip", "pointclip_v2": those methods' projectors with their own views
+  # (docs/projector.md), and in zero-shot their published prompts and weights.
+  c.mode = "hard"
   c.sigma = projector.SOFT_SIGMA  # soft only: half-width of a disc's smoothed edge
   c.gamma = projector.SOFT_GAMMA  # soft only: depth temperature of the soft z-buffer
   c.camera = "orthographic"  # CLIP2Point's; or "perspective" (FoVPerspectiveCameras)
   c.fov = 60.0  # perspective only: vertical field of view in degrees
+  # CLIP's mean/std on the views (True/False); unset: as each method's code
+  # (CLIP2Point's modes yes, the PointCLIPs no).
+  c.clip_normalize = config_dict.placeholder(bool)
   c.update(overrides)
   return c

@@ -6,7 +6,16 @@
 The frozen CLIP by default; with `config.depth_encoder` its image tower is a
 pre-trained depth encoder; with `config.gdpa` a trained GDPA, whose own CLIP,
 views, render settings and prompts then replace the config's.
+
+The zero-shot scoring follows the method `config.render.mode` reproduces
+(`zero_shot_recipe`): CLIP2Point's (hard, soft) is the config's `prompts` and
+`view_weights` with plain sums of cosines; a PointCLIP mode takes its
+method's published prompts, view weights and logit scale
+(`projection.recipes`), except where the config sets its own prompts or
+view weights.
 """
+
+import dataclasses
 
 import jax
 import numpy as np
@@ -14,7 +23,7 @@ import numpy as np
 from clip2point_jax.core import parallel
 from clip2point_jax.features import text
 from clip2point_jax.loading import depth_encoder, hf_clip, trained_gdpa
-from clip2point_jax.projection import encode, settings, zeroshot
+from clip2point_jax.projection import encode, recipes, settings, zeroshot
 
 
 def render_settings(config) -> settings.RenderSettings:
@@ -22,6 +31,41 @@ def render_settings(config) -> settings.RenderSettings:
   `view_weights` and `data.align_modelnet` (errors name the field)."""
   return settings.from_config(config.render, config.views, config.view_weights,
                               align_modelnet=config.data.align_modelnet)
+
+
+def zero_shot_recipe(config) -> recipes.Recipe:
+  """How `config`'s zero-shot logits are scored: its render mode's method's recipe.
+
+  CLIP2Point's modes: the config's own prompts and view weights, scale 1 (what
+  the package always did). PointCLIP modes: the published recipe for
+  `config.data.name` and `config.clip.name`; where V2 has none, an error, or
+  with `config.untuned_recipe` its labelled untuned stand-in. A config's own
+  `view_weights` (non-empty) or `prompts` (other than CLIP2Point's default)
+  replace the recipe's, and the record's source says so.
+
+  Raises:
+    UserError: an unknown mode or dataset, or no published entry.
+  """
+  method = recipes.method_of_mode(config.render.get("mode", "hard"))
+  dataset = config.data.name
+  if method == "clip2point":
+    found = recipes.recipe(method, dataset if dataset in recipes.DATASETS else "files")
+    return dataclasses.replace(found, templates=tuple(config.prompts),
+                               view_weights=tuple(float(w) for w in config.view_weights))
+  found = recipes.recipe(method, dataset, backbone=config.clip.name,
+                         untuned_fallback=bool(config.get("untuned_recipe", False)))
+  own_weights = tuple(float(w) for w in config.view_weights)
+  own_prompts = tuple(config.prompts) != tuple(text.DEFAULT_TEMPLATES)
+  if own_weights:
+    found = dataclasses.replace(found, view_weights=own_weights,
+                                source=found.source + "; view weights from config.view_weights")
+  if own_prompts:
+    found = dataclasses.replace(found, templates=tuple(config.prompts), class_prompts=(),
+                                underscores_to_spaces=False,
+                                source=found.source + "; prompts from config.prompts")
+  if own_weights and own_prompts:
+    found = dataclasses.replace(found, tuned_on_test_set=False)
+  return found
 
 
 def load_classifier(config, class_names, mesh, loaded=None):
@@ -44,10 +88,19 @@ def load_classifier(config, class_names, mesh, loaded=None):
   if config.get("gdpa"):
     trained_gdpa.adopt_settings(config)
     return trained_gdpa.load_classifier(config, class_names, mesh)
+  # A PointCLIP mode's own views replace the default list, so what the task
+  # records and draws (config.views) names the views it renders.
+  settings.adopt_mode_views(config)
   projection = render_settings(config)
+  recipe = zero_shot_recipe(config)
   loaded = loaded or hf_clip.load_configured(config.clip, config.render.image_size)
-  text_features = text.class_text_features(loaded, class_names, tuple(config.prompts))
-  classify = zeroshot.make_classifier(encode.clip_depth_encoder(loaded), projection)
+  if recipe.method == "clip2point":
+    text_features = text.class_text_features(loaded, class_names, tuple(config.prompts))
+    classify = zeroshot.make_classifier(encode.clip_depth_encoder(loaded), projection)
+  else:
+    text_features = zeroshot.recipe_text_features(loaded, recipe, class_names)
+    classify = zeroshot.make_classifier(encode.clip_depth_encoder(loaded), projection,
+                                        view_weights=recipe.view_weights, scale=recipe.similarity_scale)
   params = loaded.params
   if config.get("depth_encoder"):
     params = depth_encoder.load_params(config.depth_encoder, loaded)
@@ -71,7 +124,8 @@ def probability_scale(config, params) -> float:
   probabilities need the temperature the model was trained with.
 
   Zero-shot: CLIP's own `logit_scale` (exp, clipped at 100 as CLIP does) per
-  view, since the logits sum the views' cosines. A GDPA with its own scale
+  view, since the logits sum the views' cosines; a PointCLIP mode's recipe
+  logits are the official ones, with their scale: 1. A GDPA with its own scale
   (`model.logit_scale` != 1 or learned) has it in its logits already: 1. A
   GDPA without one (1.0, as released) was trained on unscaled cosines, whose
   softmax is near uniform (about 1/C each) however sure it is; its fused
@@ -83,6 +137,8 @@ def probability_scale(config, params) -> float:
     config: the config `load_classifier` was given (after it).
     params: the params it returned.
   """
+  if not config.get("gdpa") and recipes.method_of_mode(config.render.get("mode", "hard")) != "clip2point":
+    return 1.0  # A PointCLIP recipe's logits carry its published logit scale already.
   if config.get("gdpa"):
     model = trained_gdpa.read_description(config.gdpa)["config"]["model"]
     if model.get("learn_logit_scale") or float(model.get("logit_scale", 1.0)) != 1.0:

@@ -3,8 +3,8 @@
 Path P is the CLIP2Point pre-trained depth encoder, path C CLIP's own image
 tower; both are CLIP vision towers (`clip.CLIPVisionEncoder`), so one
 function (`encode.vision_encoder`) encodes with either parameter set. The
-clouds are rendered once (`encode.depth_maps`) and both encoders read the
-same depth maps.
+clouds are rendered once (`encode.view_images`: any `render.mode`, CLIP2Point's
+or a PointCLIP's) and both encoders read the same views.
 
 An empty `depth_encoder` source lets CLIP's own image tower fill path P too;
 the two paths then share one set of weights and the features are computed
@@ -85,7 +85,7 @@ def make_view_encoder(encode_depth: Callable, settings: settings_lib.RenderSetti
   """Builds `(frozen params, points, mask) -> per-view features of both paths` (not jitted).
 
   Args:
-    encode_depth: `(vision params, depth float32[M, S, S]) -> float32[M, D]`,
+    encode_depth: `(vision params, views float32[M, S, S] or [M, S, S, 3]) -> float32[M, D]`,
       e.g. `encode.vision_encoder`.
     settings: the views and every projector setting, e.g.
       `settings.from_config(config.render, config.views, align_modelnet=...)`.
@@ -97,11 +97,11 @@ def make_view_encoder(encode_depth: Callable, settings: settings_lib.RenderSetti
   """
 
   def encode(frozen, points, mask=None):
-    depth = encode_lib.depth_maps(points, settings, mask=mask)
-    clip_features = encode_lib.view_features(encode_depth, frozen["clip_encoder"], depth)
+    views = encode_lib.view_images(points, settings, mask=mask)
+    clip_features = encode_lib.view_features(encode_depth, frozen["clip_encoder"], views)
     if shared:
       return {"depth": clip_features, "clip": clip_features}
-    return {"depth": encode_lib.view_features(encode_depth, frozen["depth_encoder"], depth),
+    return {"depth": encode_lib.view_features(encode_depth, frozen["depth_encoder"], views),
             "clip": clip_features}
 
   return encode

@@ -4,11 +4,21 @@ Zero-shot, GDPA (both of its paths), pre-training and detection all go
 through these functions, so a projector setting (`projection.settings`)
 means the same everywhere:
 
-    depth = encode.depth_maps(points, settings, mask=mask)          # float32[B, V, S, S]
-    features = encode.view_features(encode_depth, params, depth)     # float32[B, V, D]
+    views = encode.view_images(points, settings, mask=mask)     # CLIP's input per view
+    features = encode.view_features(encode_depth, params, views) # float32[B, V, D]
 
-`encode_depth(params, depth float32[M, S, S]) -> float32[M, D]` is any image
-tower that reads depth maps (`clip_depth_encoder`, `vision_encoder`).
+A view reaches CLIP in one of two forms, and every encoder here takes both:
+
+* float32[..., S, S] grey depth in [0, 1]: CLIP2Point's modes with CLIP's
+  normalisation (the default). The encoder folds the grey-to-RGB copy and
+  CLIP's mean/std into its patch embedding (`clip.CLIP.encode_depth`).
+* float32[..., S, S, 3] images exactly as CLIP sees them: the PointCLIP
+  modes (`renderers.pointclip*.clip_input` of their maps, unnormalised by
+  default as their official code feeds CLIP) and CLIP2Point's modes with
+  `render.clip_normalize=False`.
+
+`encode_depth(params, views float32[M, S, S] or [M, S, S, 3]) -> float32[M, D]`
+is any image tower that reads them (`clip_depth_encoder`, `vision_encoder`).
 """
 
 from typing import Callable
@@ -16,9 +26,11 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from clip2point_jax.errors import UserError
 from clip2point_jax.loading import hf_clip
 from clip2point_jax.models import clip as clip_lib
 from clip2point_jax.projection import preprocess
+from clip2point_jax.projection import settings as settings_lib
 from clip2point_jax.projection.settings import RenderSettings
 from renderers import cameras
 from renderers import points as projector
@@ -26,20 +38,31 @@ from renderers import points as projector
 
 def depth_maps(points: jax.Array, settings: RenderSettings, *, mask: jax.Array | None = None,
                views: jax.Array | None = None, distance: jax.Array | float | None = None) -> jax.Array:
-  """Depth maps of every view of every cloud.
+  """Depth maps of every view of every cloud, at CLIP's input size S.
 
   Args:
-    points: float32[B, N, 3], in the source's coordinates (centred and scaled here).
+    points: float32[B, N, 3], in the source's coordinates (CLIP2Point's modes
+      centre and scale them here; the PointCLIPs use them as given, as their
+      official code does).
     settings: the projector's settings.
     mask: optional bool[B, N]; False marks padding.
-    views: overrides `settings.views`: float32[V, 2] or per cloud [B, V, 2].
-    distance: overrides `settings.distance`: scalar, float32[V] or [B, V].
+    views: overrides `settings.views`: float32[V, 2] or per cloud [B, V, 2]
+      (CLIP2Point's modes only).
+    distance: overrides `settings.distance`: scalar, float32[V] or [B, V]
+      (CLIP2Point's modes only).
 
   Returns:
-    float32[B, V, S, S] in [0, 1], background 1.0.
+    float32[B, V, S, S]. CLIP2Point's modes: in [0, 1], background 1.0. The
+    PointCLIPs: one channel of their unnormalised CLIP input (`clip_input`
+    of the native maps: PointCLIP raw depths on 0, V2 [0, 1] on 1.0).
   """
   if mask is None:
     mask = jnp.ones(points.shape[:2], bool)
+  if settings.pointclip:
+    if views is not None or distance is not None:
+      raise UserError(f"render.mode={settings.mode!r} renders its own fixed views; per-cloud views and "
+                      "camera distances (pre-training's) need render.mode hard or soft")
+    return _pointclip_images(points, mask, settings, normalize=False)[..., 0]
   points = preprocess.prepare_points(points, mask, settings.align_modelnet)
   if views is None:
     views = jnp.asarray(cameras.views_array(settings.views))
@@ -47,30 +70,77 @@ def depth_maps(points: jax.Array, settings: RenderSettings, *, mask: jax.Array |
                                 mask=mask, **settings.projector_kwargs())
 
 
-def view_features(encode_depth: Callable, params, depth: jax.Array) -> jax.Array:
-  """float32[B, V, S, S] depth maps -> float32[B, V, D] features, every view in one batch."""
-  b, v = depth.shape[:2]
-  return encode_depth(params, depth.reshape((b * v,) + depth.shape[2:])).reshape(b, v, -1)
+def _pointclip_images(points, mask, settings: RenderSettings, normalize: bool) -> jax.Array:
+  """A PointCLIP projector's maps as CLIP images: float32[B, V, S, S, 3]."""
+  projector_module = settings_lib.POINTCLIP_PROJECTORS[settings.mode]
+  maps = projector_module.depth_maps(points, mask)
+  return projector_module.clip_input(maps, image_size=settings.image_size, normalize=normalize)
+
+
+def view_images(points: jax.Array, settings: RenderSettings, *, mask: jax.Array | None = None,
+                **projection) -> jax.Array:
+  """What CLIP reads of every view of every cloud (the module doc's two forms).
+
+  Args:
+    points, settings, mask, projection (views, distance): as `depth_maps`.
+
+  Returns:
+    float32[B, V, S, S] grey depth (CLIP2Point's modes, normalised by the
+    encoder), or float32[B, V, S, S, 3] images CLIP takes as they are: a
+    PointCLIP mode's `clip_input(depth_maps(points))`, exactly; or the RGB
+    copy of CLIP2Point's depth with `settings.clip_normalize` False.
+  """
+  if mask is None:
+    mask = jnp.ones(points.shape[:2], bool)
+  if settings.pointclip:
+    if projection.get("views") is not None or projection.get("distance") is not None:
+      depth_maps(points, settings, **projection)  # Raises the error.
+    return _pointclip_images(points, mask, settings, normalize=settings.clip_normalize)
+  depth = depth_maps(points, settings, mask=mask, **projection)
+  if settings.clip_normalize:
+    return depth
+  return jnp.repeat(depth[..., None], 3, axis=-1)
+
+
+def view_features(encode_depth: Callable, params, views: jax.Array) -> jax.Array:
+  """float32[B, V, S, S] or [B, V, S, S, 3] views -> float32[B, V, D] features, every view in one batch."""
+  b, v = views.shape[:2]
+  return encode_depth(params, views.reshape((b * v,) + views.shape[2:])).reshape(b, v, -1)
 
 
 def points_to_features(encode_depth: Callable, params, points: jax.Array, settings: RenderSettings,
                        **projection) -> jax.Array:
-  """`view_features` of `depth_maps`: float32[B, N, 3] -> float32[B, V, D]."""
-  return view_features(encode_depth, params, depth_maps(points, settings, **projection))
+  """`view_features` of `view_images`: float32[B, N, 3] -> float32[B, V, D]."""
+  return view_features(encode_depth, params, view_images(points, settings, **projection))
 
 
 def vision_encoder(loaded: hf_clip.LoadedCLIP) -> Callable:
-  """`(vision params, depth float32[M, S, S] in [0, 1]) -> float32[M, projection_dim]`.
+  """`(vision params, views float32[M, S, S] or [M, S, S, 3]) -> float32[M, projection_dim]`.
 
   The image tower of `loaded` alone (`clip.vision_params` of its params), with
-  its compute settings, fed depth maps directly (the grey-to-RGB copy and
-  CLIP's normalisation folded into the patch embedding).
+  its compute settings. Grey depth in [0, 1] is read directly (the
+  grey-to-RGB copy and CLIP's normalisation folded into the patch
+  embedding); three-channel views are CLIP's input as they are.
   """
   tower = clip_lib.vision_tower(loaded.model)
-  return lambda params, depth: tower.apply({"params": params}, grey=depth)
+
+  def encode(params, views):
+    if views.ndim == 4:
+      return tower.apply({"params": params}, images=views)
+    return tower.apply({"params": params}, grey=views)
+
+  return encode
 
 
 def clip_depth_encoder(loaded: hf_clip.LoadedCLIP) -> Callable:
-  """`(whole CLIP params, depth float32[M, S, S] in [0, 1]) -> features` of a loaded CLIP."""
+  """`(whole CLIP params, views float32[M, S, S] or [M, S, S, 3]) -> features` of a loaded CLIP.
+
+  As `vision_encoder`: grey depth through `encode_depth`, images through `encode_image`.
+  """
   model = loaded.model
-  return lambda params, depth: model.apply({"params": params}, depth, method=model.encode_depth)
+
+  def encode(params, views):
+    method = model.encode_image if views.ndim == 4 else model.encode_depth
+    return model.apply({"params": params}, views, method=method)
+
+  return encode

@@ -29,6 +29,15 @@ Methods (projectors in `renderers/`):
                 tuned_on_test_set=True; accuracies reached with them are not
                 zero-shot accuracies on held-out data.
 
+Where PointCLIP V2 published no entry (another dataset, or a CLIP it was not
+searched for, such as the tiny random one), `recipe(..., untuned_fallback=True)`
+gives its projection with equal view weights, PointCLIP's template and its
+logit scale, labelled `published=False` (and not test-tuned); without the
+flag that is a UserError.
+
+`method_of_mode` maps a `render.mode` to its method (hard and soft are
+CLIP2Point's); `Recipe.record()` is the JSON record tasks write.
+
 Both PointCLIPs score a cloud as  s * <concat_v(w_v f_v), repeat_V(t) / |repeat_V(t)|>
 with unit view features f_v and unit text feature t, i.e.
 s / sqrt(V) * sum_v w_v cos(f_v, t): `similarity_scale` is that s / sqrt(V), the
@@ -45,6 +54,11 @@ from renderers import pointclip
 from renderers import pointclip_v2
 
 METHODS = ("clip2point", "pointclip", "pointclip_v2")
+# Which method a `render.mode` reproduces, and each method's own mode.
+MODE_METHODS = {"hard": "clip2point", "soft": "clip2point", "pointclip": "pointclip",
+                "pointclip_v2": "pointclip_v2"}
+METHOD_MODES = {"clip2point": "hard", "pointclip": "pointclip", "pointclip_v2": "pointclip_v2"}
+POINTCLIP_TEMPLATE = "point cloud depth map of a {}."  # PointCLIP's CUSTOM_TEMPLATES entry
 # The package's dataset names (clip2point_jax.data.registry.DATASETS, plus
 # `files`) and the official code's keys; a recipe is looked up by either.
 DATASETS = ("modelnet40", "modelnet10", "modelnet40_aligned", "modelnet40_h5",
@@ -100,6 +114,8 @@ class Recipe:
   underscores_to_spaces: class names have '_' replaced by ' ' before filling
     the templates (PointCLIP's `c.replace('_', ' ')`).
   tuned_on_test_set: prompts or weights were searched on the test set.
+  source: where the entry comes from.
+  published: False for V2's untuned stand-in where it published no entry.
   """
   method: str
   dataset: str  # the published entry's dataset key, or "any"
@@ -113,6 +129,7 @@ class Recipe:
   underscores_to_spaces: bool
   tuned_on_test_set: bool
   source: str
+  published: bool = True
 
   @property
   def num_views(self) -> int:
@@ -141,6 +158,32 @@ class Recipe:
     return tuple((searched[_class_key(c)],) for c in class_names)
 
 
+  def record(self) -> dict:
+    """The recipe as tasks write it to JSON: what scored the clouds, and whether it saw the test set."""
+    return {"method": self.method, "dataset": self.dataset, "backbone": self.backbone,
+            "published": self.published, "tuned_on_test_set": self.tuned_on_test_set,
+            "view_weights": list(self.view_weights) or None,
+            "prompts": "one searched sentence per class" if self.class_prompts else list(self.templates),
+            "logit_scale": self.logit_scale, "similarity_scale": self.similarity_scale,
+            "source": self.source}
+
+  def label(self) -> str:
+    """One line for the console: the method and, loudly, whether its entry was tuned on the test set."""
+    if self.tuned_on_test_set:
+      return (f"{self.method} recipe {self.dataset}/{self.backbone}: prompts and view weights "
+              "TUNED ON THE TEST SET by its authors (not a held-out zero-shot accuracy)")
+    if not self.published:
+      return f"{self.method} recipe: no published entry, untuned stand-in ({self.source})"
+    return f"{self.method} recipe ({'as published' if self.method != 'clip2point' else 'the config'})"
+
+
+def method_of_mode(mode: str) -> str:
+  """The method a `render.mode` reproduces; UserError for an unknown mode."""
+  if mode not in MODE_METHODS:
+    raise UserError(f"config.render.mode={mode!r}; use one of {', '.join(MODE_METHODS)}")
+  return MODE_METHODS[mode]
+
+
 def _class_key(name: str) -> str:
   return name.strip().lower().replace("_", " ")
 
@@ -158,7 +201,8 @@ def backbone_key(name: str) -> str:
   raise UserError(f"no PointCLIP V2 entry for CLIP {name!r}; published for: {known}")
 
 
-def recipe(method: str, dataset: str, *, backbone: str = DEFAULT_BACKBONE) -> Recipe:
+def recipe(method: str, dataset: str, *, backbone: str = DEFAULT_BACKBONE,
+           untuned_fallback: bool = False) -> Recipe:
   """The published zero-shot recipe of `method` on `dataset`.
 
   Args:
@@ -166,6 +210,8 @@ def recipe(method: str, dataset: str, *, backbone: str = DEFAULT_BACKBONE) -> Re
     dataset: a package dataset name or an official key (DATASETS).
     backbone: the CLIP (a key of BACKBONES or a name it lists); only
       pointclip_v2's entries depend on it.
+    untuned_fallback: where pointclip_v2 published no entry for the dataset
+      or backbone, return `untuned_v2` instead of raising.
 
   Raises:
     UserError: an unknown method or dataset, or no published entry for it.
@@ -181,9 +227,11 @@ def recipe(method: str, dataset: str, *, backbone: str = DEFAULT_BACKBONE) -> Re
                   source="configs/zeroshot.py, clip2point_jax/projection/zeroshot.py")
   if method == "pointclip":
     return Recipe(method, "any", "any", pointclip.VIEW_ANGLES, (1.0,) * pointclip.NUM_VIEWS,
-                  ("point cloud depth map of a {}.",), (), 100.0,
+                  (POINTCLIP_TEMPLATE,), (), 100.0,
                   text_over_views=True, underscores_to_spaces=True, tuned_on_test_set=False,
                   source="ZrrSkywalker/PointCLIP@8656f2c0b275962da5efa6b56c691572e564b5b0:trainers/zeroshot.py")
+  if untuned_fallback and (dataset not in V2_DATASETS or not _known_backbone(backbone)):
+    return untuned_v2(dataset, backbone)
   if dataset not in V2_DATASETS:
     raise UserError(f"pointclip_v2 publishes prompts and view weights for modelnet40 and scanobjectnn "
                     f"(and the package's variants of them: {', '.join(V2_DATASETS)}), not {dataset!r}")
@@ -192,6 +240,24 @@ def recipe(method: str, dataset: str, *, backbone: str = DEFAULT_BACKBONE) -> Re
   prompts = tuple(zip(V2_CLASSES[key], V2_PROMPTS[(key, bb)]))
   return Recipe(method, key, bb, pointclip_v2.VIEW_ANGLES, V2_VIEW_WEIGHTS[(key, bb)], (), prompts, 100.0,
                 text_over_views=True, underscores_to_spaces=False, tuned_on_test_set=True, source=V2_SOURCE)
+
+
+def _known_backbone(name: str) -> bool:
+  return any(name in names or name.lower() in names for names in BACKBONES.values())
+
+
+def untuned_v2(dataset: str, backbone: str) -> Recipe:
+  """PointCLIP V2's projection scored without searched entries: equal weights, PointCLIP's template.
+
+  Not PointCLIP V2's published method (it publishes only its searched
+  entries); a labelled stand-in (`published=False`) for datasets and CLIPs it
+  has none for, e.g. the built-in shapes with the tiny random CLIP.
+  """
+  return Recipe("pointclip_v2", "none", "none", pointclip_v2.VIEW_ANGLES, (1.0,) * pointclip_v2.NUM_VIEWS,
+                (POINTCLIP_TEMPLATE,), (), 100.0, text_over_views=True, underscores_to_spaces=True,
+                tuned_on_test_set=False, published=False,
+                source=f"no published PointCLIP V2 entry for {dataset}/{backbone or 'this CLIP'}: equal view "
+                       "weights and PointCLIP's template")
 
 
 # PointCLIP V2's searched view weights, TUNED ON THE TEST SETS (best_param.py

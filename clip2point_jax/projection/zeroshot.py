@@ -6,8 +6,15 @@
 The points -> logits path (normalise, project, encode every view, compare) is
 one jitted function through `projection.encode`, so the data stays on the
 device between those stages and every render setting (`projection.settings`:
-hard or soft, orthographic or perspective) reaches it. The class text
-features come from `features.text`, once per class list.
+hard, soft or a PointCLIP projector, orthographic or perspective) reaches it.
+The class text features come from `features.text`, once per class list.
+
+A published recipe (`projection.recipes`) scores as its method does:
+
+    text = zeroshot.recipe_text_features(loaded, recipe, class_names)
+    classify = zeroshot.make_classifier(encoder, settings, view_weights=recipe.view_weights,
+                                        scale=recipe.similarity_scale)
+    # logits = similarity_scale * sum_v w_v cos(f_v, t_c): the official logits
 """
 
 import dataclasses
@@ -21,7 +28,8 @@ from clip2point_jax.errors import UserError
 from clip2point_jax.features.text import class_text_features  # noqa: F401  (re-exported)
 from clip2point_jax.loading import hf_clip
 from clip2point_jax.models import clip as clip_lib
-from clip2point_jax.projection import encode
+from clip2point_jax.features import text as text_lib
+from clip2point_jax.projection import encode, recipes
 from clip2point_jax.projection.encode import clip_depth_encoder  # noqa: F401  (re-exported)
 from clip2point_jax.projection.settings import RenderSettings
 from renderers import cameras
@@ -71,17 +79,19 @@ def with_views(settings: RenderSettings | None = None, views=None, view_weights=
 
 def make_classifier(encode_depth: Callable, settings: RenderSettings | None = None, *,
                     views: Sequence[Sequence[float]] | None = None,
-                    view_weights: Sequence[float] | None = None) -> Callable:
+                    view_weights: Sequence[float] | None = None, scale: float = 1.0) -> Callable:
   """Builds the jitted points -> logits function.
 
   Args:
-    encode_depth: `(params, depth float32[M, S, S] in [0, 1]) -> float32[M, D]`,
-      e.g. `clip_depth_encoder(loaded)`.
+    encode_depth: `(params, views float32[M, S, S] or [M, S, S, 3]) -> float32[M, D]`,
+      e.g. `clip_depth_encoder(loaded)` (`encode.view_images` gives the views).
     settings: the projector's settings, views and view weights
       (`projection.settings.from_config`); default: CLIP2Point's.
     views: V (elevation, azimuth) pairs in degrees, replacing the settings'.
     view_weights: V weights for the per-view similarities, replacing the
       settings'; empty: every view counts the same.
+    scale: multiplies the logits (a recipe's `similarity_scale`; 1: CLIP2Point's
+      plain sums of cosines).
 
   Returns:
     `classify(params, text_features float32[C, D], points float32[B, N, 3],
@@ -90,13 +100,35 @@ def make_classifier(encode_depth: Callable, settings: RenderSettings | None = No
   """
   settings = with_views(settings, views, view_weights)
   weights = jnp.asarray(settings.view_weights, jnp.float32) if settings.view_weights else None
+  scale = float(scale)
 
   @jax.jit
   def classify(params, text_features, points, point_mask=None):
     features = encode.points_to_features(encode_depth, params, points, settings, mask=point_mask)
-    return view_similarities(features, text_features, weights)
+    logits = view_similarities(features, text_features, weights)
+    return logits if scale == 1.0 else scale * logits
 
   return classify
+
+
+def recipe_text_features(loaded: hf_clip.LoadedCLIP, recipe: recipes.Recipe,
+                         class_names: Sequence[str]) -> jax.Array:
+  """A recipe's class text features: float32[C, D], unit rows.
+
+  Each prompt's feature is normalised, a class's prompts averaged and the mean
+  normalised again (`features.text`); a searched recipe has one sentence per
+  class, a template recipe its templates filled with the (underscore-free
+  where it says so) class name. Repeating over the views and normalising, as
+  the PointCLIPs do, is `recipe.similarity_scale`'s 1 / sqrt(V).
+
+  Raises:
+    UserError: a class without a searched prompt.
+  """
+  if recipe.class_prompts:
+    sentences = [p for (p,) in recipe.prompts(class_names)]
+    return text_lib.class_text_features(loaded, sentences, ("{}",))
+  names = [c.replace("_", " ") if recipe.underscores_to_spaces else c for c in class_names]
+  return text_lib.class_text_features(loaded, names, recipe.templates)
 
 
 def clip_image_encoder(loaded: hf_clip.LoadedCLIP) -> Callable:
