@@ -12,6 +12,7 @@ from typing import Callable
 from clip2point_jax.data import pretrain_data, registry
 from clip2point_jax.detection import classifiers as detection_classifiers
 from clip2point_jax.errors import UserError
+from clip2point_jax.projection import recipes
 from clip2point_jax.projection import settings as render_settings
 from clip2point_jax.validation import fields
 
@@ -153,10 +154,22 @@ def _complexity(config, prefix):
                     f"{', '.join(COST_ANALYSES)}")
 
 
+def _compare(config, prefix):
+  _dataset(config, prefix, files_ok=True)
+  methods = tuple(config.methods)
+  if not methods or any(m not in recipes.METHODS for m in methods) or len(set(methods)) < len(methods):
+    raise UserError(f"config.{prefix}methods={methods!r}; list each of {', '.join(recipes.METHODS)} "
+                    "at most once")
+  if render_settings.is_pointclip(config.render.mode):
+    raise UserError(f"config.{prefix}render.mode={config.render.mode!r} sets CLIP2Point's row: use hard "
+                    "or soft (the PointCLIP rows use their own modes)")
+  _views(config)
+
+
 TASK_RULES: dict[str, Callable] = {
     "zeroshot": _zeroshot, "classify": _classify, "fewshot": _fewshot, "finetune": _fewshot,
     "pretrain": _pretrain, "detect": _detect, "prepare": _prepare, "render": _render,
-    "visualize": _visualize, "complexity": _complexity,
+    "visualize": _visualize, "complexity": _complexity, "compare": _compare,
 }
 
 
