@@ -173,8 +173,10 @@ class Recipe:
       return (f"{self.method} recipe {self.dataset}/{self.backbone}: prompts and view weights "
               "TUNED ON THE TEST SET by its authors (not a held-out zero-shot accuracy)")
     if not self.published:
-      return f"{self.method} recipe: no published entry, untuned stand-in ({self.source})"
-    return f"{self.method} recipe ({'as published' if self.method != 'clip2point' else 'the config'})"
+      return f"{self.method}: untuned stand-in recipe, no published entry for this dataset and CLIP"
+    if self.method == "clip2point":
+      return f"{self.method}: the config's prompts and view weights"
+    return f"{self.method}: recipe as published, not tuned on the test set"
 
 
 def method_of_mode(mode: str) -> str:
@@ -256,8 +258,8 @@ def untuned_v2(dataset: str, backbone: str) -> Recipe:
   return Recipe("pointclip_v2", "none", "none", pointclip_v2.VIEW_ANGLES, (1.0,) * pointclip_v2.NUM_VIEWS,
                 (POINTCLIP_TEMPLATE,), (), 100.0, text_over_views=True, underscores_to_spaces=True,
                 tuned_on_test_set=False, published=False,
-                source=f"no published PointCLIP V2 entry for {dataset}/{backbone or 'this CLIP'}: equal view "
-                       "weights and PointCLIP's template")
+                source=f"no published PointCLIP V2 entry for dataset {dataset!r} with CLIP {backbone!r}: "
+                       "equal view weights and PointCLIP's template")
 
 
 # PointCLIP V2's searched view weights, TUNED ON THE TEST SETS (best_param.py
