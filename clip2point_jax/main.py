@@ -157,6 +157,9 @@ def main(argv):
     _print_fields()
     return
   workdir = _WORKDIR.value or os.path.join("runs", task_name)
+  if not _DISTRIBUTED.value or not _PROCESS_ID.value:
+    # Importing JAX and the models takes seconds: say why nothing happens yet.
+    print(f"{task_name}: checking the config…", flush=True)
   from clip2point_jax import validation  # Imported late: it imports JAX and the models.
   explicit = frozenset(config_flags.get_override_values(flags.FLAGS["config"]))
   try:

@@ -63,6 +63,17 @@ def concat_to_host(arrays) -> np.ndarray:
   return np.concatenate([np.asarray(x) for x in gathered])
 
 
+def wait_for_previous(outputs: list) -> None:
+  """Blocks until the batch before the last one in `outputs` is computed.
+
+  A loop that keeps its outputs on the device would otherwise run ahead of
+  the device: its bar would reach 100% at once, then sit silent while the
+  queue drains. The last batch stays queued, so the device never idles.
+  """
+  if len(outputs) > 1:
+    jax.block_until_ready(outputs[-2])
+
+
 def round_to_devices(batch_size: int, mesh: Mesh) -> int:
   """The smallest multiple of the mesh's device count that is >= batch_size."""
   n = mesh.devices.size

@@ -19,9 +19,8 @@ import jax
 import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
-from tqdm import tqdm
 
-from clip2point_jax.core import feature_cache, parallel
+from clip2point_jax.core import feature_cache, parallel, progress
 from clip2point_jax.data import pipeline, pretrain_data, registry, splits
 from clip2point_jax.errors import UserError
 from clip2point_jax.loading import hf_clip
@@ -90,11 +89,12 @@ def compute(source, encode_image: Callable, params, mesh, *, image_size: int, ba
   stream = (pipeline.host_slice(i, jax.process_index(), jax.process_count())
             for i in pipeline.global_indices(count, batch_size, training=False))
   outputs = []
-  for local in tqdm(pipeline.prefetch(_host_batches(source, stream, image_size, workers)),
-                    total=pipeline.num_batches(count, batch_size, False), desc=desc, unit="batch",
-                    disable=not parallel.is_host0()):
+  for local in progress.progress(iterable=pipeline.prefetch(_host_batches(source, stream, image_size, workers)),
+                                 total=pipeline.num_batches(count, batch_size, False), desc=desc,
+                                 unit="batch"):
     batch = parallel.global_batch(mesh, local)
     outputs.append((encode(params, batch["images"]), batch["has_images"]))
+    parallel.wait_for_previous(outputs)
   features = parallel.concat_to_host(f for f, _ in outputs)[:count]
   has_images = parallel.concat_to_host(h for _, h in outputs)[:count]
   return {FEATURES: features, HAS_IMAGES: has_images}

@@ -22,9 +22,8 @@ from typing import Any, Callable
 
 import numpy as np
 from absl import logging
-from tqdm import tqdm
 
-from clip2point_jax.core import feature_cache, parallel
+from clip2point_jax.core import feature_cache, parallel, progress
 from clip2point_jax.data import pipeline, registry
 from clip2point_jax.loading import hf_clip
 from clip2point_jax.projection import settings as render_settings
@@ -89,12 +88,13 @@ def compute(encode: Callable, frozen, source, *, mesh, batch_size: int, num_poin
   keys = ("clip",) if shared else ("clip", "depth")
   outputs = []
   start = time.time()
-  for local in tqdm(batches, total=pipeline.num_batches(len(source), batch_size, training=False),
-                    desc=desc, unit="batch", disable=not parallel.is_host0()):
+  for local in progress.progress(iterable=batches, desc=desc, unit="batch",
+                                 total=pipeline.num_batches(len(source), batch_size, training=False)):
     batch = parallel.global_batch(mesh, local)
     features = encode(frozen, batch["points"], None)
     # Kept on the device until the end: fetching per batch would stall dispatch.
     outputs.append(([features[k] for k in keys], batch["label"], batch["mask"]))
+    parallel.wait_for_previous(outputs)
   keep = parallel.concat_to_host(o[2] for o in outputs)
   result = {k: parallel.concat_to_host(o[0][i] for o in outputs)[keep] for i, k in enumerate(keys)}
   result["label"] = parallel.concat_to_host(o[1] for o in outputs)[keep].astype(np.int32)

@@ -35,6 +35,7 @@ def predict(classify, params, text_features, source, config, mesh, desc="zero-sh
     batch = parallel.global_batch(mesh, local)
     # Kept on the device: fetching each batch would stall the dispatch queue.
     outputs.append((classify(params, text_features, batch["points"]), batch["label"], batch["mask"]))
+    parallel.wait_for_previous(outputs)
   logits, labels, keep = (parallel.concat_to_host(o[i] for o in outputs) for i in range(3))
   return logits[keep], labels[keep], time.time() - start
 

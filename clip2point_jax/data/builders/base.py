@@ -14,8 +14,7 @@ from absl import logging
 from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
-import tqdm
-
+from clip2point_jax.core import progress
 from clip2point_jax.errors import UserError
 
 _MAX_LISTED_SKIPS = 1000
@@ -150,8 +149,9 @@ class PointCloudBuilder(tfds.core.GeneratorBasedBuilder,
       entry["shapes"].append({"id": shape_id, "reason": reason})
 
   def _progress(self, items: Sequence[Any], split: str):
-    return tqdm.tqdm(items, desc=f"{self.name} {split}", unit="shape",
-                     mininterval=1.0)
+    # The first shape compiles the renderer (or warms the readers): no ETA from it.
+    return progress.Progress(items, desc=f"{self.name} {split}", unit="shape", mininterval=1.0,
+                             first_note="starting…")
 
   def _require_any(self, split: str, count: int, where: str):
     if not count:
