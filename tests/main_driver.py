@@ -17,7 +17,11 @@ import tempfile
 import time
 import traceback
 
-from absl import app
+# Run as a script, this file's folder comes first on sys.path: put the
+# checkout's root before any installed copy of the package.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from clip2point_jax import main, validation  # pylint: disable=unused-import  (warm imports)
 
