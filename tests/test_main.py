@@ -92,6 +92,8 @@ MISTAKES = [
      "config.view=99"),
     ("complexity-analysis", ["--config", "configs/complexity.py:tiny", "--config.cost_analysis=magic"],
      "config.cost_analysis='magic'"),
+    ("compare-unknown-method", ["--config", "configs/compare.py:dataset=primitives,tiny",
+                                "--config.methods=('clip2point','pointnet')"], "config.methods="),
     ("workdir-is-a-file", ["--config", ZS, "--workdir", "{sandbox}/a_file"], "is a file; give a folder"),
     ("workdir-below-a-file", ["--config", ZS, "--workdir", "{sandbox}/a_file/run"], "is a file"),
     ("cache-dir-is-a-file", ["--config", FS, "--config.cache_dir={sandbox}/a_file"], "config.cache_dir="),
