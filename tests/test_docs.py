@@ -73,6 +73,9 @@ RUN_BY = {
          '"configs/zeroshot.py:dataset=primitives,tiny"'),
     "python -m clip2point_jax.main --config configs/pretrain.py:tiny --workdir runs/pretrain_tiny":
         ("tests/tasks/test_pretrain_task.py::test_resume_after_a_kill_is_bit_identical", "pretrain.run(pf.tiny_config("),
+    "python -m clip2point_jax.main --config configs/compare.py:dataset=primitives,tiny --workdir runs/compare_tiny":
+        ("tests/tasks/test_compare_task.py::test_tiny_run_writes_the_table_and_the_figure",
+         "compare.run(_tiny("),
     "python -m clip2point_jax.main --config configs/fewshot.py:dataset=primitives,tiny --workdir runs/fewshot_tiny":
         ("tests/tasks/test_fewshot_task.py::test_training_on_the_built_in_shapes_beats_chance", '"top1_accuracy"'),
     "python -m clip2point_jax.main --config configs/detect.py:dataset=synthetic --workdir runs/detect_synthetic":
