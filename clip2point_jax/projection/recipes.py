@@ -236,7 +236,8 @@ def recipe(method: str, dataset: str, *, backbone: str = DEFAULT_BACKBONE,
     return untuned_v2(dataset, backbone)
   if dataset not in V2_DATASETS:
     raise UserError(f"pointclip_v2 publishes prompts and view weights for modelnet40 and scanobjectnn "
-                    f"(and the package's variants of them: {', '.join(V2_DATASETS)}), not {dataset!r}")
+                    f"(and the package's variants of them: {', '.join(V2_DATASETS)}), not {dataset!r}; "
+                    "untuned_recipe=True scores it with an untuned stand-in")
   key = V2_DATASETS[dataset]
   bb = backbone_key(backbone)
   prompts = tuple(zip(V2_CLASSES[key], V2_PROMPTS[(key, bb)]))
