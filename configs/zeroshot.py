@@ -58,6 +58,10 @@ def get_config(arg=None):
   c.view_weights = ()  # empty: every view counts the same
 
   c.render = common.render_config()
+  # render.mode pointclip_v2 where PointCLIP V2 published no recipe for this
+  # dataset or CLIP: True scores it with equal view weights and PointCLIP's
+  # template, labelled untuned; False: an error.
+  c.untuned_recipe = False
 
   c.batch_size = 32  # clouds per step (global, over all devices)
   c.num_grid_clouds = 4  # clouds drawn in depth_maps.png

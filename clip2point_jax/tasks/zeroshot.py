@@ -38,6 +38,9 @@ def run(config, workdir: str) -> dict:
   # 4. step: points -> logits in one jit, projected as `config.render` says.
   loop.say(f"zeroshot: loading {config.clip.name} and the text features of {len(class_names)} classes…")
   classify, params, text_features = classifier.load_classifier(config, class_names, mesh)
+  recipe = None if config.get("gdpa") else classifier.zero_shot_recipe(config)
+  if recipe is not None:
+    loop.say(f"zeroshot: {recipe.label()}")
 
   # 5. Restore: nothing trained to restore; the weights are CLIP's (or loaded in 3).
 
@@ -48,7 +51,7 @@ def run(config, workdir: str) -> dict:
                 gdpa=config.get("gdpa", ""),
                 depth_encoder=config.get("depth_encoder", ""),
                 views=[list(v) for v in config.views], prompts=list(config.prompts),
-                render=config.render.to_dict(),
+                render=config.render.to_dict(), recipe=recipe.record() if recipe else None,
                 seconds=seconds, clouds_per_second=len(labels) / max(seconds, 1e-9))
   if loop.is_host0():
     _write_outputs(config, workdir, source, class_names, result)
