@@ -22,6 +22,7 @@
 #   bash bench/run_device.sh scaling_knobs        # on 4 GPUs: all-reduce chunk sizes, NCCL channels
 #   bash bench/run_device.sh passes               # the Pallas layer-norm and quick-GELU passes, alone and in zero-shot
 #   bash bench/run_device.sh layering             # a89c44e (bench_out/a89c44e, carried) against this tree
+#   bash bench/run_device.sh compare              # CLIP2Point, PointCLIP, PointCLIP V2: projection and zero-shot
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -51,6 +52,7 @@ zeroshot() {
     --variants depth-cudnn depth-cudnn-bf16res --repeats 6
 }
 gdpa() { run 90 gdpa $one_gpu python3 bench/bench_gdpa.py --dtypes bfloat16; }
+compare() { run 240 compare $one_gpu python3 bench/bench_compare.py --batch 32 256 1024 --repeats 10; }
 check() { run 45 check $one_gpu python3 bench/check_device.py --parts encoder; }
 torch() {  # max-autotune tunes every GEMM shape first: minutes, hence its own long limit
   run 60 torch_eager $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1024
