@@ -160,6 +160,7 @@ def main(argv):
   if not _DISTRIBUTED.value or not _PROCESS_ID.value:
     # Importing JAX and the models takes seconds: say why nothing happens yet.
     print(f"{task_name}: checking the config…", flush=True)
+  xla_defaults.apply()  # Before anything below can start a JAX backend.
   from clip2point_jax import validation  # Imported late: it imports JAX and the models.
   explicit = frozenset(config_flags.get_override_values(flags.FLAGS["config"]))
   try:
@@ -168,7 +169,6 @@ def main(argv):
     _fail(str(e))
   if filled:
     print(f"{task_name}: as the trained model was trained: {', '.join(filled)}", flush=True)
-  xla_defaults.apply()
   if _DISTRIBUTED.value:
     _initialize_distributed()
   created = False
