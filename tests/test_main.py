@@ -69,6 +69,8 @@ MISTAKES = [
     ("pretrain-regex", ["--config", PT, "--config.optim.trainable=('depth_encoder/(',)"], "invalid regex"),
     ("pretrain-negatives-group", ["--config", PT, "--config.loss.negatives_group=3"],
      "config.loss.negatives_group=3 must divide"),
+    ("pretrain-pointclip-mode", ["--config", PT, "--config.render.mode=pointclip"],
+     "config.render.mode='pointclip': pre-training pairs"),
     ("pretrain-image-features", ["--config", PT, "--config.image_features=disk"], "config.image_features='disk'"),
     ("pretrain-jitter", ["--config", PT, "--config.render.distance_jitter=1.5"], "config.render.distance_jitter"),
     ("pretrain-learning-rate", ["--config", PT, "--config.optim.learning_rate=-0.1"],

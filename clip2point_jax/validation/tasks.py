@@ -92,6 +92,9 @@ def _fewshot(config, prefix):
 
 def _pretrain(config, prefix):
   _dataset(config, prefix)
+  if render_settings.is_pointclip(config.render.mode):
+    raise UserError(f"config.{prefix}render.mode={config.render.mode!r}: pre-training pairs CLIP2Point's "
+                    "depth maps with rendered views at the same cameras; use hard or soft")
   group = config.loss.negatives_group
   if group and config.batch_size % group:
     raise UserError(f"config.{prefix}loss.negatives_group={group} must divide config.{prefix}batch_size="
