@@ -26,6 +26,9 @@ updated with the unbiased batch variance) and `TorchDense` initialises like
 `nn.Linear` (uniform in +-1/sqrt(fan_in), bias too). BatchNorm statistics
 live in the flax collection "batch_stats"; dropout draws from the "dropout"
 rng stream.
+
+`from_config` builds the model `config.model.kind` names: this GDPA or
+CLIP's linear probe (models/linear_probe.py), which takes the same arguments.
 """
 
 import math
@@ -39,6 +42,8 @@ from clip2point_jax.errors import UserError
 from clip2point_jax.models.clip import l2_normalize
 
 FUSIONS = ("gate", "mean")
+# config.model.kind: the few-shot model. "linear_probe" is models/linear_probe.py.
+KINDS = ("gdpa", "linear_probe")
 
 
 def torch_uniform_init(fan_in: int):
@@ -165,19 +170,43 @@ class GDPA(nn.Module):
     return self.scale() * fused @ text_features.T
 
 
-def from_config(model_config, num_views: int) -> GDPA:
-  """The GDPA a config's `model` block describes."""
+def kind_of(model_config) -> str:
+  """"gdpa" or "linear_probe"; a config without `kind` (older runs) is a GDPA."""
+  return model_config.get("kind", "gdpa")
+
+
+def from_config(model_config, num_views: int, depth_encoder: str = "") -> nn.Module:
+  """The few-shot model a config's `model` block describes (`model.kind`).
+
+  Configs and gdpa.json files written before `kind` existed hold a GDPA.
+  `depth_encoder` (the config's; empty: path P is CLIP's own tower) decides
+  which paths a linear probe reads; the GDPA always reads both.
+  """
+  kind = kind_of(model_config)
+  if kind == "linear_probe":
+    from clip2point_jax.models import linear_probe  # pylint: disable=g-import-not-at-top  (it imports this module)
+    return linear_probe.LinearProbe(num_views=num_views,
+                                    paths=("depth", "clip") if depth_encoder else ("clip",))
+  if kind != "gdpa":
+    raise UserError(f"config.model.kind={kind!r}; use one of {', '.join(KINDS)}")
   return GDPA(num_views=num_views, dropout=float(model_config.dropout),
               view_init=float(model_config.view_init), fusion=model_config.fusion,
               logit_scale=float(model_config.logit_scale),
               learn_logit_scale=bool(model_config.learn_logit_scale))
 
 
-def init_variables(model: GDPA, key, num_views: int, features: int, num_classes: int = 2) -> dict[str, Any]:
-  """{"params": ..., "batch_stats": ...} for features of width `features`."""
+def init_variables(model: nn.Module, key, num_views: int, features: int, num_classes: int = 2) -> dict[str, Any]:
+  """{"params": ..., "batch_stats": ...} for features of width `features`.
+
+  `num_classes` sizes a linear probe's output layer (the GDPA's parameters do
+  not depend on it). A model without BatchNorm gets an empty "batch_stats",
+  so training and checkpoints keep one layout.
+  """
   dummy = jnp.zeros((2, num_views, features), jnp.float32)
   text = jnp.zeros((num_classes, features), jnp.float32)
-  return dict(model.init({"params": key}, dummy, dummy, text, train=False))
+  variables = dict(model.init({"params": key}, dummy, dummy, text, train=False))
+  variables.setdefault("batch_stats", {})
+  return variables
 
 
 def count_params(tree) -> int:

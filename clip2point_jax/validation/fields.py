@@ -94,6 +94,7 @@ RULES: tuple[tuple[str, Check], ...] = (
     (r"^image_features$", one_of(*pretrain.IMAGE_FEATURE_MODES)),
     (_ANY + r"data\.sampling$", one_of(*pipeline.SAMPLINGS)),
     (_ANY + r"model\.fusion$", one_of(*gdpa.FUSIONS)),
+    (_ANY + r"model\.kind$", one_of(*gdpa.KINDS)),
     (r"^edge_rule$", one_of(*mesh.EDGE_RULES)),
     (_ANY + r"seeds$", not_empty),
     (_ANY + r"prompts$", prompt_templates),
