@@ -59,6 +59,9 @@ def get_config(arg=None):
   c.cache_dir = ""  # empty: <workdir>/feature_cache
 
   c.model = ml_collections.ConfigDict()
+  # "gdpa": CLIP2Point's Gated Dual-Path Adapter; "linear_probe": CLIP's linear
+  # probe on the views' mean features (models/linear_probe.py; the fields below are the GDPA's).
+  c.model.kind = "gdpa"
   c.model.fusion = "gate"  # or "mean": the released code's fixed 0.5/0.5
   c.model.dropout = 0.075  # dropout in both adapters
   c.model.view_init = 0.5  # initial value of each view's learned weight
@@ -68,8 +71,9 @@ def get_config(arg=None):
   c.optim = ml_collections.ConfigDict()
   c.optim.learning_rate = 1e-3  # AdamW learning rate
   c.optim.weight_decay = 1e-4  # AdamW weight decay
-  # Regexes over GDPA parameter paths (adapter_depth/fc1/kernel, gate/bias...);
-  # the rest of the GDPA is frozen. The encoders are always frozen.
+  # Regexes over the model's parameter paths (the GDPA's adapter_depth/fc1/kernel,
+  # gate/bias...; the probe's adapter_probe/kernel, /bias); the rest is frozen.
+  # The default trains all of either kind. The encoders are always frozen.
   c.optim.trainable = ("adapter_.*", "gate/.*", "logit_scale")
   c.optim.lr_mults = ()  # ((regex, multiplier), ...)
 

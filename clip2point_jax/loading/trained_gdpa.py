@@ -8,6 +8,10 @@ of its `seed_<s>` folders. The checkpoint decides the model: its CLIP and
 depth encoder (checked against their fingerprints), views, render settings
 and prompts replace the evaluation config's; the data settings (dataset,
 points, ModelNet alignment) stay the evaluation's.
+
+A trained linear probe (`model.kind="linear_probe"`) loads the same way, but
+knows only the classes it was trained on: it classifies into those of the
+evaluation's class names it knows (by name, any order), and refuses others.
 """
 
 import glob
@@ -110,7 +114,8 @@ def restore_variables(step_dir: str) -> dict[str, Any]:
   built to learn their layout.
   """
   restored = checkpoints.read_part(
-      step_dir, lambda stored: {"train": {k: stored["train"][k] for k in ("params", "batch_stats")},
+      # A linear probe has no BatchNorm: its "batch_stats" is empty, and may not be stored.
+      step_dir, lambda stored: {"train": {k: stored["train"].get(k) or {} for k in ("params", "batch_stats")},
                                 "frozen": stored.get("frozen") or {}},
       name=step_dir, kind="GDPA checkpoint", what="the GDPA")
   if not isinstance(restored, dict) or "train" not in restored:
@@ -118,7 +123,7 @@ def restore_variables(step_dir: str) -> dict[str, Any]:
   # Nothing frozen: orbax may give the empty subtree back as None.
   frozen = restored.get("frozen") or {}
   return {"params": rules.merge(restored["train"]["params"], frozen),
-          "batch_stats": restored["train"]["batch_stats"]}
+          "batch_stats": restored["train"]["batch_stats"] or {}}
 
 
 def load(path: str, mesh):
@@ -136,9 +141,10 @@ def load(path: str, mesh):
     raise UserError(f"{directory}: the encoders at clip.name={config.clip.name!r} / depth_encoder="
                     f"{config.get('depth_encoder', '')!r} are not the ones this GDPA was trained with "
                     "(their weights changed)")
-  model = gdpa.from_config(config.model, len(config.views))
+  model = gdpa.from_config(config.model, len(config.views), config.get("depth_encoder", ""))
   expected = jax.eval_shape(lambda: gdpa.init_variables(
-      model, jax.random.key(0), len(config.views), description["feature_dim"]))
+      model, jax.random.key(0), len(config.views), description["feature_dim"],
+      len(description["class_names"])))
   step_dir = _step_dir(directory)
   variables = restore_variables(step_dir)
   shapes = lambda tree: jax.tree.map(lambda x: (tuple(x.shape), np.dtype(x.dtype).name), tree)
@@ -148,8 +154,27 @@ def load(path: str, mesh):
   return model, jax.device_put(variables, parallel.replicated(mesh)), description, paths
 
 
+def probe_columns(description: dict, class_names, where: str) -> np.ndarray:
+  """int32[C]: the trained linear probe's logit column of each of `class_names`.
+
+  Raises:
+    UserError naming `where` (the config field) when a class was not trained.
+  """
+  trained = list(description["class_names"])
+  unknown = [name for name in class_names if name not in trained]
+  if unknown:
+    raise UserError(f"{where}: a linear probe classifies only into the {len(trained)} classes it was "
+                    f"trained on ({', '.join(trained[:10])}{'...' if len(trained) > 10 else ''}); it "
+                    f"does not know {', '.join(map(repr, unknown[:10]))}. Evaluate it on data of those "
+                    "classes, or train a GDPA, which compares with any class's text features")
+  return np.asarray([trained.index(name) for name in class_names], np.int32)
+
+
 def load_classifier(config, class_names, mesh):
   """The trained GDPA of `config.gdpa` as `loading.classifier.load_classifier` returns a CLIP.
+
+  A linear probe's logits are its columns of `class_names` (`probe_columns`);
+  the text features returned are still those of `class_names`, unused by it.
 
   Returns:
     classify: jitted `(params, text_features, points float32[B, N, 3],
@@ -159,6 +184,11 @@ def load_classifier(config, class_names, mesh):
   """
   model, variables, description, paths = load(config.gdpa, mesh)
   trained = description["config"]
+  columns = None
+  if gdpa.kind_of(trained["model"]) == "linear_probe":
+    columns = probe_columns(description, list(class_names), f"config.gdpa={config.gdpa!r}")
+    # The probe reads only the count of its text features: that of its training classes.
+    sizing = np.zeros((len(description["class_names"]), 1), np.float32)
   settings = render_settings.from_config(trained["render"], trained["views"],
                                          align_modelnet=config.data.align_modelnet)
   encode = dual_path.make_view_encoder(encode_lib.vision_encoder(paths.loaded), settings,
@@ -167,6 +197,9 @@ def load_classifier(config, class_names, mesh):
   @jax.jit
   def classify(params, text_features, points, point_mask=None):
     features = encode(params["encoders"], points, point_mask)
+    if columns is not None:
+      logits = model.apply(params["gdpa"], features["depth"], features["clip"], sizing, train=False)
+      return logits[:, columns]
     return model.apply(params["gdpa"], features["depth"], features["clip"], text_features, train=False)
 
   text = zeroshot.class_text_features(paths.loaded, list(class_names), tuple(trained["prompts"]))

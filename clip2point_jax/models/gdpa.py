@@ -184,7 +184,8 @@ def from_config(model_config, num_views: int, depth_encoder: str = "") -> nn.Mod
   """
   kind = kind_of(model_config)
   if kind == "linear_probe":
-    from clip2point_jax.models import linear_probe  # pylint: disable=g-import-not-at-top  (it imports this module)
+    # Here, not at the top: linear_probe imports this module.
+    from clip2point_jax.models import linear_probe  # pylint: disable=g-import-not-at-top
     return linear_probe.LinearProbe(num_views=num_views,
                                     paths=("depth", "clip") if depth_encoder else ("clip",))
   if kind != "gdpa":
@@ -195,7 +196,8 @@ def from_config(model_config, num_views: int, depth_encoder: str = "") -> nn.Mod
               learn_logit_scale=bool(model_config.learn_logit_scale))
 
 
-def init_variables(model: nn.Module, key, num_views: int, features: int, num_classes: int = 2) -> dict[str, Any]:
+def init_variables(model: nn.Module, key, num_views: int, features: int,
+                   num_classes: int = 2) -> dict[str, Any]:
   """{"params": ..., "batch_stats": ...} for features of width `features`.
 
   `num_classes` sizes a linear probe's output layer (the GDPA's parameters do

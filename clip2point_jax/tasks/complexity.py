@@ -114,6 +114,8 @@ def zero_shot_row(config, s: _Shapes) -> dict:
 
 def gdpa_row(config, s: _Shapes) -> dict:
   """Render the views once, both encoders, the adapters in evaluation mode."""
+  if gdpa.kind_of(config.model) != "gdpa":  # Table 1 counts the GDPA; a probe's row would be mislabelled.
+    raise UserError(f"config.model.kind={gdpa.kind_of(config.model)!r}: complexity counts the GDPA only")
   model, _, trainable = training.build(config, s.dim)
   variables = jax.eval_shape(lambda: gdpa.init_variables(model, jax.random.key(0), len(config.views), s.dim))
 

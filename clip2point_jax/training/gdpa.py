@@ -1,5 +1,8 @@
 """Training pieces of the GDPA: optimiser, state, jitted steps, evaluation on cached features.
 
+The same pieces train the linear probe (`config.model.kind="linear_probe"`,
+models/linear_probe.py): "GDPA" below is whichever model the config names.
+
 Used by the few-shot / fine-tuning task (`training/gdpa_run.py`) and the
 benchmark. The state is a dict pytree holding only what trains:
 
@@ -34,8 +37,11 @@ def make_optimizer(config, trainable_params) -> optax.GradientTransformation:
   return optim.with_lr_mults(tx, trainable_params, [tuple(r) for r in config.optim.lr_mults])
 
 
-def build(config, feature_dim: int):
+def build(config, feature_dim: int, num_classes: int = 2):
   """The GDPA, its optimiser and the shapes of its trainable parameters, from a config.
+
+  `num_classes` sizes a linear probe's output layer in `trainable_shapes`
+  (the GDPA's do not depend on it; the optimiser is the same for any count).
 
   The same settings give the same objects, so the jitted functions built on
   them (`init_state`, `make_steps`) compile once per process.
@@ -44,8 +50,10 @@ def build(config, feature_dim: int):
     (model, tx, trainable_shapes): `trainable_shapes` is the subtree of
     `jax.ShapeDtypeStruct`s that `config.optim.trainable` selects.
   """
-  key = loop.config_key(config.model, config.optim, len(config.views), feature_dim)
-  return _BUILT.get(key, lambda: _build_new(config, feature_dim))
+  depth_encoder = config.get("depth_encoder", "")
+  key = loop.config_key(config.model, config.optim, len(config.views), feature_dim, num_classes,
+                        bool(depth_encoder))
+  return _BUILT.get(key, lambda: _build_new(config, feature_dim, num_classes))
 
 
 # Models, optimisers and compiled functions by what determines them, so that
@@ -55,10 +63,11 @@ _INITIALIZERS = loop.JitCache(size=8)
 _STEPS = loop.JitCache(size=8)
 
 
-def _build_new(config, feature_dim: int):
+def _build_new(config, feature_dim: int, num_classes: int):
   num_views = len(config.views)
-  model = gdpa.from_config(config.model, num_views)
-  shapes = jax.eval_shape(lambda: gdpa.init_variables(model, jax.random.key(0), num_views, feature_dim))
+  model = gdpa.from_config(config.model, num_views, config.get("depth_encoder", ""))
+  shapes = jax.eval_shape(lambda: gdpa.init_variables(model, jax.random.key(0), num_views, feature_dim,
+                                                      num_classes))
   trainable_shapes, _ = rules.split(shapes["params"], tuple(config.optim.trainable))
   return model, make_optimizer(config, trainable_shapes), trainable_shapes
 
@@ -79,24 +88,27 @@ def checkpoint_tree(state, frozen_gdpa, best=None):
 
 
 def init_state(model: gdpa.GDPA, tx, mesh, *, seed: int, num_views: int, features: int,
-               trainable_patterns):
+               trainable_patterns, num_classes: int = 2):
   """(train state, frozen GDPA params) for one seed, replicated over `mesh`.
+
+  `num_classes` sizes a linear probe's output layer (the GDPA ignores it).
 
   The state holds only what trains: {"step", "seed", "params" (the trainable
   subtree), "batch_stats", "opt_state"}; parameters that the rules freeze are
   returned apart and get no optimiser state.
   """
-  key = (model, tx, mesh, num_views, features, tuple(trainable_patterns))
+  key = (model, tx, mesh, num_views, features, tuple(trainable_patterns), num_classes)
   init = _INITIALIZERS.get(key, lambda: _initializer(*key))
   return init(jnp.asarray(seed, jnp.int32))
 
 
-def _initializer(model, tx, mesh, num_views, features, trainable_patterns):
+def _initializer(model, tx, mesh, num_views, features, trainable_patterns, num_classes):
   """One jitted initialisation per model: eager `init` would compile op by op."""
 
   def init(seed):
     # "rbg" keys compile far faster than threefry on CPU; the streams need not match PyTorch's.
-    variables = gdpa.init_variables(model, jax.random.key(seed, impl="rbg"), num_views, features)
+    variables = gdpa.init_variables(model, jax.random.key(seed, impl="rbg"), num_views, features,
+                                    num_classes)
     trainable, frozen = rules.split(variables["params"], trainable_patterns)
     state = {"step": jnp.zeros((), jnp.int32), "seed": seed, "params": trainable,
              "batch_stats": variables["batch_stats"], "opt_state": tx.init(trainable)}
@@ -140,7 +152,8 @@ def _new_steps(model: gdpa.GDPA, tx, mesh, encode):
     logits, mutated = model.apply(variables, features["depth"], features["clip"], text, train=True,
                                   rngs={"dropout": rng}, mutable=["batch_stats"])
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-    return loss, (mutated["batch_stats"], logits)
+    # A model without BatchNorm (the linear probe) mutates nothing.
+    return loss, (mutated.get("batch_stats", {}), logits)
 
   def update(state, frozen_gdpa, text, features, labels):
     rng = jax.random.fold_in(jax.random.key(state["seed"], impl="rbg"), state["step"])

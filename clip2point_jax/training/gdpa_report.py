@@ -1,4 +1,4 @@
-"""A GDPA run's results over its seeds: aggregated, written to the workdir, summarised on the console.
+"""A GDPA or linear-probe run over its seeds: aggregated, written to the workdir, summarised.
 
     result = gdpa_report.summarize(config, per_seed, class_names, trainable_shapes)
     gdpa_report.write_outputs(config, workdir, result)   # host 0: metrics.json, two plots, a summary
@@ -59,20 +59,36 @@ def shots_label(shots: int, per_class) -> str:
   return f"{shots}-shot" if low == high == shots else f"{shots}-shot (min {low} / max {high} per class)"
 
 
+# config.model.kind -> what the console and plots call it.
+MODEL_NAMES = {"gdpa": "GDPA", "linear_probe": "linear probe"}
+
+
+def model_name(config) -> str:
+  """"GDPA" or "linear probe", as `config.model.kind` says."""
+  return MODEL_NAMES[gdpa.kind_of(config.model)]
+
+
 def summarize(config, per_seed: dict, class_names, trainable_shapes) -> dict:
   """`aggregate` plus the run's settings: the dict `metrics.json` holds.
 
   `shots` is what was asked; `shots_per_class` what the first seed trained on
   (every seed draws the same counts), and `shots_label` says both.
+  `model_kind` and `render_mode` say which model on which projection, so runs
+  can be compared across both. `trainable_params` counts what the seeds
+  trained (a linear probe's layer depends on the class count), else
+  `trainable_shapes`.
   """
   result = aggregate(per_seed, class_names)
   per_class = next(iter(per_seed.values()))["shots_per_class"]
   result.update(shots_per_class=per_class, shots_label=shots_label(config.shots, per_class.values()))
   result.update(task=config.task, dataset=config.data.name, shots=config.shots or "all",
                 seeds=[int(s) for s in config.seeds], epochs=config.epochs, augment=config.augment,
-                fusion=config.model.fusion, clip=config.clip.name,
+                model_kind=gdpa.kind_of(config.model), render_mode=config.render.get("mode", "hard"),
+                fusion=config.model.fusion if gdpa.kind_of(config.model) == "gdpa" else None,
+                clip=config.clip.name,
                 depth_encoder=config.depth_encoder or "(CLIP's own image tower)",
-                trainable_params=gdpa.count_params(trainable_shapes),
+                trainable_params=next(iter(per_seed.values())).get(
+                    "trainable_params", gdpa.count_params(trainable_shapes)),
                 model_selection="final epoch" + (" (and, labelled, the best epoch on the validation "
                                                   "split carved out of train)" if config.val_fraction else ""))
   return result
@@ -91,7 +107,7 @@ def write_outputs(config, workdir: str, result: dict) -> None:
   seeds = "1 seed" if agg["num_seeds"] == 1 else f"{agg['num_seeds']} seeds, summed"
   plots.save_confusion_matrix(
       np.asarray(agg["confusion_matrix_sum"]), class_names, os.path.join(workdir, "confusion_matrix.png"),
-      title=f"GDPA {what} {config.data.name}: top-1 {percent(top1, 1)} ({seeds})")
+      title=f"{model_name(config)} {what} {config.data.name}: top-1 {percent(top1, 1)} ({seeds})")
   panels = {"training loss": {}, "training top-1": {}}
   for seed, r in result["per_seed"].items():
     panels["training loss"][f"seed {seed}"] = r["curves"]["loss"]
@@ -100,7 +116,10 @@ def write_outputs(config, workdir: str, result: dict) -> None:
       panels.setdefault("validation top-1 (carved out of train)", {})[f"seed {seed}"] = r["curves"]["val_top1"]
   plots.save_curve_panels(panels, os.path.join(workdir, "learning_curves.png"), xlabel="epoch")
   chance = 100.0 / len(class_names)
-  loop.say(f"\nGDPA {what} {config.data.name}, {config.epochs} epochs, fusion={config.model.fusion}:")
+  setting = (f"fusion={config.model.fusion}" if result["fusion"]
+             else f"{result['trainable_params']:,} parameters")
+  loop.say(f"\n{model_name(config)} {what} {config.data.name}, {config.epochs} epochs, {setting}, "
+           f"render.mode={result['render_mode']}:")
   for seed, r in result["per_seed"].items():
     line = (f"  seed {seed}: {r['num_train']} training clouds, final-epoch test top-1 "
             f"{100 * r['top1_accuracy']:.2f}%  mean class {100 * r['mean_class_accuracy']:.2f}%  "

@@ -1,5 +1,8 @@
 """One seed of a GDPA run: its shots, checkpoint resume, epoch loop and test metrics.
 
+A linear probe (`config.model.kind="linear_probe"`) runs the same way and
+writes the same files.
+
 `tasks/fewshot.py` builds what every seed shares once (mesh, frozen
 encoders, cached features, model, optimiser, compiled steps) and bundles it
 in a `Run`; each seed then goes through `train_one_seed`:
@@ -88,12 +91,16 @@ def run_key(config, seed: int, num_train: int, fingerprints) -> dict:
   """What a checkpoint must agree on to be resumed (JSON-plain: lists, not tuples).
 
   The render block enters as `settings.identity`, so checkpoints written
-  before the projector gained fields still resume.
+  before the projector gained fields still resume; `model.kind` enters only
+  when it is not "gdpa", for the same reason (GDPA runs before it existed).
   """
+  model = config.model.to_dict()
+  if gdpa.kind_of(model) == "gdpa":
+    model.pop("kind", None)
   return settings_diff.canonical({
       "dataset": config.data.name, "shots": config.shots, "seed": seed, "num_train": num_train,
       "epochs": config.epochs, "batch_size": config.batch_size, "augment": config.augment,
-      "val_fraction": config.val_fraction, "model": config.model.to_dict(),
+      "val_fraction": config.val_fraction, "model": model,
       "optim": config.optim.to_dict(), "views": config.views, "fingerprints": fingerprints,
       "num_points": config.data.num_points, "render": render_settings.identity(config.render)})
 
@@ -126,7 +133,7 @@ def train_one_seed(run: Run, seed: int) -> dict:
   orders = jax.device_put(orders, parallel.replicated(mesh))
   state, frozen_gdpa = training.init_state(
       run.model, run.tx, mesh, seed=seed, num_views=len(config.views), features=run.paths.feature_dim,
-      trainable_patterns=config.optim.trainable)
+      trainable_patterns=config.optim.trainable, num_classes=len(run.class_names))
   has_val = len(val) > 0
   best = training.best_slot(state, frozen_gdpa) if has_val else None
   key = run_key(config, seed, len(subset), run.paths.fingerprints)
@@ -208,7 +215,8 @@ def train_one_seed(run: Run, seed: int) -> dict:
   result = metrics.classification_metrics(test_logits, run.test.labels, run.class_names)
   result.update(seed=seed, num_train=int(len(subset)), num_val=int(len(val)), batch_size=batch_size,
                 shots_per_class={name: int(n) for name, n in zip(run.class_names, per_class)},
-                steps=int(state["step"]), train_seconds=seconds, selected="final epoch", curves=curves)
+                steps=int(state["step"]), train_seconds=seconds, selected="final epoch", curves=curves,
+                trainable_params=gdpa.count_params(state["params"]))
   if has_val:
     best_logits = logits_of(best["variables"], run.test, everything)
     result["best_val_epoch"] = {
