@@ -23,6 +23,7 @@ import numpy as np
 from clip2point_jax.core import parallel
 from clip2point_jax.features import text
 from clip2point_jax.loading import depth_encoder, hf_clip, trained_gdpa
+from clip2point_jax.models import gdpa
 from clip2point_jax.projection import encode, recipes, settings, zeroshot
 
 
@@ -126,7 +127,8 @@ def probability_scale(config, params) -> float:
   Zero-shot: CLIP's own `logit_scale` (exp, clipped at 100 as CLIP does) per
   view, since the logits sum the views' cosines; a PointCLIP mode's recipe
   logits are the official ones, with their scale: 1. A GDPA with its own scale
-  (`model.logit_scale` != 1 or learned) has it in its logits already: 1. A
+  (`model.logit_scale` != 1 or learned) has it in its logits already, and a
+  linear probe was trained on its logits as they are: 1. A
   GDPA without one (1.0, as released) was trained on unscaled cosines, whose
   softmax is near uniform (about 1/C each) however sure it is; its fused
   feature and the text features are unit vectors compared as CLIP compares
@@ -141,7 +143,9 @@ def probability_scale(config, params) -> float:
     return 1.0  # A PointCLIP recipe's logits carry its published logit scale already.
   if config.get("gdpa"):
     model = trained_gdpa.read_description(config.gdpa)["config"]["model"]
-    if model.get("learn_logit_scale") or float(model.get("logit_scale", 1.0)) != 1.0:
+    # A linear probe's logits were trained by cross-entropy as they are.
+    if (gdpa.kind_of(model) == "linear_probe" or model.get("learn_logit_scale")
+        or float(model.get("logit_scale", 1.0)) != 1.0):
       return 1.0
     clip_scale = hf_clip.read_logit_scale(config.clip.name)
   else:
