@@ -178,7 +178,9 @@ def _grid_coordinates(points, mask):
   def as_int(a):
     return jnp.where(valid, a, 0).astype(jnp.int32)
 
-  flat = view_offset + as_int(slice_index) * (res * res) + as_int(col_y) * res + as_int(col_x)
+  # The official grid is [slice, y, x], permuted to rows = x, columns = y:
+  # index it that way round directly, with no transpose of the whole grid.
+  flat = view_offset + as_int(slice_index) * (res * res) + as_int(col_x) * res + as_int(col_y)
   return jnp.where(valid, flat, NUM_VIEWS * cells), value
 
 
@@ -194,16 +196,8 @@ def grid_to_image(grid: jax.Array) -> jax.Array:
   over slices, divide by the image's maximum, 1 minus that.
   """
   lead = grid.ndim - 2
-  # A 7 x 7 max is a 7 x 1 max of a 1 x 7 max (exactly: max does not round),
-  # 14 comparisons per cell instead of 49. Padding with -inf, as PyTorch's max-pool.
-  pooled = grid
-  for axis in (-2, -1):
-    window = [1] * grid.ndim
-    window[axis] = POOL_SIZE
-    padding = [(0, 0)] * grid.ndim
-    padding[axis] = (POOL_PADDING, POOL_PADDING)
-    pooled = jax.lax.reduce_window(pooled, -jnp.inf, jax.lax.max, tuple(window), (1,) * grid.ndim,
-                                   tuple(padding))
+  # A 7 x 7 max is a 7 x 1 max of a 1 x 7 max (exactly: max does not round).
+  pooled = _max_filter(_max_filter(grid, -2), -1)
   kernel = gaussian_kernel()
   p = BLUR_PADDING
   padded = jnp.pad(pooled, ((0, 0),) * lead + ((p, p),) * 2)
@@ -215,6 +209,28 @@ def grid_to_image(grid: jax.Array) -> jax.Array:
   return 1.0 - image / jnp.where(top > 0, top, 1.0)
 
 
+def _max_filter(x: jax.Array, axis: int) -> jax.Array:
+  """PyTorch's 1-D max-pool (window 7, stride 1, padding 2 with -inf) along `axis`.
+
+  As three maxima of shifted copies (windows of 2, 4, then 7), which XLA fuses
+  into one pass over the grid; `lax.reduce_window` took about as long as the
+  whole zero-shot step's projection budget on an H100 (bench/RESULTS.md).
+  """
+  assert POOL_SIZE == 7 and POOL_PADDING == 2, "the shifts below are for a window of 7"
+  axis = axis % x.ndim
+  pad = [(0, 0)] * x.ndim
+  pad[axis] = (POOL_PADDING, POOL_PADDING)
+  padded = jnp.pad(x, pad, constant_values=-jnp.inf)
+
+  def shifted(a, start, length):
+    return jax.lax.slice_in_dim(a, start, start + length, axis=axis)
+
+  n = padded.shape[axis]
+  two = jnp.maximum(shifted(padded, 0, n - 1), shifted(padded, 1, n - 1))  # [i, i+1]
+  four = jnp.maximum(shifted(two, 0, n - 3), shifted(two, 2, n - 3))  # [i, i+3]
+  return jnp.maximum(shifted(four, 0, n - 6), shifted(four, 3, n - 6))  # [i, i+6]
+
+
 @jax.jit
 def _depth_maps(points, mask):
   b = points.shape[0]
@@ -222,9 +238,7 @@ def _depth_maps(points, mask):
   flat, value = _grid_coordinates(points, mask)
   cells = NUM_VIEWS * DEPTH_SLICES * res * res
   grid = _scatter_max_per_cloud(flat.reshape(b, -1), value.reshape(b, -1), cells)
-  # The official grid is [slice, y, x], then permuted to rows = x, columns = y.
-  grid = jnp.swapaxes(grid.reshape(b, NUM_VIEWS, DEPTH_SLICES, res, res), -1, -2)
-  return grid_to_image(grid)
+  return grid_to_image(grid.reshape(b, NUM_VIEWS, DEPTH_SLICES, res, res))
 
 
 @functools.partial(jax.jit, static_argnames=("image_size", "normalize"))
