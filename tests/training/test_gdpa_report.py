@@ -13,7 +13,8 @@ CLASSES = ("a", "b", "c")
 def _config(shots, seeds):
   return ml_collections.ConfigDict(dict(
       task="fewshot", shots=shots, seeds=seeds, epochs=2, augment=False, val_fraction=0.0,
-      data=dict(name="tinyset"), model=dict(fusion="gate"), clip=dict(name="tiny"), depth_encoder=""))
+      data=dict(name="tinyset"), model=dict(fusion="gate"), clip=dict(name="tiny"), depth_encoder="",
+      render=dict(mode="hard")))
 
 
 def _seed(seed, per_class):
