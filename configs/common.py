@@ -3,6 +3,7 @@
 import ml_collections
 from ml_collections import config_dict
 
+from clip2point_jax.core.config_args import default_data_dir
 from renderers import points as projector
 
 
@@ -43,4 +44,23 @@ def render_config(**overrides) -> ml_collections.ConfigDict:
   # (CLIP2Point's modes yes, the PointCLIPs no).
   c.clip_normalize = config_dict.placeholder(bool)
   c.update(overrides)
+  return c
+
+
+def classify_data_config(dataset: str) -> ml_collections.ConfigDict:
+  """The `data` block of a task that classifies one split (zero-shot, compare)."""
+  c = ml_collections.ConfigDict()
+  c.name = dataset  # a prepared dataset (docs/datasets.md) or files (your own)
+  c.split = "test"  # the split classified
+  # $TFDS_DATA_DIR, else ~/tensorflow_datasets; empty: <workdir>/tensorflow_datasets.
+  c.data_dir = default_data_dir()
+  c.num_points = 1024  # points per cloud projected
+  c.sampling = "first"  # Builders store points so the first N are the subset to use.
+  # ModelNet is z-up; CLIP2Point turns it y-up before rendering.
+  c.align_modelnet = dataset.startswith("modelnet")
+  c.seed = 0  # files: surface sampling of meshes.
+  c.files = ""  # files only: a glob; each file's folder names its class.
+  c.classes = ""  # files only: comma-separated names (default: the folders).
+  # primitives only: options to prepare it with on first use (empty: defaults).
+  c.primitives = ml_collections.ConfigDict()
   return c

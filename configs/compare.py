@@ -16,7 +16,7 @@ test set) and projections.png (docs/compare.md).
 import ml_collections
 
 from renderers import cameras
-from clip2point_jax.core.config_args import default_data_dir, load_sibling, parse_arg
+from clip2point_jax.core.config_args import load_sibling, parse_arg
 
 common = load_sibling(__file__, "common")
 
@@ -33,20 +33,9 @@ def get_config(arg=None):
   # equal view weights and PointCLIP's template, labelled untuned; False: an error.
   c.untuned_recipe = False
 
-  c.data = ml_collections.ConfigDict()
-  c.data.name = a["dataset"]  # a prepared dataset (docs/datasets.md) or files (your own)
-  c.data.split = "test"  # the split classified
-  # $TFDS_DATA_DIR, else ~/tensorflow_datasets; empty: <workdir>/tensorflow_datasets.
-  c.data.data_dir = default_data_dir()
-  c.data.num_points = 1024  # points per cloud projected
-  c.data.sampling = "first"  # Builders store points so the first N are the subset to use.
-  # ModelNet is z-up; CLIP2Point turns it y-up before rendering (the PointCLIPs use clouds as given).
-  c.data.align_modelnet = a["dataset"].startswith("modelnet")
-  c.data.seed = 0  # files: surface sampling of meshes.
-  c.data.files = ""  # files only: a glob; each file's folder names its class.
-  c.data.classes = ""  # files only: comma-separated names (default: the folders).
-  # primitives only: options to prepare it with on first use (empty: defaults).
-  c.data.primitives = ml_collections.ConfigDict()
+  # The clouds every method classifies (ModelNet turned y-up only for CLIP2Point:
+  # the PointCLIPs use clouds as given).
+  c.data = common.classify_data_config(a["dataset"])
 
   c.clip = common.clip_config(a["clip"])  # name empty: a tiny random CLIP made in the workdir
   # CLIP2Point's row: its text templates ({} is the class name), views and view weights.
