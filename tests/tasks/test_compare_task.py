@@ -7,21 +7,13 @@ import pytest
 
 from clip2point_jax.errors import UserError
 from clip2point_jax.tasks import compare
-from tests.conftest import task_config
+from tests.conftest import set_fields, task_config
 
 
-def _tiny(tiny_clip_dir, **fields):
-  config = task_config("compare", "dataset=primitives,tiny")
-  with config.unlocked():
-    config.clip.name = tiny_clip_dir
-    config.num_grid_clouds = 2
-    for key, value in fields.items():
-      node = config
-      *parents, leaf = key.split("__")
-      for p in parents:
-        node = node[p]
-      node[leaf] = value
-  return config
+def _tiny(tiny_clip_dir, **dotted):
+  """compare:tiny on the shared tiny CLIP; `dotted` fields as `set_fields` takes them."""
+  return set_fields(task_config("compare", "dataset=primitives,tiny"),
+                    **{"clip.name": tiny_clip_dir, "num_grid_clouds": 2, **dotted})
 
 
 def test_tiny_run_writes_the_table_and_the_figure(tmp_path, tiny_clip_dir, capsys):
@@ -47,9 +39,9 @@ def test_tiny_run_writes_the_table_and_the_figure(tmp_path, tiny_clip_dir, capsy
 
 @pytest.mark.parametrize("fields,message", [
     ({"methods": ("clip2point", "pointnet")}, "config.methods=('clip2point', 'pointnet'); list each of"),
-    ({"render__mode": "pointclip"}, "config.render.mode='pointclip' sets CLIP2Point's row"),
-    ({"render__mode": "flat"}, "config.render.mode='flat': use one of hard, soft, pointclip, pointclip_v2"),
-    ({"data__name": "modelnet41"}, "config.data.name='modelnet41': no such dataset"),
+    ({"render.mode": "pointclip"}, "config.render.mode='pointclip' sets CLIP2Point's row"),
+    ({"render.mode": "flat"}, "config.render.mode='flat': use one of hard, soft, pointclip, pointclip_v2"),
+    ({"data.name": "modelnet41"}, "config.data.name='modelnet41': no such dataset"),
     ({"untuned_recipe": False}, "pointclip_v2 publishes prompts and view weights for modelnet40"),
 ])
 def test_mistakes_are_one_clear_error(tmp_path, tiny_clip_dir, fields, message):
