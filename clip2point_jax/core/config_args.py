@@ -40,6 +40,16 @@ def parse_arg(arg: str | None, **defaults) -> dict:
   return result
 
 
+def get_field(config, dotted: str, default=None):
+  """config["a"]["b"]... for `dotted` "a.b"; `default` where a block lacks the field."""
+  node = config
+  for key in dotted.split("."):
+    if not hasattr(node, "get") or key not in node:
+      return default
+    node = node[key]
+  return node
+
+
 def load_sibling(config_file: str, name: str):
   """Imports the config file `name`.py that sits beside `config_file`.
 

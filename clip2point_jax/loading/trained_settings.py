@@ -18,6 +18,7 @@ import json
 import os
 from typing import Any, Optional
 
+from clip2point_jax.core.config_args import get_field
 from clip2point_jax.errors import UserError
 from clip2point_jax.loading import depth_encoder, trained_gdpa
 from clip2point_jax.projection import settings as render_settings
@@ -121,16 +122,7 @@ def _is_explicit(field: str, explicit: frozenset[str]) -> bool:
   return any(".".join(parts[:i]) in explicit for i in range(1, len(parts) + 1))
 
 
-def _get(config, field: str):
-  node = config
-  for part in field.split("."):
-    if node is None or not hasattr(node, "get") or part not in node:
-      return _MISSING
-    node = node[part]
-  return node
-
-
-_MISSING = object()
+_MISSING = object()  # get_field's default: a field the config lacks
 
 
 def fill_in(config, explicit: frozenset[str] = frozenset()) -> list[str]:
@@ -151,8 +143,8 @@ def fill_in(config, explicit: frozenset[str] = frozenset()) -> list[str]:
   where, recorded = recorded_settings(config)
   filled = []
   for field, value in recorded.items():
-    current = _get(config, field)
-    parent = _get(config, field.rpartition(".")[0]) if "." in field else config
+    current = get_field(config, field, _MISSING)
+    parent = get_field(config, field.rpartition(".")[0], _MISSING) if "." in field else config
     if parent is _MISSING or (current is _MISSING and "." not in field):
       continue
     if current is not _MISSING and _plain(current) == _plain(value):

@@ -9,6 +9,7 @@ datasets: it runs in well under a second, before any work starts.
 import os
 from typing import Callable
 
+from clip2point_jax.core.config_args import get_field
 from clip2point_jax.data import pretrain_data, registry
 from clip2point_jax.detection import classifiers as detection_classifiers
 from clip2point_jax.errors import UserError
@@ -23,22 +24,12 @@ INPUT_PATHS = ("depth_encoder", "gdpa", "classifier.checkpoint", "manual_dir", "
 COST_ANALYSES = ("compiled", "lowered")
 
 
-def _get(config, dotted: str):
-  """config[a][b]... or None where a block lacks the field."""
-  value = config
-  for key in dotted.split("."):
-    if not hasattr(value, "get"):
-      return None
-    value = value.get(key)
-  return value
-
-
 def _check_inputs_exist(config, prefix: str) -> None:
   for field in INPUT_PATHS:
-    value = _get(config, field)
+    value = get_field(config, field)
     if value and not os.path.exists(os.path.expanduser(value)):
       raise UserError(f"config.{prefix}{field}={value!r}: no such file or folder")
-  name = _get(config, "clip.name")
+  name = get_field(config, "clip.name")
   # A Hub id is "org/name"; anything that reads as a path must exist.
   if name and name.startswith(("/", "./", "../", "~")) and not os.path.exists(os.path.expanduser(name)):
     raise UserError(f"config.{prefix}clip.name={name!r}: no such CLIP folder; give a local "
@@ -47,8 +38,8 @@ def _check_inputs_exist(config, prefix: str) -> None:
 
 def _dataset(config, prefix: str, *, files_ok: bool = False) -> None:
   names = registry.DATASETS + (("files",) if files_ok else ())
-  for block_path in ("data",) + tuple(f"evals.{k}.data" for k in (_get(config, "evals") or {})):
-    data = _get(config, block_path)
+  for block_path in ("data",) + tuple(f"evals.{k}.data" for k in (get_field(config, "evals") or {})):
+    data = get_field(config, block_path)
     if data is None or (block_path != "data" and not data.name):
       continue  # An evaluation without a dataset is off.
     if data.name not in names:

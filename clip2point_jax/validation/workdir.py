@@ -10,6 +10,7 @@ import os
 import shutil
 from typing import Optional
 
+from clip2point_jax.core.config_args import get_field
 from clip2point_jax.errors import UserError
 
 MARKER = "clip2point_task.json"
@@ -46,9 +47,7 @@ def check_writable(path: str, what: str) -> None:
 def check_outputs(config, prefix: str = "") -> None:
   """Every output folder a config names is writable."""
   for field in OUTPUT_PATHS:
-    value = config
-    for key in field.split("."):
-      value = value.get(key) if hasattr(value, "get") else None
+    value = get_field(config, field)
     if value:
       check_writable(value, f"config.{prefix}{field}")
 
