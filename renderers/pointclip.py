@@ -107,13 +107,18 @@ def views() -> np.ndarray:
 
 
 def rotate(points: jax.Array, rotations) -> jax.Array:
-  """float32[B, N, 3] x float32[V, 3, 3] -> float32[B, V, N, 3], R @ p per view.
+  """float32[B, N, 3] or [B, V, N, 3] x float32[V, 3, 3] -> float32[B, V, N, 3], R @ p per view.
 
-  Full float32 precision: on accelerators XLA's default would round the
-  products to bfloat16/TF32 and move points across pixel boundaries.
+  Written out as (R_j0 x + R_j1 y) + R_j2 z, element by element, rather than
+  as a matmul: a matmul's summation order (and on accelerators its default
+  bfloat16/TF32 rounding) depends on the batch's size, which moved points of
+  one cloud across pixel boundaries when other clouds joined its batch.
   """
-  return jnp.einsum("bnk,vjk->bvnj", points, jnp.asarray(rotations, jnp.float32),
-                    precision=jax.lax.Precision.HIGHEST)
+  r = jnp.asarray(rotations, jnp.float32)
+  if points.ndim == 3:
+    points = points[:, None]
+  terms = [points[..., k:k + 1] * r[:, None, :, k] for k in range(3)]
+  return (terms[0] + terms[1]) + terms[2]
 
 
 def check_points(points, mask):

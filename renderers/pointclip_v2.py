@@ -147,8 +147,7 @@ def depth_maps(points: jax.Array, mask: jax.Array | None = None) -> jax.Array:
 def _grid_coordinates(points, mask):
   """Cells and values of every point in every view: (flat int32[B, V, N], value float32[B, V, N])."""
   rot, tilt = views()
-  q = pointclip.rotate(points, rot)
-  q = jnp.einsum("bvnk,vjk->bvnj", q, jnp.asarray(tilt), precision=jax.lax.Precision.HIGHEST)
+  q = pointclip.rotate(pointclip.rotate(points, rot), tilt)
   q = q - jnp.asarray(TRANSLATION, jnp.float32)
   valid = mask[:, None, :, None] & jnp.isfinite(q)
   valid = valid.all(-1, keepdims=True)

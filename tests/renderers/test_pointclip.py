@@ -111,6 +111,15 @@ def test_batch_items_are_independent_and_padding_is_skipped():
   np.testing.assert_array_equal(_maps(np.concatenate([clouds, junk], 1), mask), together)
 
 
+def test_a_cloud_draws_the_same_in_a_large_batch_as_alone():
+  # A matmul's summation order changes with the batch's size: at 64 clouds
+  # it moved a few clouds' points across cell boundaries (a rotation by einsum).
+  clouds = _random_clouds(5, b=64, n=512)
+  together = _maps(clouds)
+  alone = np.stack([_maps(cloud)[0] for cloud in clouds])
+  np.testing.assert_array_equal(alone, together)
+
+
 def test_jit_matches_eager_and_shapes_are_checked():
   clouds = _random_clouds(4, b=2, n=64)
   np.testing.assert_array_equal(np.asarray(jax.jit(pc.depth_maps)(clouds)), _maps(clouds))

@@ -113,6 +113,15 @@ def test_batch_items_are_independent_and_padding_is_skipped():
   assert (_maps(clouds, np.zeros((3, 300), bool)) == 1.0).all()
 
 
+def test_a_cloud_draws_the_same_in_a_large_batch_as_alone():
+  # A matmul's summation order changes with the batch's size: at 64 clouds
+  # it moved a few clouds' points across cell boundaries (a rotation by einsum).
+  clouds = _random_clouds(5, b=64, n=512)
+  together = _maps(clouds)
+  alone = np.stack([_maps(cloud)[0] for cloud in clouds])
+  np.testing.assert_array_equal(alone, together)
+
+
 def test_jit_matches_eager():
   clouds = _random_clouds(2, n=64)
   np.testing.assert_array_equal(np.asarray(jax.jit(v2.depth_maps)(clouds)), _maps(clouds))
