@@ -19,15 +19,15 @@ Saving is asynchronous: the step loop goes on while files are written.
     ckpt.close()
 """
 
-import os
+import importlib
 from typing import Any, Callable, Optional
 
-from etils import epath
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
+from clip2point_jax.core import paths
 from clip2point_jax.errors import UserError
 
 STATE = "state"
@@ -52,7 +52,7 @@ def read_part(step_dir: str, select: Callable[[Any], Any], *, name: str, kind: s
   Raises:
     UserError "<name>: not a readable <kind> (...)" or "<name>: cannot restore <what> (...)".
   """
-  state_dir = epath.Path(step_dir) / STATE
+  state_dir = paths.path(step_dir) / STATE
   # The item's handler: a Checkpointer would look for (and warn about) step metadata.
   handler = ocp.PyTreeCheckpointHandler()
   try:
@@ -71,6 +71,22 @@ def read_part(step_dir: str, select: Callable[[Any], Any], *, name: str, kind: s
     raise UserError(f"{name}: cannot restore {what} ({type(e).__name__}: {str(e)[:200]})") from e
 
 
+def _check_remote_ready(directory: str) -> None:
+  """UserError unless orbax can write `directory` here: gs:// needs google-cloud-storage too.
+
+  orbax asks the bucket whether it has a hierarchical namespace through that
+  package, and without it fails with an ImportError deep in its step listing.
+  """
+  paths.path(directory)  # epath's own backend for the scheme (gcsfs for gs://)
+  if not directory.startswith("gs://"):
+    return
+  try:
+    importlib.import_module("google.cloud.storage")
+  except ImportError as e:
+    raise UserError(f"checkpoints in {directory} need the google-cloud-storage package here (orbax "
+                    "queries the bucket with it): pip install google-cloud-storage") from e
+
+
 def abstract_like(tree, shardings=None):
   """`jax.ShapeDtypeStruct`s (with shardings) to restore `tree`'s layout into."""
   if shardings is None:
@@ -86,7 +102,9 @@ class Checkpointer:
                best_mode: str = "max", async_save: bool = True):
     """
     Args:
-      directory: the checkpoint folder (created if missing).
+      directory: the checkpoint folder (created if missing), local or
+        remote (gs://...: orbax writes its files through epath and the
+        arrays through TensorStore's GCS driver).
       keep: how many of the latest checkpoints to keep (>= 1).
       best_metric: a key of the `metrics` passed to `save`; the best
         checkpoint by it is kept too, whatever its age.
@@ -97,7 +115,9 @@ class Checkpointer:
       raise UserError(f"checkpoints: keep={keep}; keep at least the latest one")
     if best_mode not in ("max", "min"):
       raise UserError(f"checkpoints: best_mode={best_mode!r}; use 'max' or 'min'")
-    self.directory = os.path.abspath(os.path.expanduser(directory))
+    self.directory = paths.absolute(directory)
+    if paths.is_remote(self.directory):
+      _check_remote_ready(self.directory)
     self.best_metric = best_metric
     policies = [checkpoint_managers.LatestN(keep)]
     best_fn = None
