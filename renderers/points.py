@@ -4,8 +4,10 @@ CLIP2Point renders depth maps with PyTorch3D's `PointsRasterizer` behind
 `look_at_view_transform` cameras and an orthographic projection. The hard
 projector reproduces that pipeline with the same float32 formulas, batched
 over clouds and views: every point is splatted into its static footprint of
-candidate pixels and each pixel keeps the nearest depth by a scatter-min.
-Cameras and pixel conventions are PyTorch3D's, from `renderers.cameras`.
+candidate pixels and each pixel keeps the nearest depth by a scatter-min, or,
+for TPUs, by one of the scatter-free equivalents in `renderers.zbuffer`
+(`zbuffer=`). Cameras and pixel conventions are PyTorch3D's, from
+`renderers.cameras`.
 
 The soft projector is a differentiable version of it: the hard mode passes
 gradients only to each pixel's winning depth. Both decisions are smoothed, in
@@ -36,7 +38,10 @@ the hard foreground mask, so the image tends to the hard mode's. z_min and
 z_max pass gradients to their arg-min/arg-max pixel only, as a max does.
 
 Cost: one scatter-max, one gather and three scatter-adds over B*V*N*K^2
-candidates (K from r + s), against the hard mode's single scatter-min.
+candidates (K from r + s), against the hard mode's single scatter-min. Those
+scatters make the soft mode a GPU and CPU design: on TPUs XLA runs a large
+scatter as a loop (the hard mode has `zbuffer=` for that; the soft one has no
+scatter-free variant).
 """
 
 import functools
@@ -47,6 +52,7 @@ import jax
 import jax.numpy as jnp
 
 from renderers import cameras
+from renderers import zbuffer as zbuffers
 from renderers.errors import InputError
 
 IMAGE_SIZE = 224
@@ -60,6 +66,10 @@ BACKGROUND = 1.0
 SOFT_SIGMA = 0.01
 SOFT_GAMMA = 0.01
 RENDER_MODES = ("hard", "soft")
+# How the hard mode keeps each pixel's nearest depth: "scatter" (a scatter-min),
+# "sort" or "dense" (no scatter; `renderers.zbuffer`), or "auto": the scatter
+# on GPUs and CPUs, `zbuffers.TPU_MODE` on TPUs. All give the same images.
+ZBUFFER_MODES = zbuffers.MODES
 
 
 def normalize_points(points: jax.Array, mask: jax.Array | None = None) -> jax.Array:
@@ -103,6 +113,8 @@ class Footprints(NamedTuple):
   dist2: jax.Array  # float[B, V, N, K, K]: squared NDC distance point -> pixel centre
   inside: jax.Array  # bool[B, V, N, K, K]: the pixel lies in the image
   flat: jax.Array  # int32[B, V, N, K, K]: index into the cloud's V*H*W pixels
+  rows: jax.Array  # int32[B, V, N, K]: image row of each footprint row (may lie outside)
+  cols: jax.Array  # int32[B, V, N, K]: image column of each footprint column
 
 
 def point_footprints(ndc: jax.Array, *, image_size: int, reach: float) -> Footprints:
@@ -131,7 +143,7 @@ def point_footprints(ndc: jax.Array, *, image_size: int, reach: float) -> Footpr
   inside = ((rows >= 0) & (rows < size))[..., :, None] & ((cols >= 0) & (cols < size))[..., None, :]
   image = (jnp.arange(v, dtype=jnp.int32) * (size * size)).reshape(1, v, 1, 1, 1)
   flat = image + rows[..., :, None] * size + cols[..., None, :]
-  return Footprints(dist2, inside, flat)
+  return Footprints(dist2, inside, flat, rows, cols)
 
 
 def _scatter_per_cloud(method: str, fill, pixels: int, flat: jax.Array, values: jax.Array) -> jax.Array:
@@ -149,7 +161,7 @@ def _scatter_per_cloud(method: str, fill, pixels: int, flat: jax.Array, values: 
 
 
 def rasterize_zbuffer(ndc: jax.Array, mask: jax.Array, *, image_size: int,
-                      radius: float) -> jax.Array:
+                      radius: float, zbuffer: str = "auto") -> jax.Array:
   """Nearest depth per pixel (PyTorch3D points_per_pixel=1).
 
   Args:
@@ -157,20 +169,37 @@ def rasterize_zbuffer(ndc: jax.Array, mask: jax.Array, *, image_size: int,
     mask: bool[B, N]; False points are skipped.
     image_size: H = W.
     radius: point radius in NDC units.
+    zbuffer: one of `ZBUFFER_MODES`: how each pixel keeps its nearest depth.
+      Every mode makes the same coverage decisions and returns the same
+      array, bit for bit; "auto" picks by the platform the program is
+      lowered for (so an export for TPUs from a CPU gets the TPU choice).
 
   Returns:
     float32[B, V, H, W] depth of the nearest covering point; +inf where no
     point covers the pixel. Points behind the camera (z < 0) are skipped.
   """
+  if zbuffer not in ZBUFFER_MODES:
+    raise InputError(f"zbuffer must be one of {ZBUFFER_MODES}, got {zbuffer!r}")
+  if zbuffer == "auto":
+    of_mode = lambda mode: functools.partial(rasterize_zbuffer, image_size=image_size,
+                                             radius=radius, zbuffer=mode)
+    # Only the branch of the platform lowered for reaches the program.
+    return jax.lax.platform_dependent(ndc, mask, tpu=of_mode(zbuffers.TPU_MODE),
+                                      default=of_mode("scatter"))
   b, v = ndc.shape[:2]
   pixels = v * image_size * image_size  # per cloud
   z = ndc[..., 2]
   fp = point_footprints(ndc, image_size=image_size, reach=radius)
   valid = jnp.isfinite(ndc).all(-1) & (z >= 0) & mask[:, None, :]
   covered = fp.inside & (fp.dist2 < jnp.float32(radius) * jnp.float32(radius)) & valid[..., None, None]
-  flat = jnp.where(covered, fp.flat, pixels)  # Out of range: dropped.
-  depth = jnp.broadcast_to(z[..., None, None], flat.shape).astype(jnp.float32)
-  zbuf = _scatter_per_cloud("min", jnp.inf, pixels, flat.reshape(b, -1), depth.reshape(b, -1))
+  if zbuffer == "dense":
+    return zbuffers.dense_min(covered, fp.rows[..., 0], fp.cols[..., 0], z, image_size=image_size)
+  flat = jnp.where(covered, fp.flat, pixels).reshape(b, -1)  # Out of range: dropped.
+  depth = jnp.broadcast_to(z[..., None, None], covered.shape).astype(jnp.float32).reshape(b, -1)
+  if zbuffer == "sort":
+    zbuf = zbuffers.sort_min(flat, depth, pixels)
+  else:
+    zbuf = _scatter_per_cloud("min", jnp.inf, pixels, flat, depth)
   return zbuf.reshape(b, v, image_size, image_size)
 
 
@@ -201,7 +230,8 @@ def render_depth(points: jax.Array, views, *, image_size: int = IMAGE_SIZE,
                  radius: float = POINT_RADIUS, distance: jax.Array | float = 1.0,
                  mask: jax.Array | None = None, mode: str = "hard",
                  sigma: float = SOFT_SIGMA, gamma: float = SOFT_GAMMA,
-                 camera: cameras.Camera = cameras.ORTHOGRAPHIC) -> jax.Array:
+                 camera: cameras.Camera = cameras.ORTHOGRAPHIC,
+                 zbuffer: str = "auto") -> jax.Array:
   """Multi-view depth maps of point clouds, as CLIP2Point renders them.
 
   Jit-able and batched: no Python loop runs over points or views. Points are
@@ -228,6 +258,9 @@ def render_depth(points: jax.Array, views, *, image_size: int = IMAGE_SIZE,
     gamma: soft mode only: depth temperature of the soft z-buffer.
     camera: CLIP2Point's orthographic camera (the default) or a
       `cameras.PerspectiveCamera`.
+    zbuffer: hard mode only: one of `ZBUFFER_MODES` (`rasterize_zbuffer`);
+      "auto" scatters on GPUs and CPUs and avoids scatters on TPUs. The
+      images do not depend on it.
 
   Returns:
     float32[B, V, image_size, image_size] in [0, 1]; background is 1.0.
@@ -242,15 +275,17 @@ def render_depth(points: jax.Array, views, *, image_size: int = IMAGE_SIZE,
     raise InputError(f"points must have shape [B, N, 3], got {points.shape}")
   if mask is None:
     mask = jnp.ones(points.shape[:2], bool)
+  if zbuffer not in ZBUFFER_MODES:
+    raise InputError(f"zbuffer must be one of {ZBUFFER_MODES}, got {zbuffer!r}")
   return _render_hard(points, jnp.asarray(views, jnp.float32), distance, mask,
-                      image_size=image_size, radius=radius, camera=camera)
+                      image_size=image_size, radius=radius, camera=camera, zbuffer=zbuffer)
 
 
 # Jitted as a whole, so eager calls compile once instead of op by op.
-@functools.partial(jax.jit, static_argnames=("image_size", "radius", "camera"))
-def _render_hard(points, views, distance, mask, *, image_size, radius, camera):
+@functools.partial(jax.jit, static_argnames=("image_size", "radius", "camera", "zbuffer"))
+def _render_hard(points, views, distance, mask, *, image_size, radius, camera, zbuffer):
   ndc = cameras.project(points, views, distance, camera)
-  zbuf = rasterize_zbuffer(ndc, mask, image_size=image_size, radius=radius)
+  zbuf = rasterize_zbuffer(ndc, mask, image_size=image_size, radius=radius, zbuffer=zbuffer)
   return normalize_depth(zbuf)
 
 
