@@ -38,6 +38,10 @@ def render_config(**overrides) -> ml_collections.ConfigDict:
   c.mode = "hard"
   c.sigma = projector.SOFT_SIGMA  # soft only: half-width of a disc's smoothed edge
   c.gamma = projector.SOFT_GAMMA  # soft only: depth temperature of the soft z-buffer
+  # hard only: how each pixel keeps its nearest depth: "scatter" (a scatter-min),
+  # "sort" or "dense" (scatter-free, for TPUs), "auto" (dense on TPUs, else
+  # scatter); the images are the same, bit for bit.
+  c.zbuffer = "auto"
   c.camera = "orthographic"  # CLIP2Point's; or "perspective" (FoVPerspectiveCameras)
   c.fov = 60.0  # perspective only: vertical field of view in degrees
   # CLIP's mean/std on the views (True/False); unset: as each method's code

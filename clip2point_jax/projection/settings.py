@@ -10,6 +10,9 @@ all of them:
                        "pointclip" or "pointclip_v2" (those methods' projectors,
                        renderers/pointclip.py and renderers/pointclip_v2.py)
     render.sigma, render.gamma                          soft mode only
+    render.zbuffer     hard mode only: "scatter", "sort", "dense" or "auto",
+                       how each pixel keeps its nearest depth
+                       (renderers/zbuffer.py); the images do not depend on it
     render.camera      "orthographic" (CLIP2Point's) or "perspective"
     render.fov         perspective only: vertical field of view in degrees
     render.clip_normalize  CLIP's mean/std on the views; None: as each
@@ -42,7 +45,10 @@ MODES = tuple(projector.RENDER_MODES) + tuple(POINTCLIP_PROJECTORS)
 # `identity` leaves them out while they hold them and old caches stay valid.
 ADDED_DEFAULTS = {"mode": "hard", "camera": "orthographic", "fov": 60.0,
                   "sigma": projector.SOFT_SIGMA, "gamma": projector.SOFT_GAMMA,
-                  "clip_normalize": None}
+                  "clip_normalize": None, "zbuffer": "auto"}
+# Fields that choose how an image is computed, never what it is: `identity`
+# always leaves them out, so a cache written with one z-buffer serves another.
+IMPLEMENTATION_FIELDS = ("zbuffer",)
 # The view lists the configs start from (zero-shot-style tasks the six, few-shot,
 # pre-training and visualize the ten). In a PointCLIP mode they stand for that
 # method's own views: the user chose no views.
@@ -101,6 +107,7 @@ class RenderSettings:
   gamma: float = projector.SOFT_GAMMA
   align_modelnet: bool = False  # z-up ModelNet clouds are turned y-up first
   clip_normalize: bool = True  # resolved: CLIP's mean/std applied to the views
+  zbuffer: str = "auto"  # hard mode: projector.ZBUFFER_MODES, all giving the same images
 
   @property
   def pointclip(self) -> bool:
@@ -113,7 +120,7 @@ class RenderSettings:
   def projector_kwargs(self) -> dict[str, Any]:
     """`renderers.points.render_depth`'s keyword arguments, but views, distance and mask."""
     return dict(image_size=self.image_size, radius=self.radius, mode=self.mode, sigma=self.sigma,
-                gamma=self.gamma, camera=self.camera_model())
+                gamma=self.gamma, camera=self.camera_model(), zbuffer=self.zbuffer)
 
 
 def from_config(render, views=None, view_weights=(), align_modelnet: bool = False) -> RenderSettings:
@@ -135,6 +142,9 @@ def from_config(render, views=None, view_weights=(), align_modelnet: bool = Fals
             if f.name not in ("views", "view_weights", "align_modelnet", "clip_normalize")}
   if fields["mode"] not in MODES:
     raise UserError(f"config.render.mode={fields['mode']!r}; use one of {', '.join(MODES)}")
+  if fields["zbuffer"] not in projector.ZBUFFER_MODES:
+    raise UserError(f"config.render.zbuffer={fields['zbuffer']!r}; use one of "
+                    f"{', '.join(projector.ZBUFFER_MODES)}")
   if fields["camera"] not in CAMERAS:
     raise UserError(f"config.render.camera={fields['camera']!r}; use one of {', '.join(CAMERAS)}")
   if fields["camera"] == "perspective" and not 0.0 < fields["fov"] < 180.0:
@@ -198,7 +208,9 @@ def identity(render) -> dict[str, Any]:
   """The render block as caches and resume checks record it.
 
   Fields added after a89c44e are left out while they hold the value that
-  version used, so feature caches and checkpoints it wrote still match.
+  version used, so feature caches and checkpoints it wrote still match;
+  `IMPLEMENTATION_FIELDS` are always left out (they change no image).
   """
   block = render.to_dict() if hasattr(render, "to_dict") else dict(render)
-  return {k: v for k, v in block.items() if not (k in ADDED_DEFAULTS and v == ADDED_DEFAULTS[k])}
+  return {k: v for k, v in block.items()
+          if k not in IMPLEMENTATION_FIELDS and not (k in ADDED_DEFAULTS and v == ADDED_DEFAULTS[k])}

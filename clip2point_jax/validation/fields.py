@@ -80,6 +80,7 @@ RULES: tuple[tuple[str, Check], ...] = (
      r"max_scenes|num_grid_clouds|min_points|floor_points|num_plot_scenes|max_classes|"
      r"negatives_group|shape|view|plot_max_boxes)$", at_least(0)),
     (_ANY + r"render\.mode$", one_of(*render_settings.MODES)),
+    (_ANY + r"render\.zbuffer$", one_of(*render_settings.projector.ZBUFFER_MODES)),
     (_ANY + r"render\.camera$|^camera$", one_of(*render_settings.CAMERAS)),
     (_ANY + r"(render\.)?fov$", in_interval(0, 180, closed_low=False)),
     (_ANY + r"(radius|distance|sigma|gamma|temperature|clamp_value|eps)$", positive),
