@@ -7,6 +7,9 @@ with an error that names the differing keys, so a stale cache is never used.
 `cache.json` is written last, after every array is in place, so a cache that
 was interrupted while being written counts as missing, not as valid.
 
+The folder may be remote (gs://...): its arrays are then read whole into
+memory, since only local files can be memory-mapped.
+
     identity = {"encoder": feature_cache.fingerprint(params), "split": "train", ...}
     arrays = feature_cache.load(directory, identity)
     if arrays is None:
@@ -22,7 +25,7 @@ from typing import Any, Optional
 import jax
 import numpy as np
 
-from clip2point_jax.core import settings
+from clip2point_jax.core import paths, settings
 from clip2point_jax.errors import UserError
 
 INDEX = "cache.json"
@@ -43,8 +46,13 @@ def save(directory: str, arrays: dict[str, np.ndarray], identity: dict[str, Any]
   """Writes `arrays` and their identity into `directory` (replacing any old cache).
 
   Returns:
-    The arrays, memory-mapped from their new files.
+    The arrays, memory-mapped from their new files (local), or as given (remote).
   """
+  index = {"identity": settings.canonical(identity),
+           "arrays": {k: {"shape": list(np.shape(v)), "dtype": str(np.asarray(v).dtype)}
+                      for k, v in arrays.items()}}
+  if paths.is_remote(directory):
+    return _save_remote(directory, arrays, index)
   directory = os.path.expanduser(directory)
   if os.path.isdir(directory):
     shutil.rmtree(directory)
@@ -53,13 +61,31 @@ def save(directory: str, arrays: dict[str, np.ndarray], identity: dict[str, Any]
   os.makedirs(staging)
   for name, array in arrays.items():
     np.save(os.path.join(staging, f"{name}.npy"), np.asarray(array))
-  index = {"identity": settings.canonical(identity),
-           "arrays": {k: {"shape": list(np.shape(v)), "dtype": str(np.asarray(v).dtype)}
-                      for k, v in arrays.items()}}
   with open(os.path.join(staging, INDEX), "w") as f:
     json.dump(index, f, indent=2, sort_keys=True)
   os.replace(staging, directory)
   return _open(directory, index)
+
+
+def _save_remote(directory: str, arrays: dict[str, np.ndarray], index: dict[str, Any]):
+  """`save` into a bucket: in place, `cache.json` last (object stores rename by copying)."""
+  folder = paths.path(directory)
+  if folder.exists():
+    folder.rmtree()
+  folder.mkdir(parents=True, exist_ok=True)
+  for name, array in arrays.items():
+    with (folder / f"{name}.npy").open("wb") as f:
+      np.save(f, np.asarray(array))
+  paths.write_json(folder / INDEX, index, indent=2, sort_keys=True)
+  return {name: np.asarray(array) for name, array in arrays.items()}
+
+
+def _read(path: str) -> np.ndarray:
+  """One cached array: memory-mapped if local, read whole if remote."""
+  if not paths.is_remote(path):
+    return np.load(path, mmap_mode="r")
+  with paths.path(path).open("rb") as f:
+    return np.load(f, allow_pickle=False)
 
 
 def _open(directory: str, index: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -67,7 +93,7 @@ def _open(directory: str, index: dict[str, Any]) -> dict[str, np.ndarray]:
   for name in index["arrays"]:
     path = os.path.join(directory, f"{name}.npy")
     try:
-      arrays[name] = np.load(path, mmap_mode="r")
+      arrays[name] = _read(path)
     except (OSError, ValueError) as e:
       raise UserError(f"feature cache {path} is unreadable ({e}); delete {directory} to rebuild it") from e
   return arrays
@@ -80,13 +106,12 @@ def load(directory: str, identity: dict[str, Any]) -> Optional[dict[str, np.ndar
     UserError if the cache was made by something else than `identity` says
     (another checkpoint, dataset, view set...): it names the differing keys.
   """
-  directory = os.path.expanduser(directory)
+  directory = paths.expand(directory)
   path = os.path.join(directory, INDEX)
-  if not os.path.exists(path):
+  if not paths.path(path).exists():
     return None
   try:
-    with open(path) as f:
-      index = json.load(f)
+    index = paths.read_json(path)
     stored = index["identity"]
   except (OSError, ValueError, KeyError) as e:
     raise UserError(f"{path} is corrupt ({e}); delete {directory} to rebuild the cache") from e

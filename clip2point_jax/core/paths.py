@@ -109,13 +109,19 @@ def write_json(value, data: Any, **dump_args) -> None:
   path(value).write_text(json.dumps(data, **dump_args))
 
 
-def _listing(root: epath.Path) -> dict[str, int]:
-  """{relative name: size} of every file under `root`."""
+def _listing(root: epath.Path, prefix: str = "") -> dict[str, int]:
+  """{relative name: size} of every file under `root`.
+
+  By `iterdir`, not `walk`: through fsspec, `walk` gives folders without their
+  gs:// scheme, which epath then reads as local paths.
+  """
   found = {}
-  for folder, _, files in root.walk():
-    for name in files:
-      file = epath.Path(folder) / name
-      found[os.path.relpath(os.fspath(file), os.fspath(root))] = file.stat().length
+  for entry in root.iterdir():
+    name = prefix + entry.name
+    if entry.is_dir():
+      found.update(_listing(entry, name + "/"))
+    else:
+      found[name] = entry.stat().length
   return found
 
 
@@ -132,7 +138,10 @@ def local_copy(value) -> str:
   remote = path(value)
   digest = hashlib.sha256(value.encode()).hexdigest()[:16]
   local = os.path.join(LOCAL_COPIES, f"{os.path.basename(value) or 'root'}-{digest}")
-  listing = _listing(remote)
+  try:
+    listing = _listing(remote)
+  except FileNotFoundError:
+    listing = {}  # Buckets list a missing folder as empty; local file systems raise.
   if not listing:
     raise UserError(f"{value}: no such folder, or it is empty")
   marker = os.path.join(local, COMPLETE)

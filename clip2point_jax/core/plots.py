@@ -1,10 +1,28 @@
-"""PNG figures for results: confusion matrices, depth-map grids, learning curves."""
+"""PNG figures for results: confusion matrices, depth-map grids, learning curves.
+
+Each is written through `save` to a local or remote (gs://...) path.
+"""
+
+import os
 
 import matplotlib
 
 matplotlib.use("Agg")  # Files only; no display on servers and CI.
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from clip2point_jax.core import paths  # noqa: E402
+
+
+def save(fig, path: str, dpi: int) -> None:
+  """Writes `fig` to `path` (local or remote; the format from its extension) and closes it.
+
+  matplotlib writes to local files only, so it writes into the epath file object.
+  """
+  fmt = os.path.splitext(os.fspath(path))[1][1:].lower() or "png"
+  with paths.path(path).open("wb") as f:
+    fig.savefig(f, dpi=dpi, format=fmt)
+  plt.close(fig)
 
 
 def save_confusion_matrix(matrix: np.ndarray, class_names, path: str, title: str = "") -> None:
@@ -28,8 +46,7 @@ def save_confusion_matrix(matrix: np.ndarray, class_names, path: str, title: str
   fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
   ax.set_title(title)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save(fig, path, dpi=120)
 
 
 def save_depth_grid(depth: np.ndarray, path: str, row_titles=None, view_titles=None) -> None:
@@ -52,8 +69,7 @@ def save_depth_grid(depth: np.ndarray, path: str, row_titles=None, view_titles=N
       if j == 0 and row_titles is not None:
         ax.set_ylabel(row_titles[i], fontsize=7)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  save(fig, path, dpi=100)
 
 
 def save_curve_panels(panels: dict, path: str, xlabel: str = "step") -> None:
@@ -76,7 +92,7 @@ def save_curve_panels(panels: dict, path: str, xlabel: str = "step") -> None:
     if 1 < len(panels[name]) <= 10:
       ax.legend(fontsize=7)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  save(fig, path, dpi=100)
 
 
 def save_learning_curves(records, path: str, title: str = "") -> None:
@@ -106,7 +122,7 @@ def save_learning_curves(records, path: str, title: str = "") -> None:
   if title:
     fig.suptitle(title, fontsize=10)
   fig.tight_layout()
-  fig.savefig(path, dpi=90)
+  save(fig, path, dpi=90)
 
 
 def save_view_grid(rgb: np.ndarray, depth: np.ndarray, path: str, view_titles=None,
@@ -132,8 +148,7 @@ def save_view_grid(rgb: np.ndarray, depth: np.ndarray, path: str, view_titles=No
   if title:
     fig.suptitle(title, fontsize=9)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  save(fig, path, dpi=100)
 
 
 def save_image_depth_pairs(rgb, depth, names, path: str, columns: int = 5) -> None:
@@ -158,5 +173,4 @@ def save_image_depth_pairs(rgb, depth, names, path: str, columns: int = 5) -> No
     axes[r, 2 * c + 1].imshow(depth[i], cmap="gray", vmin=0.0, vmax=1.0)
     axes[r, 2 * c + 1].set_title(f"{names[i]}-depth", fontsize=7)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  save(fig, path, dpi=100)

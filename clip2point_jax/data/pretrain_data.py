@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from clip2point_jax.core import feature_cache, parallel
+from clip2point_jax.core import feature_cache, parallel, paths
 from clip2point_jax.data import pipeline, registry, splits
 from clip2point_jax.data.builders import shapenet55
 from clip2point_jax.errors import UserError
@@ -46,9 +46,8 @@ def dataset_identity(name: str, data_dir: str, split: str, options=None) -> dict
   `options`: the preparation options of a dataset prepared on first use
   (`registry.options_of`), which name its folder.
   """
-  folder = registry.dataset_dir(name, data_dir, options)
-  records = sorted((f, os.path.getsize(os.path.join(folder, f))) for f in os.listdir(folder)
-                   if f"-{split}." in f)
+  folder = paths.path(registry.dataset_dir(name, data_dir, options))
+  records = sorted((f.name, f.stat().length) for f in folder.iterdir() if f"-{split}." in f.name)
   return {"options": registry.metadata(name, data_dir, options).get("options"),
           "records": [list(r) for r in records]}
 

@@ -6,10 +6,9 @@
 numpy values); feed it to `pipeline.batches`.
 """
 
-import json
 import os
 import shlex
-import shutil
+import tempfile
 from typing import Any, Optional
 
 from absl import logging
@@ -20,6 +19,7 @@ from clip2point_jax.data.builders import modelnet_h5
 from clip2point_jax.data.builders import primitives
 from clip2point_jax.data.builders import scanobjectnn
 from clip2point_jax.data.builders import shapenet55
+from clip2point_jax.core import paths
 from clip2point_jax.core.config_args import default_data_dir
 from clip2point_jax.errors import UserError
 
@@ -53,7 +53,7 @@ _LAST_PREPARED: dict[tuple[str, str], dict[str, Any]] = {}
 
 def _options(name: str, data_dir: str, options: Optional[dict[str, Any]]) -> dict[str, Any]:
   if options is None:
-    options = _LAST_PREPARED.get((name, os.path.expanduser(data_dir)), {})
+    options = _LAST_PREPARED.get((name, paths.expand(data_dir)), {})
   return {k: v for k, v in dict(options).items() if v is not None}
 
 
@@ -78,14 +78,13 @@ def dataset_dir(name: str, data_dir: str, options: Optional[dict[str, Any]] = No
   """
   cls = builder_class(name)
   folder = cls.folder_name(_options(name, data_dir, options)) if cls.NAMED_BY_OPTIONS else ""
-  return os.path.join(os.path.expanduser(data_dir), name, *([folder] if folder else []),
+  return os.path.join(paths.expand(data_dir), name, *([folder] if folder else []),
                       str(cls.VERSION))
 
 
 def is_prepared(name: str, data_dir: str, options: Optional[dict[str, Any]] = None) -> bool:
   # TFDS renames its temporary folder into place only once it is complete.
-  return os.path.exists(os.path.join(dataset_dir(name, data_dir, options),
-                                     "dataset_info.json"))
+  return paths.path(os.path.join(dataset_dir(name, data_dir, options), "dataset_info.json")).exists()
 
 
 def prepare_command(name: str, data_dir: str,
@@ -103,10 +102,9 @@ def prepare_command(name: str, data_dir: str,
 def metadata(name: str, data_dir: str, options: Optional[dict[str, Any]] = None) -> dict[str, Any]:
   """The prepared dataset's metadata: options, point_order, skipped shapes."""
   path = os.path.join(dataset_dir(name, data_dir, options), "metadata.json")
-  if not os.path.exists(path):
+  if not paths.path(path).exists():
     return {}
-  with open(path) as f:
-    return json.load(f)
+  return paths.read_json(path)
 
 
 class PreparedOtherwise(UserError):
@@ -133,14 +131,16 @@ def _check_manual_dir(name: str, manual_dir: Optional[str]):
 
 def _remove_stale(name: str, data_dir: str, options: dict[str, Any]):
   """Drops temporary folders of preparations that were killed outright."""
-  parent = os.path.dirname(dataset_dir(name, data_dir, options))
-  if not os.path.isdir(parent):
+  parent = paths.path(os.path.dirname(dataset_dir(name, data_dir, options)))
+  if not parent.is_dir():
     return
-  for entry in os.listdir(parent):
-    if entry.startswith("incomplete."):
-      logging.warning("Removing %s, left by an interrupted preparation.",
-                      os.path.join(parent, entry))
-      shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+  for entry in parent.iterdir():
+    if entry.name.startswith("incomplete."):
+      logging.warning("Removing %s, left by an interrupted preparation.", entry)
+      try:
+        entry.rmtree()
+      except OSError:
+        pass  # Another process's, or gone already: preparing goes on beside it.
 
 
 def prepare(name: str, data_dir: Optional[str] = None,
@@ -174,9 +174,10 @@ def prepare(name: str, data_dir: Optional[str] = None,
     raise UserError(f"option(s) {', '.join(unknown)} do not apply to dataset "
                     f"{name!r}; it takes {', '.join(cls.OPTIONS)}.")
   if needs_manual_dir(name):
-    manual_dir = manual_dir and os.path.abspath(os.path.expanduser(manual_dir))
+    manual_dir = manual_dir and os.path.abspath(paths.require_local(
+        manual_dir, "manual_dir", "preparing a dataset from its download"))
     _check_manual_dir(name, manual_dir)
-  data_dir = os.path.expanduser(data_dir)
+  data_dir = paths.expand(data_dir)
   if remove_stale:
     _remove_stale(name, data_dir, options)
   config = None
@@ -192,6 +193,8 @@ def prepare(name: str, data_dir: Optional[str] = None,
       raise PreparedOtherwise(f"{path} was prepared with {stored}, not {builder.options}")
     logging.info("%s is prepared already in %s.", name, path)
     return path
+  if paths.is_remote(data_dir):
+    return _prepare_then_upload(name, path, manual_dir, overwrite, options)
   mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite
           else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
   # Our builders show one bar per split; TFDS's own bars (examples, shuffling)
@@ -199,6 +202,27 @@ def prepare(name: str, data_dir: Optional[str] = None,
   tfds.disable_progress_bar()
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
       manual_dir=manual_dir, download_mode=mode))
+  return path
+
+
+def _prepare_then_upload(name: str, path: str, manual_dir: Optional[str], overwrite: bool,
+                         options: dict[str, Any]) -> str:
+  """`prepare` into a bucket: ArrayRecord writes local files only.
+
+  The dataset is prepared in a local temporary folder and copied to `path`,
+  its dataset_info.json last, so `is_prepared` never sees half a copy.
+  """
+  if overwrite and paths.path(path).exists():
+    paths.path(path).rmtree()
+  with tempfile.TemporaryDirectory(prefix="clip2point_prepare_") as local:
+    built = prepare(name, local, manual_dir, remove_stale=False, **options)
+    _LAST_PREPARED.pop((name, local), None)
+    info = os.path.join(built, "dataset_info.json")
+    with open(info, "rb") as f:
+      info_bytes = f.read()
+    os.remove(info)
+    paths.upload_tree(built, path)
+    paths.path(os.path.join(path, "dataset_info.json")).write_bytes(info_bytes)
   return path
 
 

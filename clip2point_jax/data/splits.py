@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from clip2point_jax.core import parallel
+from clip2point_jax.core import paths as storage  # `paths` names file lists here
 from clip2point_jax.data import point_files, registry
 from clip2point_jax.errors import UserError
 
@@ -29,8 +30,9 @@ class ArraySource:
 
 
 def expand_files(pattern: str) -> list[str]:
-  """Sorted files matching a glob (`**` recurses); a clear error if none."""
-  paths = sorted(p for p in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p))
+  """Sorted files matching a glob (`**` recurses); a clear error if none, or if it is remote."""
+  pattern = storage.require_local(pattern, "the file glob", "reading point files (trimesh, h5py)")
+  paths = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
   if not paths:
     raise UserError(f"{pattern!r} matches no files")
   return paths
@@ -66,7 +68,7 @@ def files_split(data):
 
 def data_dir(data, workdir: str) -> str:
   """`data.data_dir`, or `<workdir>/tensorflow_datasets` when it is empty."""
-  return os.path.expanduser(data.data_dir) if data.data_dir else os.path.join(workdir, "tensorflow_datasets")
+  return storage.expand(data.data_dir) if data.data_dir else os.path.join(workdir, "tensorflow_datasets")
 
 
 def load(data, split: str, workdir: str):

@@ -23,7 +23,7 @@ from absl import logging
 import jax
 import numpy as np
 
-from clip2point_jax.core import checkpoints, layer_stack
+from clip2point_jax.core import checkpoints, layer_stack, paths
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import clip as clip_lib
 from clip2point_jax.loading import hf_clip
@@ -47,24 +47,26 @@ def with_encoder(clip_params, encoder_params) -> dict[str, Any]:
 
 
 def _is_step_dir(path: str) -> bool:
-  return os.path.isdir(os.path.join(path, checkpoints.STATE))
+  return paths.path(os.path.join(path, checkpoints.STATE)).is_dir()
 
 
 def find_step_dir(source: str) -> str:
   """The checkpoint step folder `source` names.
 
   `source` is a pre-training workdir (its best checkpoint by validation, else
-  its latest), a checkpoint folder (the same choice), or one step's folder.
+  its latest), a checkpoint folder (the same choice), or one step's folder;
+  local or remote (gs://...).
   """
-  path = os.path.abspath(os.path.expanduser(source))
-  if not os.path.isdir(path):
+  path = paths.absolute(source)
+  if not paths.path(path).is_dir():
     raise UserError(f"depth encoder {source!r}: no such folder; give a pre-training workdir, its "
                     "checkpoints/ folder or a converted official checkpoint")
   if _is_step_dir(path):
     return path
-  if os.path.isdir(os.path.join(path, CHECKPOINTS)):
+  if paths.path(os.path.join(path, CHECKPOINTS)).is_dir():
     path = os.path.join(path, CHECKPOINTS)
-  steps = [d for d in os.listdir(path) if d.isdigit() and _is_step_dir(os.path.join(path, d))]
+  steps = [d.name for d in paths.path(path).iterdir()
+           if d.name.isdigit() and _is_step_dir(os.path.join(path, d.name))]
   if not steps:
     raise UserError(f"depth encoder {source!r}: {path} holds no checkpoint (no <step>/state "
                     "folder); give a pre-training workdir or a converted official checkpoint")
@@ -151,8 +153,8 @@ def load_params(source: str, loaded: hf_clip.LoadedCLIP) -> dict[str, Any]:
 
 def save(directory: str, encoder_params, w: float = 1.0, meta: Optional[dict[str, Any]] = None) -> str:
   """Writes an encoder-only checkpoint (step 0) that `load_params` reads."""
-  directory = os.path.abspath(os.path.expanduser(directory))
-  if os.path.isdir(directory) and os.listdir(directory):
+  directory = paths.absolute(directory)
+  if paths.path(directory).is_dir() and any(paths.path(directory).iterdir()):
     raise UserError(f"{directory} exists and is not empty; choose a new output folder")
   state = {PARAMS: {ENCODER: jax.tree.map(lambda x: np.asarray(x, np.float32), encoder_params),
                     BALANCE_WEIGHT: np.float32(w)}}

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from clip2point_jax.core import paths
 from clip2point_jax.errors import UserError
 from clip2point_jax.kernels import dispatch
 from clip2point_jax.models import clip
@@ -73,7 +74,13 @@ def _download(repo_id: str) -> str:
 
 
 def resolve_checkpoint_dir(name_or_path: str) -> str:
-  """The local directory for a path or Hub id; downloads Hub ids."""
+  """The local directory for a path or Hub id; downloads Hub ids, copies remote (gs://) folders.
+
+  transformers and safetensors read local files only, so a folder in a bucket
+  is copied to this machine once (`paths.local_copy`).
+  """
+  if paths.is_remote(name_or_path):
+    return paths.local_copy(name_or_path)
   path = os.path.expanduser(name_or_path)
   if os.path.isdir(path):
     return path

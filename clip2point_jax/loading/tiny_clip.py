@@ -13,10 +13,12 @@ Tasks whose `config.clip.name` is empty get one in their workdir:
 
 import json
 import os
+import tempfile
 from typing import Any, Optional
 
 import numpy as np
 
+from clip2point_jax.core import paths
 from clip2point_jax.errors import UserError
 
 BOS_TOKEN = "<|startoftext|>"
@@ -176,13 +178,26 @@ def write_tiny_clip(outdir: str, seed: int = 0, **overrides) -> str:
 def ensure_tiny_clip(outdir: str, seed: int = 0, **overrides) -> str:
   """`write_tiny_clip` unless `outdir` already holds a checkpoint; host 0 writes first.
 
-  Tasks keep their tiny CLIP in the workdir, which hosts share.
+  Tasks keep their tiny CLIP in the workdir, which hosts share. A remote
+  `outdir` (gs://...) gets a copy of one written in a local temporary folder
+  (transformers and safetensors write local files only), model file last.
   """
   from clip2point_jax.core import parallel  # pylint: disable=g-import-not-at-top
 
   def write_once():
-    if not os.path.exists(os.path.join(outdir, "model.safetensors")):
+    if paths.path(os.path.join(outdir, "model.safetensors")).exists():
+      return
+    if not paths.is_remote(outdir):
       write_tiny_clip(outdir, seed, **overrides)
+      return
+    with tempfile.TemporaryDirectory() as local:
+      write_tiny_clip(local, seed, **overrides)
+      weights = os.path.join(local, "model.safetensors")
+      with open(weights, "rb") as f:
+        data = f.read()
+      os.remove(weights)  # Uploaded last: its presence means the copy is complete.
+      paths.upload_tree(local, outdir)
+      paths.path(os.path.join(outdir, "model.safetensors")).write_bytes(data)
 
   parallel.host0_first(write_once, "tiny CLIP written")
   return outdir
@@ -212,10 +227,9 @@ def make_in_workdir(workdir: str, image_size: int, seed: int = 0,
   if image_size % patch:
     raise UserError(f"{field}={image_size} is not a multiple of the tiny CLIP's {patch} px patches; "
                     f"use a multiple of {patch} (e.g. 64) or set --config.clip.name to a real CLIP")
-  outdir = os.path.abspath(os.path.join(os.path.expanduser(workdir), FOLDER))
+  outdir = paths.absolute(os.path.join(paths.expand(workdir), FOLDER))
   ensure_tiny_clip(outdir, seed, vision_config={"image_size": image_size, "patch_size": patch})
-  with open(os.path.join(outdir, "config.json"), encoding="utf-8") as f:
-    vision = json.load(f).get("vision_config", {})
+  vision = paths.read_json(os.path.join(outdir, "config.json")).get("vision_config", {})
   made = (vision.get("image_size"), vision.get("patch_size"))
   if made != (image_size, patch):
     raise UserError(f"{outdir} is a tiny CLIP for {made[0]} px images ({made[1]} px patches), not "

@@ -14,8 +14,6 @@ knows only the classes it was trained on: it classifies into those of the
 evaluation's class names it knows (by name, any order), and refuses others.
 """
 
-import glob
-import json
 import os
 from typing import Any
 
@@ -23,7 +21,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from clip2point_jax.core import checkpoints, parallel, rules
+from clip2point_jax.core import checkpoints, parallel, paths, rules
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import gdpa
 from clip2point_jax.projection import dual_path, encode as encode_lib, zeroshot
@@ -34,10 +32,10 @@ MODEL_FILE = "gdpa.json"  # written by training/gdpa_run.py beside each seed's c
 
 def seed_dir(path: str) -> str:
   """The seed folder that `path` (a workdir with one seed, or a seed folder) names."""
-  path = os.path.abspath(os.path.expanduser(path))
-  if os.path.exists(os.path.join(path, MODEL_FILE)):
+  path = paths.absolute(path)
+  if paths.path(os.path.join(path, MODEL_FILE)).exists():
     return path
-  seeds = sorted(os.path.dirname(p) for p in glob.glob(os.path.join(path, "seed_*", MODEL_FILE)))
+  seeds = sorted(os.fspath(p.parent) for p in paths.path(path).glob(os.path.join("seed_*", MODEL_FILE)))
   if len(seeds) == 1:
     return seeds[0]
   if not seeds:
@@ -63,8 +61,7 @@ def read_description(path: str) -> dict:
   """
   file = os.path.join(seed_dir(path), MODEL_FILE)
   try:
-    with open(file, encoding="utf-8") as f:
-      description = json.load(f)
+    description = paths.read_json(file)
   except (OSError, ValueError) as e:  # ValueError: not JSON, or not UTF-8
     raise UserError(f"{file}: not a readable GDPA description ({type(e).__name__}: "
                     f"{str(e).splitlines()[0][:200] if str(e) else ''}); {_RERUN}") from e
@@ -96,9 +93,10 @@ def adopt_settings(config) -> dict:
 def _step_dir(directory: str) -> str:
   """The latest step folder of a seed's checkpoints (few-shot keeps one)."""
   folder = os.path.join(directory, "checkpoints")
-  steps = sorted(int(d) for d in os.listdir(folder) if d.isdigit()) if os.path.isdir(folder) else []
+  steps = (sorted(int(d.name) for d in paths.path(folder).iterdir() if d.name.isdigit())
+           if paths.path(folder).is_dir() else [])
   # Orbax marks a finished step; a step without it was cut short.
-  done = [s for s in steps if os.path.isdir(os.path.join(folder, str(s), checkpoints.STATE))]
+  done = [s for s in steps if paths.path(os.path.join(folder, str(s), checkpoints.STATE)).is_dir()]
   if not done:
     raise UserError(f"{folder}: no GDPA checkpoint beside {MODEL_FILE} (no <step>/state folder); "
                     f"{_RERUN}")

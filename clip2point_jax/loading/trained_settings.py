@@ -18,6 +18,7 @@ import json
 import os
 from typing import Any, Optional
 
+from clip2point_jax.core import paths
 from clip2point_jax.core.config_args import get_field
 from clip2point_jax.errors import UserError
 from clip2point_jax.loading import depth_encoder, trained_gdpa
@@ -56,18 +57,18 @@ def gdpa_settings(trained: dict) -> dict[str, Any]:
 
 def _clip_name(recorded: str, workdir: str) -> str:
   """A recorded CLIP name that still resolves: older runs recorded a workdir-relative tiny CLIP."""
-  if not recorded or os.path.isabs(recorded) or os.path.isdir(os.path.expanduser(recorded)):
+  if (not recorded or paths.is_remote(recorded) or os.path.isabs(recorded)
+      or os.path.isdir(os.path.expanduser(recorded))):
     return recorded
   beside = os.path.join(workdir, os.path.basename(os.path.normpath(recorded)))
-  return beside if os.path.isdir(beside) else recorded
+  return beside if paths.path(beside).is_dir() else recorded
 
 
 def read_step_meta(step_dir: str) -> dict:
   """A checkpoint step's "meta" JSON ({} where it has none or it is unreadable)."""
   path = os.path.join(step_dir, "meta", "metadata")
   try:
-    with open(path, encoding="utf-8") as f:
-      meta = json.load(f)
+    meta = paths.read_json(path)
   except (OSError, ValueError):
     return {}
   return meta if isinstance(meta, dict) else {}

@@ -12,9 +12,10 @@ loss out: normalise, project both depth maps, encode, loss over the global
 batch, LAMB update. F_I comes from a cache computed once (or from E_I in the
 step with `image_features="live"`).
 
-Writes to the workdir: `checkpoints/` (the latest N and the best by
-validation accuracy; rerunning the same command resumes), `metrics.jsonl`
-(one JSON record per log step and per evaluation), `learning_curves.png`.
+Writes to the workdir (a local folder or gs://...): `checkpoints/` (the
+latest N and the best by validation accuracy; rerunning the same command
+resumes), `metrics.jsonl` (one JSON record per log step and per evaluation),
+`learning_curves.png`.
 """
 
 import os
@@ -23,7 +24,7 @@ from absl import logging
 import jax
 
 from clip2point_jax import validation
-from clip2point_jax.core import checkpoints, parallel, rules
+from clip2point_jax.core import checkpoints, parallel, paths, rules
 from clip2point_jax.data import pipeline, pretrain_data, splits
 from clip2point_jax.errors import UserError
 from clip2point_jax.loading import depth_encoder, hf_clip, tiny_clip
@@ -42,7 +43,7 @@ def load_clip(config, workdir: str) -> hf_clip.LoadedCLIP:
 def run(config, workdir: str) -> dict:
   """Pre-trains (or resumes); returns a summary dict."""
   validation.check_task(config)
-  os.makedirs(workdir, exist_ok=True)
+  paths.path(workdir).mkdir(parents=True, exist_ok=True)
   # 1. Mesh: one data axis over every device of every host.
   mesh = parallel.make_mesh()
   validation.check_devices(config, mesh.devices.size)

@@ -11,7 +11,6 @@ table (JSON, Markdown) and the figure of the three projections.
 """
 
 import copy
-import json
 import os
 import time
 
@@ -19,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from clip2point_jax.core import parallel
+from clip2point_jax.core import parallel, paths, plots
 from clip2point_jax.core.plots import plt
 from clip2point_jax.data import pipeline
 from clip2point_jax.features import text
@@ -109,10 +108,8 @@ def markdown(header: dict, rows: list[dict]) -> str:
 def write_table(header: dict, rows: list[dict], workdir: str) -> tuple[str, str]:
   """Writes compare.json and compare.md into `workdir`; returns their paths."""
   json_path, md_path = os.path.join(workdir, JSON_FILE), os.path.join(workdir, MARKDOWN_FILE)
-  with open(json_path, "w") as f:
-    json.dump(dict(header, rows=rows), f, indent=2)
-  with open(md_path, "w") as f:
-    f.write(markdown(header, rows))
+  paths.write_json(json_path, dict(header, rows=rows), indent=2)
+  paths.path(md_path).write_text(markdown(header, rows))
   return json_path, md_path
 
 
@@ -143,8 +140,7 @@ def save_projections(images: dict[str, np.ndarray], titles: list[str], path: str
         ax.imshow(view, cmap="gray", vmin=float(view.min()), vmax=max(float(view.max()), float(view.min()) + 1e-6))
       axes[r, 0].set_ylabel(f"{title}\n{method}", fontsize=6)
   fig.tight_layout()
-  fig.savefig(path, dpi=90)
-  plt.close(fig)
+  plots.save(fig, path, dpi=90)
 
 
 def projections(cfgs: dict, source, indices) -> dict[str, np.ndarray]:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Hashable
 
 import numpy as np
 
-from clip2point_jax.core import plots
+from clip2point_jax.core import paths, plots
 from clip2point_jax.core.parallel import is_host0
 from clip2point_jax.core.progress import COMPILING, Progress, progress  # pylint: disable=unused-import
 from clip2point_jax.errors import UserError
@@ -78,6 +78,8 @@ class MetricsLog:
 
   On resume, records past `resume_step` (from a run that did not reach its
   next checkpoint) are dropped, so the file reads as one uninterrupted run.
+  In a remote workdir (gs://...) each write rewrites the file: objects there
+  cannot be appended to.
   """
 
   def __init__(self, workdir: str, resume_step: int = 0, tensorboard: bool = True):
@@ -85,19 +87,24 @@ class MetricsLog:
     self.curves = os.path.join(workdir, CURVES_FILE)
     self.writer = _event_writer(workdir) if tensorboard else None
     self.records = []
-    if resume_step and os.path.exists(self.path):
-      with open(self.path) as f:
-        self.records = [r for r in map(json.loads, filter(str.strip, f)) if r["step"] <= resume_step]
+    if resume_step and paths.path(self.path).exists():
+      lines = paths.path(self.path).read_text().splitlines()
+      self.records = [r for r in map(json.loads, filter(str.strip, lines)) if r["step"] <= resume_step]
     if is_host0():
-      with open(self.path, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in self.records)
+      self._rewrite()
+
+  def _rewrite(self) -> None:
+    paths.path(self.path).write_text("".join(json.dumps(r) + "\n" for r in self.records))
 
   def write(self, record: dict) -> None:
     self.records.append(record)
     if not is_host0():
       return
-    with open(self.path, "a") as f:
-      f.write(json.dumps(record) + "\n")
+    if paths.is_remote(self.path):
+      self._rewrite()
+    else:
+      with open(self.path, "a") as f:
+        f.write(json.dumps(record) + "\n")
     if self.writer is not None:
       self.writer.write_scalars(record["step"], {k: v for k, v in record.items()
                                                  if k != "step" and isinstance(v, (int, float))})

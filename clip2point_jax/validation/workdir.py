@@ -3,13 +3,14 @@
 A task run from the command line records itself in `<workdir>/clip2point_task.json`;
 another task refuses that folder (its results and checkpoints would mix, and
 files such as metrics.json would be overwritten) unless told to share it.
+A workdir may be remote (gs://...), through `core.paths`.
 """
 
 import json
 import os
-import shutil
 from typing import Optional
 
+from clip2point_jax.core import paths
 from clip2point_jax.core.config_args import get_field
 from clip2point_jax.errors import UserError
 
@@ -34,6 +35,8 @@ def check_writable(path: str, what: str) -> None:
     path: the folder (it need not exist yet).
     what: how the message names it, e.g. "--workdir" or "config.cache_dir".
   """
+  if paths.is_remote(path):
+    return _check_remote(path, what)
   path = os.path.abspath(os.path.expanduser(path))
   existing = _nearest_existing(path)
   if not os.path.isdir(existing):
@@ -42,6 +45,14 @@ def check_writable(path: str, what: str) -> None:
   if not os.access(existing, os.W_OK | os.X_OK):
     raise UserError(f"{what}={path!r}: no permission to write in {existing}; give a folder you can "
                     "write to")
+
+
+def _check_remote(path: str, what: str) -> None:
+  """A remote folder: reachable from here and not a file. Whether this host may write there is
+  known only at the first write (buckets grant it per object), which names the path."""
+  folder = paths.path(path)
+  if folder.exists() and not folder.is_dir():
+    raise UserError(f"{what}={path!r} is a file; give a folder")
 
 
 def check_outputs(config, prefix: str = "") -> None:
@@ -54,12 +65,11 @@ def check_outputs(config, prefix: str = "") -> None:
 
 def owner(workdir: str) -> Optional[dict]:
   """The task record of `workdir`, or None if no task has claimed it."""
-  path = os.path.join(os.path.expanduser(workdir), MARKER)
-  if not os.path.isfile(path):
+  path = paths.path(workdir) / MARKER
+  if not path.exists():
     return None
   try:
-    with open(path) as f:
-      record = json.load(f)
+    record = json.loads(path.read_text())
   except (OSError, ValueError):
     return {"task": "unknown"}
   return record if isinstance(record, dict) else {"task": "unknown"}
@@ -77,17 +87,19 @@ def check_owner(workdir: str, task: str, share: bool) -> None:
 
 def claim(workdir: str, task: str) -> bool:
   """Creates `workdir` and records `task` in it; True if the folder was new."""
-  path = os.path.expanduser(workdir)
-  created = not os.path.exists(path)
-  os.makedirs(path, exist_ok=True)
-  if owner(path) is None:
-    with open(os.path.join(path, MARKER), "w") as f:
-      json.dump({"task": task}, f)
+  path = paths.path(workdir)
+  created = not path.exists()
+  path.mkdir(parents=True, exist_ok=True)
+  if owner(workdir) is None:
+    paths.write_json(path / MARKER, {"task": task})
   return created
 
 
 def release_if_unused(workdir: str) -> None:
   """Removes a workdir `claim` created if the run left nothing else in it."""
-  path = os.path.expanduser(workdir)
-  if os.path.isdir(path) and set(os.listdir(path)) <= {MARKER}:
-    shutil.rmtree(path, ignore_errors=True)
+  path = paths.path(workdir)
+  if path.is_dir() and {p.name for p in path.iterdir()} <= {MARKER}:
+    try:
+      path.rmtree(missing_ok=True)
+    except OSError:
+      pass  # Left for the user: the run's error matters more.

@@ -275,11 +275,10 @@ def _google_cloud_storage():
 
 @contextlib.contextmanager
 def fake_gcs(root):
-  """`gs://` for epath and TensorStore, stored under `root`, inside the block.
+  """`gs://` for epath, TensorStore and ArrayRecord, stored under `root`, inside the block.
 
-  TensorStore reads `TENSORSTORE_GCS_HTTP_URL` when its GCS driver is first
-  used in the process, so a process keeps the first server's address: call
-  this once per process (a module-scoped fixture), or in a subprocess.
+  Yields the running `FakeGCSServer`. TensorStore and google-cloud-cpp read
+  their variables at each open, so one process may use several in turn.
   """
   from etils.epath import backend  # pylint: disable=g-import-not-at-top
   root = os.path.abspath(str(root))
