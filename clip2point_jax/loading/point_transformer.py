@@ -74,7 +74,8 @@ def _layout(params, batch_stats) -> dict[str, tuple[str, tuple[str, ...], bool]]
       names[f"{prefix}.running_mean"] = ("batch_stats", path + ("mean",), False)
       names[f"{prefix}.running_var"] = ("batch_stats", path + ("var",), False)
     else:
-      raise ValueError(f"point transformer: module {'/'.join(path)} is neither Linear nor BatchNorm")
+      raise ValueError(
+          f"point transformer: module {'/'.join(path)} is neither Linear nor BatchNorm")
   return names
 
 

@@ -126,7 +126,7 @@ def _bn_mask(mask, ndim: int):
 
 
 def _group(values, idx, valid, missing: str):
-  """values [B, N, F] at idx int32[B, M, k] -> [B, M, k, F]; Pointcept's rule zeroes missing slots."""
+  """values [B, N, F] at idx int32[B, M, k] -> [B, M, k, F]; "pointcept" zeroes missing slots."""
   grouped = point_ops.gather(values, idx)
   if missing == "pointcept":
     grouped = jnp.where(valid[..., None], grouped, jnp.zeros((), grouped.dtype))
@@ -207,7 +207,8 @@ class PointTransformerLayer(nn.Module):
     value = _group(value, idx, valid, self.missing_neighbours)
     offsets = _offsets(points, points, idx, valid, self.missing_neighbours)
     bn_mask = _bn_mask(mask, 4)
-    delta = PositionEncoding(c, self.dtype, self.axis_name, name="linear_p")(offsets, bn_mask, train)
+    delta = PositionEncoding(c, self.dtype, self.axis_name, name="linear_p")(
+        offsets, bn_mask, train)
     relation = key - query[:, :, None, :] + delta
     weights = WeightEncoding(c // s, self.dtype, self.axis_name, name="linear_w")(
         relation, bn_mask, train)
@@ -233,8 +234,9 @@ class Bottleneck(nn.Module):
     bn_mask = _bn_mask(mask, 3)
     h = _dense(c, x.shape[-1], self.dtype, "linear1", use_bias=False)(x)
     h = nn.relu(bn("bn1")(h, not train, mask=bn_mask))
-    h = PointTransformerLayer(c, self.share_planes, self.missing_neighbours, self.dtype,
-                              self.axis_name, name="transformer")(points, h, idx, valid, mask, train)
+    layer = PointTransformerLayer(c, self.share_planes, self.missing_neighbours, self.dtype,
+                                  self.axis_name, name="transformer")
+    h = layer(points, h, idx, valid, mask, train)
     h = nn.relu(bn("bn2")(h, not train, mask=bn_mask))
     h = _dense(c, c, self.dtype, "linear3", use_bias=False)(h)
     h = bn("bn3")(h, not train, mask=bn_mask)

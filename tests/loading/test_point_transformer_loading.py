@@ -89,8 +89,8 @@ def test_names_and_shapes_are_pointcepts():
     module = _PointTransformerCls(pt.PRESETS[preset], in_channels=6, num_classes=40)
     model = pt.preset(preset, head="cls", in_channels=6, num_classes=40)
     shapes = jax.eval_shape(lambda: pt.init_variables(model, jax.random.key(0)))
-    mapped = loader.to_torch_state_dict(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes["params"]),
-                                        jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes["batch_stats"]))
+    zeros = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+    mapped = loader.to_torch_state_dict(zeros["params"], zeros["batch_stats"])
     want = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     assert {k: v.shape for k, v in mapped.items()} == want
     torch_count = sum(p.numel() for p in module.parameters())
@@ -141,7 +141,7 @@ def test_ddp_prefix_and_clip_head():
   wrapped = {"module." + k: v for k, v in state.items()}
   params, _ = loader.from_torch_state_dict(wrapped)
   assert loader.model_for_state_dict(wrapped).embed_dim == 24
-  np.testing.assert_array_equal(params["proj"]["kernel"], np.asarray(variables["params"]["proj"]["kernel"]))
+  np.testing.assert_array_equal(params["proj"]["kernel"], variables["params"]["proj"]["kernel"])
 
 
 def test_bad_state_dicts_name_what_is_wrong(cls38):

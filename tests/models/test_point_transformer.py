@@ -169,7 +169,8 @@ def test_missing_neighbour_rules_differ_only_when_neighbours_are_missing():
   assert np.abs(np.asarray(zeros) - np.asarray(firsts)).max() > 1e-2
   layer, params, points, x, idx, valid = _layer_setup(6, 4)
   zeros, _ = _apply_train(layer, params, points, x, idx, valid, None)
-  firsts, _ = _apply_train(layer.clone(missing_neighbours="authors"), params, points, x, idx, valid, None)
+  authors = layer.clone(missing_neighbours="authors")
+  firsts, _ = _apply_train(authors, params, points, x, idx, valid, None)
   np.testing.assert_array_equal(np.asarray(zeros), np.asarray(firsts))
 
 
@@ -213,7 +214,8 @@ def test_transition_down_matches_the_equations(n, k, rule):
   td = pt.TransitionDown(16, stride=4, neighbours=k, missing_neighbours=rule)
   params = _randomise(jax.eval_shape(td.init, jax.random.key(0), points, x)["params"], 14)
   (centres, out, mask), _ = _apply_train(td, params, points, x, None)
-  want_centres, expect = _np_transition(params, points.astype(np.float64), x.astype(np.float64), 4, k, rule)
+  want_centres, expect = _np_transition(params, points.astype(np.float64), x.astype(np.float64),
+                                        4, k, rule)
   assert mask is None and out.shape == (2, n // 4, 16)
   np.testing.assert_allclose(np.asarray(centres), want_centres, rtol=1e-6)
   np.testing.assert_allclose(np.asarray(out), expect, rtol=2e-4, atol=2e-4)
@@ -313,7 +315,8 @@ def _directional_check(f, args, seed, eps=1e-6, rtol=1e-6):
   direction = jax.tree.unflatten(tree, [rng.normal(size=np.shape(l)) for l in leaves])
   grad = jax.jit(jax.grad(f))(args)
   f = jax.jit(f)
-  analytic = sum(float(jnp.vdot(g, d)) for g, d in zip(jax.tree.leaves(grad), jax.tree.leaves(direction)))
+  analytic = sum(float(jnp.vdot(g, d))
+                 for g, d in zip(jax.tree.leaves(grad), jax.tree.leaves(direction)))
   shift = lambda s: jax.tree.map(lambda a, d: a + s * eps * d, args, direction)
   numeric = (float(f(shift(1.0))) - float(f(shift(-1.0)))) / (2 * eps)
   assert abs(analytic) > 1e-3
