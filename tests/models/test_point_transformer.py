@@ -276,6 +276,20 @@ def test_padded_clouds_give_what_the_unpadded_ones_give():
     np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
 
 
+def test_batch_norm_axis_name_gives_global_batch_statistics():
+  """Two shards under a named axis (vmap stands in for shard_map) normalise like one batch."""
+  model = _tiny(head="none")
+  variables = _model_variables(model)
+  points = np.random.default_rng(25).normal(size=(4, 48, 3)).astype(np.float32)
+  whole, state = _forward(model)(variables, points)
+  sharded = model.clone(batch_norm_axis_name="batch")
+  apply = lambda p: sharded.apply(variables, p, train=True, mutable=["batch_stats"])
+  parts, state_parts = jax.jit(jax.vmap(apply, axis_name="batch"))(points.reshape(2, 2, 48, 3))
+  np.testing.assert_allclose(np.asarray(parts).reshape(4, -1), np.asarray(whole), rtol=1e-4, atol=1e-5)
+  for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(state_parts)):
+    np.testing.assert_allclose(np.asarray(b)[1], np.asarray(a), rtol=1e-4, atol=1e-6)
+
+
 def test_heads_and_shapes():
   points = jnp.asarray(np.random.default_rng(23).normal(size=(3, 16, 3)), jnp.float32)
   features = jnp.asarray(np.random.default_rng(24).normal(size=(3, 16, 3)), jnp.float32)
