@@ -410,6 +410,9 @@ class PointTransformer(nn.Module):
                         f"[B, N, {extra}] beside the coordinates, got {got}")
       x = jnp.concatenate([points, features.astype(points.dtype)], axis=-1)
     else:
+      if features is not None:
+        raise UserError("Point Transformer: in_channels=3 reads coordinates only; set in_channels="
+                        f"{3 + features.shape[-1]} to read the {features.shape[-1]} features too")
       x = points
     p = points
     for i, (planes, blocks, stride, k) in enumerate(

@@ -305,6 +305,8 @@ def test_heads_and_shapes():
   assert logits.shape == (3, 5) and np.isfinite(np.asarray(logits)).all()
   with pytest.raises(UserError, match="features"):
     jax.eval_shape(lambda: model.apply(variables, points))
+  with pytest.raises(UserError, match="in_channels=6"):
+    jax.eval_shape(lambda: _tiny().init(jax.random.key(0), points, features))
   with pytest.raises(UserError, match="subsampled"):
     jax.eval_shape(lambda: _tiny().init(jax.random.key(0), points[:, :8]))
   with pytest.raises(UserError, match="head"):
