@@ -23,6 +23,7 @@
 #   bash bench/run_device.sh passes               # the Pallas layer-norm and quick-GELU passes, alone and in zero-shot
 #   bash bench/run_device.sh layering             # a89c44e (bench_out/a89c44e, carried) against this tree
 #   bash bench/run_device.sh compare              # CLIP2Point, PointCLIP, PointCLIP V2: projection and zero-shot
+#   bash bench/run_device.sh zbuffer              # the hard projector's z-buffers: scatter, sort, dense
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -54,6 +55,9 @@ zeroshot() {
 gdpa() { run 90 gdpa $one_gpu python3 bench/bench_gdpa.py --dtypes bfloat16; }
 compare() { run 240 compare $one_gpu python3 bench/bench_compare.py --batch 32 256 1024 --repeats 10; }
 check() { run 45 check $one_gpu python3 bench/check_device.py --parts encoder; }
+zbuffer() {  # render.zbuffer: clouds/s of each z-buffer at 32, 256, 1024 clouds, costs per cloud
+  run 300 zbuffer $one_gpu python3 bench/bench_zbuffer.py --batch 32 256 1024 --repeats 10
+}
 torch() {  # max-autotune tunes every GEMM shape first: minutes, hence its own long limit
   run 60 torch_eager $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1024
   run 150 torch_compiled $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1024 --compile default
