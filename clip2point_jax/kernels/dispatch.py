@@ -4,11 +4,17 @@ The model (`models/clip.py`) holds a `KernelSettings` (field `kernels`),
 calls `attention` and `quick_gelu` here and picks its layer-norm module by
 `settings.layer_norm`; it never asks which backend it runs on. `resolve` is
 the one place where "auto" (`config.clip.attention`'s default) becomes
-implementations: the Pallas kernels on GPUs in half precision, XLA's ops
-elsewhere. `hf_clip.load_clip` (and so every task) builds the model with it.
+implementations for the target platform (`backend.platform()`: jax's
+default backend, or the one an export names with `backend.target`): the
+Triton Pallas kernels on GPUs in half precision, XLA's ops on TPUs and CPUs.
+`hf_clip.load_clip` (and so every task) builds the model with it.
+
+On a TPU target `resolve` refuses the GPU-only choices ("pallas", "cudnn")
+with one line, and a Pallas kernel reached some other way refuses to be
+traced (`backend.interpret`): nothing Triton reaches a TPU program.
 
   attention   "xla": einsums with a float32 softmax (`short_attention.xla_attention`);
-              "cudnn": cuDNN's flash attention (`jax.nn.dot_product_attention`);
+              "cudnn": cuDNN's flash attention (`jax.nn.dot_product_attention`; GPUs);
               "pallas": one Pallas program per (sequence, head) (`short_attention.py`).
   layer_norm  "xla": flax's `nn.LayerNorm`; "pallas": one Pallas pass at inference,
               flax's op under differentiation (`fused_layer_norm.py`).
@@ -34,6 +40,8 @@ ATTENTION_IMPLEMENTATIONS = ("auto", "xla", "cudnn", "pallas")
 _CHOICES = {"attention": ("xla", "cudnn", "pallas"), "layer_norm": ("xla", "pallas"),
             "activation": ("xla", "pallas")}
 _HALF = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+# Choices that exist only on GPUs: Triton's kernels and cuDNN's attention.
+_GPU_ONLY = {"pallas": "a Triton Pallas kernel, for GPUs", "cudnn": "cuDNN's attention, for NVIDIA GPUs"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +65,7 @@ XLA = KernelSettings()
 
 def resolve(attention: str = "auto", dtype=jnp.float32, *, layer_norm: str = "auto",
             activation: str = "auto") -> KernelSettings:
-  """The settings for a compute dtype on this backend.
+  """The settings for a compute dtype on the target platform (`backend.platform()`).
 
   Args:
     attention: "auto" (the Pallas kernel on GPUs when dtype is bfloat16 or
@@ -65,19 +73,41 @@ def resolve(attention: str = "auto", dtype=jnp.float32, *, layer_norm: str = "au
     dtype: the model's compute dtype (a dtype or its name).
     layer_norm, activation: "auto" (the Pallas pass exactly when attention is
       Pallas's), "xla" or "pallas".
+
+  Raises:
+    UserError: an unknown name, or a GPU-only one ("pallas", "cudnn") on a TPU.
   """
   if attention not in ATTENTION_IMPLEMENTATIONS:
     raise UserError(f"attention={attention!r}; use one of {ATTENTION_IMPLEMENTATIONS}")
   if attention == "auto":
     attention = "pallas" if jnp.dtype(dtype) in _HALF and backend.on_gpu() else "xla"
   passes = "pallas" if attention == "pallas" else "xla"
-  return KernelSettings(attention=attention,
-                        layer_norm=passes if layer_norm == "auto" else layer_norm,
-                        activation=passes if activation == "auto" else activation)
+  settings = KernelSettings(attention=attention,
+                            layer_norm=passes if layer_norm == "auto" else layer_norm,
+                            activation=passes if activation == "auto" else activation)
+  if backend.on_tpu():
+    _refuse_gpu_only(settings)
+  return settings
+
+
+def _refuse_gpu_only(settings: KernelSettings) -> None:
+  """UserError naming the first pass whose choice cannot run on a TPU."""
+  for name in _CHOICES:
+    choice = getattr(settings, name)
+    if choice in _GPU_ONLY:
+      field = "clip.attention" if name == "attention" else name
+      raise UserError(f"{field}={choice!r} is {_GPU_ONLY[choice]}, and cannot run on a TPU; "
+                      "use 'auto' or 'xla' (XLA's ops)")
 
 
 def attention(settings: KernelSettings, q, k, v, causal: bool = False):
-  """Softmax attention by `settings.attention`: q, k, v float[B, T, H, D] -> the same."""
+  """Softmax attention by `settings.attention`: q, k, v float[B, T, H, D] -> the same.
+
+  Raises:
+    UserError: traced for a TPU with GPU-only settings (made without `resolve`).
+  """
+  if backend.on_tpu():
+    _refuse_gpu_only(settings)
   if settings.attention == "cudnn":
     return jax.nn.dot_product_attention(q, k, v, is_causal=causal, implementation="cudnn")
   if settings.attention == "pallas":

@@ -7,7 +7,9 @@ normalised bf16 rows that the next matmul takes. Statistics are float32, as
 in `nn.LayerNorm` (mean and mean of squares).
 
 `layer_norm` runs the kernel when it is called plainly (inference) and
-`nn.LayerNorm` itself under differentiation, so training is unchanged.
+`nn.LayerNorm` itself under differentiation, so training is unchanged. The
+kernel compiles with Triton on GPU targets, runs interpreted on CPUs and
+refuses TPUs (`backend.interpret`).
 """
 
 import functools
@@ -44,13 +46,24 @@ def _kernel(x_ref, scale_ref, bias_ref, out_ref, *, rows, width, epsilon):
   plgpu.store(out_ref, out.astype(out_ref.dtype), mask=inside)
 
 
-@functools.partial(jax.jit, static_argnames=("epsilon", "out_dtype", "block_rows", "num_warps"))
 def pallas_layer_norm(x, scale, bias, epsilon: float, out_dtype=jnp.bfloat16,
                       block_rows: int = 4, num_warps: int = 4):
-  """Layer norm of each row in one kernel.
+  """Layer norm of each row in one kernel, for the target platform.
 
   x: float[M, D]; scale, bias: float32[D]; returns out_dtype[M, D].
   """
+  return _pallas_layer_norm(x, scale, bias, epsilon, out_dtype, block_rows, num_warps,
+                            _interpret())
+
+
+def _interpret() -> bool:
+  return backend.interpret("the layer-norm kernel")
+
+
+# `interpret` is static, so a trace for one target is never reused for another.
+@functools.partial(jax.jit, static_argnames=("epsilon", "out_dtype", "block_rows", "num_warps",
+                                             "interpret"))
+def _pallas_layer_norm(x, scale, bias, epsilon, out_dtype, block_rows, num_warps, interpret):
   rows, width = x.shape
   padded = pl.next_power_of_2(width)
   # Blocks reach past the last column and row; the kernel's masks keep them out.
@@ -63,21 +76,23 @@ def pallas_layer_norm(x, scale, bias, epsilon: float, out_dtype=jnp.bfloat16,
       out_specs=pl.BlockSpec((block_rows, padded), lambda i: (i, 0)),
       out_shape=jax.ShapeDtypeStruct((rows, width), out_dtype),
       compiler_params=plgpu.CompilerParams(num_warps=num_warps, num_stages=1),
-      interpret=backend.interpret(),
+      interpret=interpret,
       name="layer_norm",
   )(x, scale.astype(jnp.float32), bias.astype(jnp.float32))
 
 
-def _run_local(x, scale, bias, epsilon, out_dtype):
+def _run_local(x, scale, bias, epsilon, out_dtype, interpret):
   """The kernel on this device's share: x float[B, T, D] -> out_dtype[B, T, D]."""
-  out = pallas_layer_norm(x.reshape(-1, x.shape[-1]), scale, bias, epsilon, out_dtype)
+  out = _pallas_layer_norm(x.reshape(-1, x.shape[-1]), scale, bias, epsilon, out_dtype,
+                           block_rows=4, num_warps=4, interpret=interpret)
   return out.reshape(x.shape)
 
 
 @functools.cache
-def _op(epsilon: float, out_dtype):
+def _op(epsilon: float, out_dtype, interpret: bool):
+  """The partitioned, differentiable op; one per target (`interpret`), as in short_attention."""
   def local(x, scale, bias):
-    return _run_local(x, scale, bias, epsilon, out_dtype)
+    return _run_local(x, scale, bias, epsilon, out_dtype, interpret)
 
   def reference(x, scale, bias):
     return flax_layer_norm(x, scale, bias, epsilon, out_dtype)
@@ -90,4 +105,4 @@ def layer_norm(x, scale, bias, epsilon: float, out_dtype):
 
   x: float[B, T, D]; scale, bias: float32[D]; returns out_dtype[B, T, D].
   """
-  return _op(epsilon, jnp.dtype(out_dtype))(x, scale, bias)
+  return _op(epsilon, jnp.dtype(out_dtype), _interpret())(x, scale, bias)

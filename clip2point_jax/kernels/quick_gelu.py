@@ -11,7 +11,9 @@ cuBLAS ~740.
 
 `quick_gelu_kernel` runs the kernel when it is called plainly (inference) and
 XLA's activation under differentiation, so training is unchanged. It is
-wrapped so that XLA splits it over the devices holding the batch.
+wrapped so that XLA splits it over the devices holding the batch. The kernel
+compiles with Triton on GPU targets, runs interpreted on CPUs and refuses
+TPUs (`backend.interpret`).
 """
 
 import functools
@@ -46,13 +48,22 @@ def _kernel(x_ref, out_ref, *, size, approx):
   plgpu.store(out_ref, activation(x).astype(out_ref.dtype), mask=inside)
 
 
-@functools.partial(jax.jit, static_argnames=("block", "num_warps", "approx"))
 def pallas_quick_gelu(x, block: int = 8192, num_warps: int = 8, approx: bool = False):
   """quick_gelu(x) elementwise in one pass, float32 inside: float[...] -> the same.
 
   approx: through the GPU's tanh.approx (GPUs only). 8,192 elements and 8
   warps per program were the fastest on an H200 (bench_fused_kernels.py).
   """
+  return _pallas_quick_gelu(x, block, num_warps, approx, _interpret())
+
+
+def _interpret() -> bool:
+  return backend.interpret("the quick-GELU kernel")
+
+
+# `interpret` is static, so a trace for one target is never reused for another.
+@functools.partial(jax.jit, static_argnames=("block", "num_warps", "approx", "interpret"))
+def _pallas_quick_gelu(x, block, num_warps, approx, interpret):
   flat = x.reshape(-1)
   out = pl.pallas_call(
       functools.partial(_kernel, size=flat.size, approx=approx),
@@ -61,17 +72,25 @@ def pallas_quick_gelu(x, block: int = 8192, num_warps: int = 8, approx: bool = F
       out_specs=pl.BlockSpec((block,), lambda i: (i,)),
       out_shape=jax.ShapeDtypeStruct(flat.shape, x.dtype),
       compiler_params=plgpu.CompilerParams(num_warps=num_warps, num_stages=1),
-      interpret=backend.interpret(),
+      interpret=interpret,
       name="quick_gelu",
   )(flat)
   return out.reshape(x.shape)
 
 
-def _run_local(x):
-  return pallas_quick_gelu(x, approx=backend.on_gpu())
+@functools.cache
+def _op(interpret: bool):
+  """The partitioned, differentiable op; one per target (`interpret`), as in short_attention.
+
+  Compiled (a GPU), it uses the GPU's tanh.approx; interpreted, the exact activation.
+  """
+  local = lambda x: _pallas_quick_gelu(x, block=8192, num_warps=8, approx=not interpret,
+                                       interpret=interpret)
+  partitioned = batch_parallel.batch_parallel(local, "b t n -> b t n")
+  return batch_parallel.with_reference_gradient(partitioned, quick_gelu)
 
 
-_partitioned = batch_parallel.batch_parallel(_run_local, "b t n -> b t n")
-# The Pallas pass at inference, XLA's ops when differentiated:
-# x float[B, T, N] -> the same shape and dtype.
-quick_gelu_kernel = batch_parallel.with_reference_gradient(_partitioned, quick_gelu)
+def quick_gelu_kernel(x):
+  """The Pallas pass at inference, XLA's ops when differentiated, for the target
+  platform: x float[B, T, N] -> the same shape and dtype."""
+  return _op(_interpret())(x)

@@ -10,7 +10,9 @@ so attention costs one read of q, k, v and one write of the output.
 The backward kernel recomputes each head's probabilities from q and k rather
 than storing them, as flash attention does. Both kernels are wrapped by
 `batch_parallel` so that XLA's partitioner splits them over the devices
-holding the batch and heads; `jax.vmap` over them is not supported.
+holding the batch and heads; `jax.vmap` over them is not supported. They
+compile with Triton on GPU targets, run interpreted on CPUs and refuse TPUs
+(`backend.interpret`).
 """
 
 import functools
@@ -91,7 +93,7 @@ def _backward_kernel(q_ref, k_ref, v_ref, grad_out_ref, grad_q_ref, grad_k_ref, 
     plgpu.store(ref, grad.astype(ref.dtype), mask=in_tile)
 
 
-def _call(kernel, arrays, num_outputs, causal, num_warps):
+def _call(kernel, arrays, num_outputs, causal, num_warps, interpret):
   """Runs `kernel` with one program per (sequence, head) over float[B, T, H, D] arrays."""
   batch, length, heads, head_dim = arrays[0].shape
   tile = (pl.next_power_of_2(max(length, _MIN_TILE)),
@@ -105,7 +107,7 @@ def _call(kernel, arrays, num_outputs, causal, num_warps):
       out_specs=[spec] * num_outputs,
       out_shape=[jax.ShapeDtypeStruct(a.shape, a.dtype) for a in arrays[:num_outputs]],
       compiler_params=plgpu.CompilerParams(num_warps=num_warps, num_stages=1),
-      interpret=backend.interpret(),
+      interpret=interpret,
       name=kernel.__name__.strip("_"),
   )(*arrays)
   return outputs[0] if num_outputs == 1 else tuple(outputs)
@@ -115,16 +117,26 @@ _FACTORS = "b t h d"
 
 
 @functools.cache
-def _op(kernel, num_inputs: int, num_outputs: int, causal: bool, num_warps: int):
+def _op(kernel, num_inputs: int, num_outputs: int, causal: bool, num_warps: int, interpret: bool):
   """`_call(kernel, ...)` as an op XLA splits over the batch and head axes: each
-  device runs it on the sequences and heads it holds; no collectives."""
+  device runs it on the sequences and heads it holds; no collectives.
+
+  One op per `interpret` (per target platform): XLA's partitioner traces
+  `local` again when it compiles, maybe outside the target's block.
+  """
   rule = ", ".join([_FACTORS] * num_inputs) + " -> " + ", ".join([_FACTORS] * num_outputs)
-  local = lambda *arrays: _call(kernel, arrays, num_outputs, causal, num_warps)
+  local = lambda *arrays: _call(kernel, arrays, num_outputs, causal, num_warps, interpret)
   return batch_parallel.batch_parallel(local, rule, parallel="b h")
 
 
+def _target_op(kernel, num_inputs: int, num_outputs: int, causal: bool, num_warps: int):
+  """`_op` for the target platform; UserError on a TPU (`backend.interpret`)."""
+  interpret = backend.interpret(f"the attention kernel ({kernel.__name__.strip('_')})")
+  return _op(kernel, num_inputs, num_outputs, causal, num_warps, interpret)
+
+
 def _forward(q, k, v, causal, num_warps):
-  return _op(_forward_kernel, 3, 1, causal, num_warps)(q, k, v)
+  return _target_op(_forward_kernel, 3, 1, causal, num_warps)(q, k, v)
 
 
 # 2 warps per program beat 4 and 8 on an H200 (the kernel's first version; bench/RESULTS.md).
@@ -145,7 +157,7 @@ def _forward_with_residuals(q, k, v, causal, num_warps):
 
 
 def _backward(causal, num_warps, residuals, grad_out):
-  return tuple(_op(_backward_kernel, 4, 3, causal, num_warps)(*residuals, grad_out))
+  return tuple(_target_op(_backward_kernel, 4, 3, causal, num_warps)(*residuals, grad_out))
 
 
 pallas_attention.defvjp(_forward_with_residuals, _backward)
