@@ -10,6 +10,7 @@ from clip2point_jax.kernels import dispatch
 from clip2point_jax.kernels import fused_layer_norm
 from clip2point_jax.kernels import quick_gelu
 from clip2point_jax.kernels import short_attention
+from tests.export import exporting
 
 PALLAS = dispatch.KernelSettings("pallas", "pallas", "pallas")
 Q = jax.ShapeDtypeStruct((2, 9, 2, 16), jnp.bfloat16)
@@ -67,3 +68,16 @@ def test_a_triton_kernel_refuses_to_be_traced_for_a_tpu(trace):
   trace()  # Traced for the CPU: interpreted, fine.
   with backend.target("tpu"), pytest.raises(UserError, match="cannot run on a TPU"):
     trace()
+
+
+@pytest.mark.skipif(not hasattr(jax, "make_user_context"), reason="the target is in jit's keys "
+                    "only with jax.make_user_context; older jax: build functions under the target")
+def test_one_jitted_function_is_traced_again_for_each_target():
+  fn = jax.jit(quick_gelu.quick_gelu_kernel)
+  interpreted = fn.trace(X).lower().as_text()
+  with backend.target("cuda"):
+    compiled = jax.export.export(fn, platforms=("cuda",), disabled_checks=[
+        jax.export.DisabledSafetyCheck.custom_call(exporting.TRITON)])(X).mlir_module()
+  assert exporting.TRITON not in interpreted and exporting.TRITON in compiled
+  with backend.target("tpu"), pytest.raises(UserError, match="cannot run on a TPU"):
+    fn.trace(X)
