@@ -56,11 +56,13 @@ def run_with_fake_devices(code: str, num_devices: int = 8, timeout: int = 300):
 FAST_COMPILE = "--xla_backend_optimization_level=0"
 
 
-def run_in_processes(argv_of_rank, num_processes: int = 2, timeout: int = 300) -> list[str]:
+def run_in_processes(argv_of_rank, num_processes: int = 2, timeout: int = 300,
+                     devices_per_process: int = 1) -> list[str]:
   """Runs `argv_of_rank(rank, coordinator)` as `num_processes` jax.distributed CPU hosts.
 
-  Each process has one CPU device and gloo collectives. A host left waiting
-  in a collective its peer never joins is killed at `timeout`.
+  Each process has `devices_per_process` CPU devices (a TPU host has 4 or 8
+  chips) and gloo collectives. A host left waiting in a collective its peer
+  never joins is killed at `timeout`.
 
   Returns:
     Each process's output; raises AssertionError with them if any failed.
@@ -69,7 +71,7 @@ def run_in_processes(argv_of_rank, num_processes: int = 2, timeout: int = 300) -
     s.bind(("localhost", 0))
     coordinator = f"localhost:{s.getsockname()[1]}"
   env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",
-             XLA_FLAGS=FAST_COMPILE)
+             XLA_FLAGS=f"{FAST_COMPILE} --xla_force_host_platform_device_count={devices_per_process}")
   env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
   # Files, not pipes: a host blocked on a full pipe nobody reads would hang the other.
   logs = [tempfile.TemporaryFile("w+") for _ in range(num_processes)]

@@ -23,9 +23,17 @@ def is_host0() -> bool:
 
 
 def make_mesh(devices=None) -> Mesh:
-  """A 1-D mesh over all devices (of all hosts), named `DATA_AXIS`."""
+  """A 1-D mesh over all devices (of all hosts), named `DATA_AXIS`, host by host.
+
+  Each host's devices (1 per GPU process; 4 or 8 chips per TPU host) hold one
+  contiguous block of the batch axis, in host order: the block of the batch
+  `pipeline.host_slice` gives that host. A global array's rows then follow
+  the pipeline's example order, which `concat_to_host` (feature caches,
+  predictions) relies on. `jax.devices()` promises no such order on a pod.
+  """
   devices = jax.devices() if devices is None else devices
-  return Mesh(np.asarray(devices).reshape(-1), (DATA_AXIS,))
+  ordered = sorted(np.asarray(devices).reshape(-1), key=lambda d: (d.process_index, d.id))
+  return Mesh(np.asarray(ordered), (DATA_AXIS,))
 
 
 def data_sharding(mesh: Mesh) -> NamedSharding:
