@@ -14,6 +14,10 @@ bit for bit, from the same coverage decisions, with no scatter:
   and takes the minimum over points, tile after tile: elementwise work and a
   reduction, with no data-dependent memory access.
 
+Gradients (the hard mode passes them to each pixel's winning depth) are the
+same too, but for exact ties in depth: the scatter and `dense` split a
+pixel's gradient among its tied points, `sort` gives it to one of them.
+
 `render.zbuffer=auto` takes the scatter on GPUs and CPUs and `dense` on TPUs
 (`TPU_MODE`). Per cloud at the defaults (N=1024 points, V=6 views, 224 px,
 radius 0.02, so K=6 and M = V N K^2 = 221,184 candidates for
@@ -132,7 +136,10 @@ def dense_min(covered: jax.Array, row0: jax.Array, col0: jax.Array, depth: jax.A
   footprint, at footprint row a = r - row0 and column c - col0, and
   `covered[..., i, a, c - col0]`: the same decision as the scatter's, read
   through `row_intervals`. Image rows go `rows_per_step` at a time through a
-  `lax.map`, so memory stays at B * V * rows_per_step * N per step.
+  `lax.map`; where XLA fuses the pair test into the minimum over points (its
+  reduction fusion on GPUs and TPUs), memory stays at B * V * rows_per_step
+  * N per step. XLA:CPU materialises the tests, B * V * rows_per_step * W * N
+  floats: dense is not for CPUs.
 
   Args:
     covered: bool[B, V, N, K, K], which footprint pixels each point covers
