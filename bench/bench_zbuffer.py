@@ -140,7 +140,12 @@ def main():
     clouds = [unit_clouds(batch, args.points, seed) for seed in range(2)]
     for mode in args.modes:
       jitted = renderer(mode, views, args.image_size)
-      seconds, compile_s, _, gib, _ = device_lib.time_compiled(jitted, (), clouds, args.repeats)
+      try:
+        seconds, compile_s, _, gib, _ = device_lib.time_compiled(jitted, (), clouds, args.repeats)
+      except jax.errors.JaxRuntimeError as e:  # Out of memory: the row says so, the rest still run.
+        print(f"| {mode:<8} | {batch:>5} | {'failed':>10} | {'':>10} | {'':>6} | {'':>9} | "
+              f"{str(e).splitlines()[0][:120]}", flush=True)
+        continue
       row = dict(mode=mode, batch=batch, ms=1e3 * seconds, clouds_per_s=batch / seconds, gib=gib)
       rows.append(row)
       print(f"| {mode:<8} | {batch:>5} | {row['ms']:>10.2f} | {row['clouds_per_s']:>10.0f} | {gib:>6.2f} | "
