@@ -55,6 +55,12 @@ def test_require_local_names_the_field_and_the_path():
   with pytest.raises(UserError, match=r"^config.manual_dir='gs://bucket/raw': reading archives reads "
                                       r"local files only; copy it to this machine first"):
     paths.require_local("gs://bucket/raw", "config.manual_dir", "reading archives")
+  from clip2point_jax.data import registry, splits  # pylint: disable=g-import-not-at-top
+  with pytest.raises(UserError, match=r"^manual_dir='gs://bucket/raw': preparing a dataset from its "
+                                      r"download reads local files only"):
+    registry.prepare("shapenet55", "gs://bucket/tfds", "gs://bucket/raw")
+  with pytest.raises(UserError, match=r"^the file glob='gs://bucket/\*.ply': reading point files"):
+    splits.expand_files("gs://bucket/*.ply")
 
 
 def test_a_missing_backend_names_the_package(monkeypatch):
@@ -197,3 +203,21 @@ def test_release_removes_an_unused_claimed_bucket_folder(gcs, tmp_path):
   assert workdir_lib.claim("gs://bucket/empty", "zeroshot")
   workdir_lib.release_if_unused("gs://bucket/empty")
   assert not (tmp_path / "gcs/bucket/empty").exists()
+
+
+def test_a_dataset_prepared_into_a_bucket_is_read_back_through_arrayrecord(gcs, tmp_path):
+  from clip2point_jax.data import registry, pretrain_data  # pylint: disable=g-import-not-at-top
+  options = dict(num_per_class_train=2, num_per_class_test=1, num_points_stored=64, render_images=False)
+  path = registry.prepare("primitives", "gs://bucket/tfds", **options)
+  assert path.startswith("gs://bucket/tfds/primitives/") and registry.is_prepared(
+      "primitives", "gs://bucket/tfds", options)
+  local = tmp_path / "gcs" / path[len("gs://"):]
+  assert (local / "dataset_info.json").is_file() and (local / "metadata.json").is_file()
+  uploads = len(os.listdir(local))
+  assert registry.prepare("primitives", "gs://bucket/tfds", **options) == path  # prepared: kept
+  source, class_names = registry.load_split("primitives", "train", "gs://bucket/tfds", options=options)
+  assert len(source) == 2 * len(class_names) and source[0]["points"].shape == (64, 3)
+  assert _clients(gcs)["gl-cpp"] > 0  # the records came over the GCS API (ArrayRecord's reader)
+  identity = pretrain_data.dataset_identity("primitives", "gs://bucket/tfds", "train", options)
+  assert identity["records"] and all(size > 0 for _, size in identity["records"])
+  assert len(os.listdir(local)) == uploads
