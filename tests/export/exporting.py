@@ -26,7 +26,7 @@ from typing import Callable
 
 import jax
 import numpy as np
-from jax.sharding import AbstractMesh, NamedSharding, PartitionSpec
+from jax.sharding import AbstractMesh
 
 from clip2point_jax.core import parallel
 from clip2point_jax.kernels import backend
@@ -37,8 +37,8 @@ TRITON = "__gpu$xla.gpu.triton"
 # The custom call of a Pallas kernel lowered by Mosaic (TPUs): none is intended yet.
 MOSAIC = "tpu_custom_call"
 NUM_DEVICES = 4
-# jax.export checks custom calls against a list of stable targets; Triton's is
-# not on it in every jax version, and this is about the module, not its serialisation.
+# jax.export checks custom calls against a list of targets with stable
+# serialisations; Triton's is not on it, and these tests read the module only.
 _DISABLED = (jax.export.DisabledSafetyCheck.custom_call(TRITON),)
 
 
