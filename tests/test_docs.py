@@ -10,7 +10,8 @@ The convention, for whoever edits the docs:
       <!-- needs: real data, gpu, download -->
 
   Tags: `real data` (a downloaded dataset, checkpoint or your own files),
-  `gpu`, `download` (the real CLIP from the Hub) and `several hosts`.
+  `gpu`, `tpu` (a Cloud TPU VM), `cloud` (a Google Cloud project: gcloud, a
+  bucket), `download` (the real CLIP from the Hub) and `several hosts`.
 * Every command of an unmarked shell block must be in `RUN_BY` below, which
   names the test that runs it (with the tiny preset) and a string that test's
   source must contain, or `.ci/run` for the quick-start test command.
@@ -41,7 +42,7 @@ from tests.conftest import REPO_ROOT
 README = "README.md"
 README_MAX_LINES = 300  # Issue #21: the README stays short; details live in docs/.
 SHELL_LANGS = {"sh", "bash", "shell", "console", "zsh"}
-NEEDS_TAGS = {"real data", "gpu", "tpu", "download", "several hosts"}
+NEEDS_TAGS = {"real data", "gpu", "tpu", "cloud", "download", "several hosts"}
 NOTHING = {"", "-", "–", "—"}
 CI_RUNNER = ".ci/run"
 CI_MARKER = "<!-- quick-start: tests -->"
@@ -396,7 +397,7 @@ def test_marked_and_registered_blocks_pass():
 
 
 def test_bad_markers_fail():
-  assert command_problems("<!-- needs: cloud -->\n```sh\nls\n```\n")
+  assert command_problems("<!-- needs: quantum -->\n```sh\nls\n```\n")
   assert command_problems("<!-- needs: -->\n```sh\nls\n```\n")
   assert command_problems("<!-- needs: gpu -->\nSome prose.\n\n```sh\nls\n```\n")
 
