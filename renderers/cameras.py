@@ -143,6 +143,12 @@ def look_at_view_transform(elevation, azimuth, distance=1.0, *, dtype=jnp.float3
   return jnp.swapaxes(axes, -1, -2), -jnp.einsum("...ij,...j->...i", axes, position)
 
 
+def _shift_depth(view: jax.Array, dist: jax.Array) -> jax.Array:
+  """view float[B, V, N, 3] with dist float[B, V] added to z: by a concatenate, as
+  `.at[..., 2].add` lowers to a scatter, which TPUs run as a serial loop."""
+  return jnp.concatenate([view[..., :2], view[..., 2:] + dist[..., None, None]], axis=-1)
+
+
 def project(points: jax.Array, views: jax.Array, distance: jax.Array | float = 1.0,
             camera: Camera = ORTHOGRAPHIC, *, dtype: jnp.dtype = jnp.float32) -> jax.Array:
   """Points in each view's NDC, with view-space depth.
@@ -168,11 +174,11 @@ def project(points: jax.Array, views: jax.Array, distance: jax.Array | float = 1
   if isinstance(camera, OrthographicCamera):
     scaled = points[:, None] / dist[..., None, None]  # [B, V, N, 3]
     view = jnp.einsum("bvnc,bvkc->bvnk", scaled, axes, precision="highest")
-    return view.at[..., 2].add(dist[..., None])
+    return _shift_depth(view, dist)
   if not isinstance(camera, PerspectiveCamera):
     raise InputError(f"unknown camera {camera!r}; use OrthographicCamera or PerspectiveCamera")
   view = jnp.einsum("bnc,bvkc->bvnk", points, axes, precision="highest")
-  view = view.at[..., 2].add(dist[..., None])
+  view = _shift_depth(view, dist)
   z = view[..., 2:]
   visible = z > 0
   focal = jnp.asarray(1.0 / math.tan(math.radians(camera.fov) / 2.0), dtype)

@@ -51,7 +51,8 @@ def gdpa_settings(trained: dict) -> dict[str, Any]:
   found["view_weights"] = []  # The GDPA weighs its views itself.
   found["prompts"] = trained["prompts"]
   for key, value in {**render_settings.ADDED_DEFAULTS, **trained["render"]}.items():
-    found[f"render.{key}"] = value
+    if key not in render_settings.IMPLEMENTATION_FIELDS:  # They change no image: the user's choice.
+      found[f"render.{key}"] = value
   return found
 
 
@@ -89,7 +90,8 @@ def depth_encoder_settings(source: str) -> dict[str, Any]:
     # <workdir>/checkpoints/<step>: a relative tiny CLIP sat in <workdir>.
     found["clip.name"] = _clip_name(name, os.path.dirname(os.path.dirname(step_dir)))
   for key, value in (trained.get("render") or {}).items():
-    found[f"render.{key}"] = value
+    if key not in render_settings.IMPLEMENTATION_FIELDS:
+      found[f"render.{key}"] = value
   return found
 
 

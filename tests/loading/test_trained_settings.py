@@ -125,6 +125,11 @@ def test_a_gdpa_gives_its_clip_views_prompts_and_render(trained_gdpa_dir, tiny_c
   with pytest.raises(UserError, match=r"--config\.views=\[\[0\.0, 0\.0\]\] but the GDPA of config\.gdpa "
                                       r"\(.*seed_0/gdpa\.json\) was trained with views="):
     trained_settings.fill_in(config, frozenset({"views"}))
+  # The z-buffer's implementation changes no image: the user's choice stands.
+  config = set_fields(task_config("zeroshot", "dataset=modelnet40"), gdpa=trained_gdpa_dir,
+                      **{"render.zbuffer": "sort"})
+  trained_settings.fill_in(config, frozenset({"gdpa", "render.zbuffer"}))
+  assert config.render.zbuffer == "sort"
   # Library users' adopt_settings: the same as fill_in without overrides.
   adopted = set_fields(task_config("zeroshot", "dataset=modelnet40"), gdpa=trained_gdpa_dir)
   assert trained_gdpa.adopt_settings(adopted)["class_names"] == list(CLASSES)

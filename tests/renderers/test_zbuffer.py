@@ -230,10 +230,6 @@ def test_auto_scatters_when_exported_for_gpus_and_cpus():
     assert "stablehlo.scatter" in text and "stablehlo.while" not in text, platform
 
 
-# cameras.project adds the camera distance to z with `.at[..., 2].add`, itself
-# a (small) scatter; render_depth's TPU module is scatter-free once it builds
-# z by a concatenate instead.
-@pytest.mark.xfail(strict=True, reason="cameras.project's .at[..., 2].add lowers to a scatter")
 @pytest.mark.parametrize("mode", FREE)
 def test_tpu_export_of_render_depth_has_no_scatter(mode):
   views = cameras.views_array(cameras.VIEWS_ZERO_SHOT)
