@@ -23,6 +23,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from clip2point_jax.core import paths
 from clip2point_jax.data import rendered_views
 from clip2point_jax.errors import UserError
 from renderers import cameras
@@ -85,21 +86,26 @@ def list_models(lists_dir: str, splits) -> list[tuple[str, str]]:
 
 
 def input_folders(config, workdir: str) -> tuple[str, str]:
-  """(ShapeNetCore folder, output folder) of a render config, checked; the output folder is made."""
+  """(ShapeNetCore folder, output folder) of a render config, checked; the output folder is made.
+
+  All local: trimesh reads the meshes by file name, and the PNGs are the
+  manual_dir that preparing shapenet55 reads (copy that to a bucket after).
+  """
   if not config.shapenet_dir:
     raise UserError("set config.shapenet_dir to the ShapeNetCore v2 folder "
                     "(<synset>/<model>/models/model_normalized.obj)")
-  shapenet_dir = os.path.expanduser(config.shapenet_dir)
+  shapenet_dir = paths.require_local(config.shapenet_dir, "config.shapenet_dir", "rendering (trimesh)")
   if not os.path.isdir(shapenet_dir):
     raise UserError(f"config.shapenet_dir={shapenet_dir!r} is not a folder; point it at ShapeNetCore v2 "
                     "(<synset>/<model>/models/model_normalized.obj)")
   if not config.lists_dir:
     raise UserError("set config.lists_dir to the folder holding ShapeNet-55/{train,test}.txt")
-  lists_dir = os.path.expanduser(config.lists_dir)
+  lists_dir = paths.require_local(config.lists_dir, "config.lists_dir", "rendering")
   if not os.path.isdir(lists_dir):
     raise UserError(f"config.lists_dir={lists_dir!r} is not a folder; point it at the folder holding "
                     f"{_LISTS}/{{train,test}}.txt (Point-BERT's ShapeNet55 download)")
-  out_dir = os.path.expanduser(config.out_dir) if config.out_dir else os.path.join(workdir, "rendering")
+  out_dir = (paths.require_local(config.out_dir, "config.out_dir", "rendering") if config.out_dir
+             else os.path.join(paths.require_local(workdir, "--workdir", "rendering"), "rendering"))
   os.makedirs(out_dir, exist_ok=True)
   return shapenet_dir, out_dir
 

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 from absl import logging
 
-from clip2point_jax.core import feature_cache, parallel, progress
+from clip2point_jax.core import feature_cache, parallel, paths, progress
 from clip2point_jax.data import pipeline, registry
 from clip2point_jax.loading import hf_clip
 from clip2point_jax.projection import settings as render_settings
@@ -63,7 +63,7 @@ def split_identity(config, fingerprints: dict[str, str], source, split: str, roo
 def cache_dir(root: str, identity: dict[str, Any]) -> str:
   """`<root>/<dataset>-<split>-<hash of the identity>`: a new identity gets a new folder."""
   digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
-  return os.path.join(os.path.expanduser(root), f"{identity['data']['name']}-{identity['split']}-{digest}")
+  return os.path.join(paths.expand(root), f"{identity['data']['name']}-{identity['split']}-{digest}")
 
 
 def compute(encode: Callable, frozen, source, *, mesh, batch_size: int, num_points: int,

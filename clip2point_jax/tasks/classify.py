@@ -4,13 +4,13 @@ Prints a table of the top predictions per file and writes `predictions.json`
 and `depth_maps.png` (the views of the first few files) to the workdir.
 """
 
-import json
 import os
 
 import numpy as np
 
 from clip2point_jax import validation
 from clip2point_jax.core import parallel
+from clip2point_jax.core import paths as storage  # `paths` names other things in tasks
 from clip2point_jax.data import splits
 from clip2point_jax.errors import UserError
 from clip2point_jax.loading import classifier, tiny_clip, trained_settings
@@ -21,7 +21,7 @@ from clip2point_jax.training import evaluate, loop
 def run(config, workdir: str) -> list:
   """Returns one {"file", "predictions": [(class, probability), ...]} per file."""
   validation.check_task(config)
-  os.makedirs(workdir, exist_ok=True)
+  storage.path(workdir).mkdir(parents=True, exist_ok=True)
   # A trained model's own CLIP and render settings; an empty clip.name then: a tiny random CLIP.
   trained_settings.fill_in(config)
   tiny_clip.use_if_unnamed(config, workdir, "classify", note=", so its guesses are random")
@@ -49,8 +49,8 @@ def run(config, workdir: str) -> list:
   top = zeroshot.top_predictions(scale * logits, class_names, k=min(config.top_k, len(class_names)))
   results = [{"file": p, "predictions": [[name, prob] for name, prob in t]} for p, t in zip(paths, top)]
   if loop.is_host0():
-    with open(os.path.join(workdir, "predictions.json"), "w") as f:
-      json.dump({"classes": list(class_names), "clip": config.clip.name, "results": results}, f, indent=2)
+    storage.write_json(os.path.join(workdir, "predictions.json"),
+                       {"classes": list(class_names), "clip": config.clip.name, "results": results}, indent=2)
     count = min(config.num_grid_clouds, len(paths))
     evaluate.save_depth_grid(config, source, [os.path.basename(p) for p in paths[:count]],
                              range(count), os.path.join(workdir, "depth_maps.png"))

@@ -16,6 +16,7 @@ import numpy as np
 
 from clip2point_jax import validation
 from clip2point_jax.core import parallel
+from clip2point_jax.core import paths as storage  # `paths` names other things in tasks
 from clip2point_jax.data import splits
 from clip2point_jax.loading import classifier, hf_clip, tiny_clip
 from clip2point_jax.training import compare, evaluate, loop, metrics
@@ -24,7 +25,7 @@ from clip2point_jax.training import compare, evaluate, loop, metrics
 def run(config, workdir: str) -> dict:
   """Runs every method of `config.methods`; returns the table it writes ({..., "rows": [...]})."""
   validation.check_task(config)
-  os.makedirs(workdir, exist_ok=True)
+  storage.path(workdir).mkdir(parents=True, exist_ok=True)
   tiny_clip.use_if_unnamed(config, workdir, "compare", note=", so expect about chance accuracy")
   # Each method's config and recipe first: a missing recipe fails before any work.
   cfgs = {m: compare.method_config(config, m) for m in config.methods}

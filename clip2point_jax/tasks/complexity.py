@@ -29,12 +29,12 @@ Writes `complexity.json` and prints the table.
 """
 
 import dataclasses
-import json
 import os
 
 import jax
 import jax.numpy as jnp
 
+from clip2point_jax.core import paths as storage  # `paths` names other things in tasks
 from clip2point_jax.errors import UserError
 from clip2point_jax.loading import hf_clip
 from clip2point_jax.models import clip as clip_lib
@@ -172,7 +172,7 @@ def analyse_rows(config, shapes: _Shapes) -> list[dict]:
 
 def run(config, workdir: str) -> dict:
   """Analyses the three rows; returns (and writes) them."""
-  os.makedirs(workdir, exist_ok=True)
+  storage.path(workdir).mkdir(parents=True, exist_ok=True)
   # 1. Mesh: none, nothing runs. 2. Data and 3. model: abstract shapes only.
   shapes = _Shapes(config)
   # 4. Steps: each row's function, lowered and analysed. 5. Restore: nothing to restore.
@@ -187,8 +187,7 @@ def run(config, workdir: str) -> dict:
             "not_counted": "transcendentals, scatter/gather data movement, the text tower (once per "
                            "class list), host preprocessing, the optimiser update"}
   if loop.is_host0():
-    with open(os.path.join(workdir, "complexity.json"), "w") as f:
-      json.dump(result, f, indent=2)
+    storage.write_json(os.path.join(workdir, "complexity.json"), result, indent=2)
     print(format_table(result))
   return result
 

@@ -10,9 +10,9 @@ Each step is the task a user would run, with its own folder in the workdir:
   demo_summary.json       the accuracies side by side
 """
 
-import json
 import os
 
+from clip2point_jax.core import paths as storage  # `paths` names other things in tasks
 from clip2point_jax.tasks import fewshot, pretrain, zeroshot
 from clip2point_jax.loading import tiny_clip
 from clip2point_jax.training import loop
@@ -62,7 +62,7 @@ def run(config, workdir: str) -> dict:
   # 1. Mesh: each step makes its own. 2. Data and 3. model: one dataset and
   # one CLIP for every step.
   clip_name = _clip_name(config, workdir)
-  _share(config, clip_name, os.path.join(os.path.abspath(workdir), "tensorflow_datasets"))
+  _share(config, clip_name, os.path.join(storage.absolute(workdir), "tensorflow_datasets"))
   folders = {name: os.path.join(workdir, name) for name in STEPS}
 
   # 4.-7. The steps are the tasks themselves (each restores its own workdir);
@@ -88,8 +88,7 @@ def run(config, workdir: str) -> dict:
       "folders": folders,
   }
   if loop.is_host0():
-    with open(os.path.join(workdir, "demo_summary.json"), "w") as f:
-      json.dump(summary, f, indent=2)
+    storage.write_json(os.path.join(workdir, "demo_summary.json"), summary, indent=2)
     _print(summary)
   return summary
 

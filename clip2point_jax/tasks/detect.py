@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from clip2point_jax import validation
-from clip2point_jax.core import parallel
+from clip2point_jax.core import parallel, paths
 from clip2point_jax.detection import boxes as box_lib
 from clip2point_jax.detection import classifiers, evaluate, pipeline, report, scannet, synthetic
 from clip2point_jax.loading import tiny_clip, trained_settings
@@ -40,6 +40,8 @@ def _prepare_inputs(config, workdir):
 def run(config, workdir: str) -> dict:
   """Detects and evaluates; returns the metrics dict it writes."""
   validation.check_task(config)
+  # Local: the scene readers and detection/report.py write and read local files.
+  workdir = paths.require_local(workdir, "--workdir", "the detect task")
   os.makedirs(workdir, exist_ok=True)
   _prepare_inputs(config, workdir)
   # 1. Mesh.

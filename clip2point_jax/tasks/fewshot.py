@@ -27,6 +27,7 @@ import numpy as np
 
 from clip2point_jax import validation
 from clip2point_jax.core import parallel
+from clip2point_jax.core import paths as storage  # `paths` names other things in tasks
 from clip2point_jax.data import splits
 from clip2point_jax.features import view_features
 from clip2point_jax.loading import tiny_clip, trained_settings
@@ -38,7 +39,7 @@ from clip2point_jax.training import gdpa as training, gdpa_report, gdpa_run
 def run(config, workdir: str) -> dict:
   """Trains and evaluates a GDPA per seed; returns the metrics dict it writes."""
   validation.check_task(config)
-  os.makedirs(workdir, exist_ok=True)
+  storage.path(workdir).mkdir(parents=True, exist_ok=True)
   # The depth encoder's own CLIP and render settings; an empty clip.name then: a tiny random CLIP.
   trained_settings.fill_in(config)
   tiny_clip.use_if_unnamed(config, workdir, config.task)

@@ -17,6 +17,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from clip2point_jax.core import paths
 from clip2point_jax.data import shapenet_render
 from renderers import cameras
 from renderers import mesh as mesh_renderer
@@ -25,6 +26,8 @@ from renderers import mesh_batch
 
 def run(config, workdir: str) -> dict:
   """Renders the shard's unfinished models; returns the report dict."""
+  # Local: its PNGs are the manual_dir that preparing shapenet55 reads.
+  workdir = paths.require_local(workdir, "--workdir", "the render task")
   os.makedirs(workdir, exist_ok=True)
   # 1. Mesh: one device; several GPUs or hosts each run a shard.
   device = jax.local_devices()[0]

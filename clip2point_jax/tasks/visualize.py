@@ -12,6 +12,7 @@ import numpy as np
 
 from clip2point_jax import validation
 from clip2point_jax.core import plots
+from clip2point_jax.core import paths as storage  # `paths` names other things in tasks
 from clip2point_jax.data import splits
 from clip2point_jax.data.builders import shapenet55
 from clip2point_jax.errors import UserError
@@ -49,7 +50,7 @@ def depth_maps(config, points: np.ndarray, views) -> np.ndarray:
 def run(config, workdir: str) -> dict:
   """Writes views.png and classes.png; returns their paths."""
   validation.check_task(config)
-  os.makedirs(workdir, exist_ok=True)
+  storage.path(workdir).mkdir(parents=True, exist_ok=True)
   # 1. Mesh: one device renders a few clouds.
   # 2. Data: a prepared split with images (primitives are prepared on first use).
   source, class_names = splits.load(config.data, config.data.split, workdir)

@@ -5,7 +5,6 @@ per-class accuracy, confusion matrix), `confusion_matrix.png` and
 `depth_maps.png` (the views of a few clouds as the encoder sees them).
 """
 
-import json
 import os
 
 import numpy as np
@@ -13,6 +12,7 @@ from absl import logging
 
 from clip2point_jax import validation
 from clip2point_jax.core import parallel, plots
+from clip2point_jax.core import paths as storage  # `paths` names other things in tasks
 from clip2point_jax.data import splits
 from clip2point_jax.loading import classifier, tiny_clip, trained_settings
 from clip2point_jax.training import evaluate, loop, metrics
@@ -21,7 +21,7 @@ from clip2point_jax.training import evaluate, loop, metrics
 def run(config, workdir: str) -> dict:
   """Evaluates zero-shot accuracy; returns the metrics dict it writes."""
   validation.check_task(config)
-  os.makedirs(workdir, exist_ok=True)
+  storage.path(workdir).mkdir(parents=True, exist_ok=True)
   # A trained model's own CLIP and render settings (the command line has checked them);
   # an empty clip.name after that means a tiny random CLIP.
   trained_settings.fill_in(config)
@@ -59,8 +59,7 @@ def run(config, workdir: str) -> dict:
 
 
 def _write_outputs(config, workdir, source, class_names, result):
-  with open(os.path.join(workdir, "metrics.json"), "w") as f:
-    json.dump(result, f, indent=2)
+  storage.write_json(os.path.join(workdir, "metrics.json"), result, indent=2)
   plots.save_confusion_matrix(
       np.asarray(result["confusion_matrix"]), class_names,
       os.path.join(workdir, "confusion_matrix.png"),

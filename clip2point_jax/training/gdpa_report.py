@@ -4,12 +4,11 @@
     gdpa_report.write_outputs(config, workdir, result)   # host 0: metrics.json, two plots, a summary
 """
 
-import json
 import os
 
 import numpy as np
 
-from clip2point_jax.core import plots
+from clip2point_jax.core import paths, plots
 from clip2point_jax.models import gdpa
 from clip2point_jax.training import loop
 
@@ -99,8 +98,7 @@ def write_outputs(config, workdir: str, result: dict) -> None:
   if not loop.is_host0():
     return
   class_names = result["class_names"]
-  with open(os.path.join(workdir, "metrics.json"), "w") as f:
-    json.dump(result, f, indent=2)
+  paths.write_json(os.path.join(workdir, "metrics.json"), result, indent=2)
   agg = result["aggregate"]
   top1 = agg["top1_accuracy"]
   what = result["shots_label"]

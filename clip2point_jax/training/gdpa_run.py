@@ -29,6 +29,7 @@ import numpy as np
 import optax
 
 from clip2point_jax.core import checkpoints, parallel
+from clip2point_jax.core import paths as storage  # `paths` names the dual-path encoders here
 from clip2point_jax.core import settings as settings_diff
 from clip2point_jax.data import pipeline, shots as shots_lib
 from clip2point_jax.errors import UserError
@@ -158,8 +159,7 @@ def train_one_seed(run: Run, seed: int) -> dict:
     ckpt.save(int(state["step"]), training.checkpoint_tree(state, frozen_gdpa, best),
               meta={"run": key, "epoch": epoch, "curves": curves})
     if loop.is_host0():
-      with open(os.path.join(seed_dir, trained_gdpa.MODEL_FILE), "w") as f:
-        json.dump(description, f, indent=2)
+      storage.write_json(os.path.join(seed_dir, trained_gdpa.MODEL_FILE), description, indent=2)
 
   # 6. Evals: validation (if any) every epoch, test once at the end.
   def logits_of(variables, split: Split, indices):

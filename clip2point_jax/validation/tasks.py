@@ -6,9 +6,9 @@ has each of them checked under its own path. Nothing here reads weights or
 datasets: it runs in well under a second, before any work starts.
 """
 
-import os
 from typing import Callable
 
+from clip2point_jax.core import paths
 from clip2point_jax.core.config_args import get_field
 from clip2point_jax.data import pretrain_data, registry
 from clip2point_jax.detection import classifiers as detection_classifiers
@@ -21,17 +21,23 @@ from clip2point_jax.validation import fields
 INPUT_PATHS = ("depth_encoder", "gdpa", "classifier.checkpoint", "manual_dir", "shapenet_dir",
                "lists_dir", "renderings_dir", "data.scans_dir", "data.boxes_dir",
                "data.proposals_dir")
+# Those of them that may be in a bucket (gs://...): orbax checkpoints and JSON, read through epath.
+# The others are read by file name (archives, trimesh, PLY scans) and must be local.
+REMOTE_OK = ("depth_encoder", "gdpa", "classifier.checkpoint")
 COST_ANALYSES = ("compiled", "lowered")
 
 
 def _check_inputs_exist(config, prefix: str) -> None:
   for field in INPUT_PATHS:
     value = get_field(config, field)
-    if value and not os.path.exists(os.path.expanduser(value)):
+    if value and field not in REMOTE_OK:
+      paths.require_local(value, f"config.{prefix}{field}")
+    if value and not paths.path(value).exists():
       raise UserError(f"config.{prefix}{field}={value!r}: no such file or folder")
   name = get_field(config, "clip.name")
-  # A Hub id is "org/name"; anything that reads as a path must exist.
-  if name and name.startswith(("/", "./", "../", "~")) and not os.path.exists(os.path.expanduser(name)):
+  # A Hub id is "org/name"; anything that reads as a path (or a bucket folder) must exist.
+  if (name and (name.startswith(("/", "./", "../", "~")) or paths.is_remote(name))
+      and not paths.path(name).exists()):
     raise UserError(f"config.{prefix}clip.name={name!r}: no such CLIP folder; give a local "
                     "Hugging Face CLIP folder or a Hub id such as openai/clip-vit-base-patch32")
 
