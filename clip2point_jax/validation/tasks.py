@@ -31,7 +31,7 @@ def _check_inputs_exist(config, prefix: str) -> None:
   for field in INPUT_PATHS:
     value = get_field(config, field)
     if value and field not in REMOTE_OK:
-      paths.require_local(value, f"config.{prefix}{field}")
+      paths.require_local(value, f"config.{prefix}{field}", f"the {config.task} task")
     if value and not paths.path(value).exists():
       raise UserError(f"config.{prefix}{field}={value!r}: no such file or folder")
   name = get_field(config, "clip.name")

@@ -221,3 +221,16 @@ def test_a_dataset_prepared_into_a_bucket_is_read_back_through_arrayrecord(gcs, 
   identity = pretrain_data.dataset_identity("primitives", "gs://bucket/tfds", "train", options)
   assert identity["records"] and all(size > 0 for _, size in identity["records"])
   assert len(os.listdir(local)) == uploads
+
+
+def test_the_config_check_reads_bucket_inputs_and_refuses_local_only_ones(gcs, tmp_path):
+  from clip2point_jax import validation  # pylint: disable=g-import-not-at-top
+  from tests.conftest import set_fields, task_config  # pylint: disable=g-import-not-at-top
+  missing = set_fields(task_config("zeroshot", "dataset=primitives,tiny"), depth_encoder="gs://bucket/none")
+  with pytest.raises(UserError, match=r"^config.depth_encoder='gs://bucket/none': no such file or folder$"):
+    validation.check_task(missing)
+  (tmp_path / "gcs/bucket/run/checkpoints").mkdir(parents=True)
+  validation.check_task(set_fields(missing, depth_encoder="gs://bucket/run"))
+  raw = set_fields(task_config("prepare", "dataset=shapenet55"), manual_dir="gs://bucket/raw")
+  with pytest.raises(UserError, match=r"^config.manual_dir='gs://bucket/raw': the prepare task reads local files only; copy it"):
+    validation.check_task(raw)
