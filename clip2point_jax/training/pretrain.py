@@ -199,7 +199,7 @@ def jitted_train_step(config, encoder, tx, schedule, *, live, period, mesh, stat
                          tuple((x.shape, str(x.dtype)) for x in jax.tree.leaves(tree)))
   # The encoder module is a hashable dataclass: its config, dtypes and kernels.
   key = (loop.config_key(config.seed, config.render, config.loss, config.optim, config.sharding_rules),
-         encoder, live, period, tuple(d.id for d in mesh.devices.flat), shapes(state), shapes(frozen))
+         encoder, live, period, mesh, shapes(state), shapes(frozen))
   replicated = parallel.replicated(mesh)
   return STEPS.get(key, lambda: jax.jit(
       make_train_step(config, encoder, tx, schedule, live=live), donate_argnums=(0,),

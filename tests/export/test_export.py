@@ -8,15 +8,12 @@ into plain ops); a GPU module must hold exactly the Triton kernels that the
 GPU path runs, so both backends stay honest.
 """
 
-import contextlib
 import functools
-import types
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import AbstractMesh
 
 from clip2point_jax.core import parallel, rules
 from clip2point_jax.data import pretrain_data, shapenet_render
@@ -46,18 +43,6 @@ GPU_KERNELS = {
 }
 # Donated arguments (the train state's leaves) in the steps that donate.
 DONATES = {"pretrain_step", "gdpa_step"}
-
-
-@contextlib.contextmanager
-def _device_ids_for_abstract_meshes():
-  """`pretrain.jitted_train_step` keys its cache on `mesh.devices`' ids, which an
-  AbstractMesh lacks: lend it stand-in ids (negative: no real device's) while
-  the step is built. A key on the mesh itself would make this unnecessary."""
-  stand_ins = property(lambda mesh: np.array(
-      [types.SimpleNamespace(id=-1 - i) for i in range(mesh.size)], object))
-  with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(AbstractMesh, "devices", stand_ins)
-    yield
 
 
 def _half_precision(config):
@@ -97,11 +82,10 @@ def build_pretrain_step(mesh, workdirs):
   state, tx, schedule = pretraining.initial_state(config, trainable, period)
   shardings = pretraining.state_shardings(mesh, state, config.sharding_rules)
   frozen_shardings = pretraining.state_shardings(mesh, frozen, config.sharding_rules)
-  with _device_ids_for_abstract_meshes():
-    step = pretraining.jitted_train_step(
-        config, clip_lib.vision_tower(loaded.model), tx, schedule, live=False, period=period,
-        mesh=mesh, state=state, frozen=frozen, shardings=shardings,
-        frozen_shardings=frozen_shardings)
+  step = pretraining.jitted_train_step(
+      config, clip_lib.vision_tower(loaded.model), tx, schedule, live=False, period=period,
+      mesh=mesh, state=state, frozen=frozen, shardings=shardings,
+      frozen_shardings=frozen_shardings)
   batch = {"points": exporting.data_sharded(mesh, (BATCH, config.data.num_points, 3), jnp.float32),
            "view": exporting.data_sharded(mesh, (BATCH,), jnp.int32),
            "row": exporting.data_sharded(mesh, (BATCH,), jnp.int32)}
