@@ -15,6 +15,10 @@ Arguments after the colon:
                  authors' code and README do not state theirs).
   tiny           a tiny random CLIP and the built-in shapes (`primitives` with
                  their rendered views), a few hundred steps on a CPU.
+  encoder=point_transformer
+                 the supplementary's Sec. 4: a Point Transformer on the points
+                 instead of the depth encoder (trainable: point_encoder/.* and
+                 w); with tiny, a small one (widths 8-32) that runs on a CPU.
 """
 
 import ml_collections
@@ -45,7 +49,7 @@ def _zero_shot_eval(dataset: str, views, batch_size: int = 64) -> ml_collections
 
 
 def get_config(arg=None):
-  a = parse_arg(arg, released_code=False, gpus=8, tiny=False)
+  a = parse_arg(arg, released_code=False, gpus=8, tiny=False, encoder="depth")
   c = ml_collections.ConfigDict()
   c.task = "pretrain"  # the task module that runs (clip2point_jax/tasks/)
   c.seed = 0
@@ -63,6 +67,31 @@ def get_config(arg=None):
   # loss and layer norms stay float32). Name empty: a tiny random CLIP.
   c.clip = common.clip_config()
   c.clip.tiny_patch_size = 32  # only for the tiny random CLIP (name empty)
+
+  # The encoder trained: "depth" (CLIP2Point's: a copy of CLIP's image tower on
+  # depth maps) or "point_transformer" (a 3D network on the points, trained from
+  # scratch, params under point_encoder/; use the argument encoder=point_transformer,
+  # which also sets optim.trainable). docs/pretraining.md says how its loss reads.
+  c.encoder = "depth"
+  c.point_transformer = ml_collections.ConfigDict()
+  # Modules per stage: authors (2, 3, 4, 6, 3), cls26, cls38 or cls50 (Pointcept's).
+  c.point_transformer.preset = "authors"
+  # Its Linear layers' compute dtype; parameters, BatchNorm and softmax stay float32.
+  c.point_transformer.dtype = "bfloat16"
+  # Stages with fewer points than neighbours: "pointcept" (zero features) or "authors".
+  c.point_transformer.missing_neighbours = "pointcept"
+  c.point_transformer.blocks = ()  # modules per stage (transition included); empty: the preset's
+  c.point_transformer.planes = ()  # widths per stage; empty: (32, 64, 128, 256, 512)
+  c.point_transformer.strides = ()  # subsampling per stage; empty: (1, 4, 4, 4, 4)
+  c.point_transformer.neighbours = ()  # k per stage; empty: (8, 16, 16, 16, 16)
+  # The two augmentations of each cloud the intra-modal loss compares (after
+  # centring it in the unit ball), each drawn from (seed, step) in the step.
+  c.point_transformer.augment = ml_collections.ConfigDict()
+  # Per-axis scale factors, uniform in [low, high) (Point-BERT's ShapeNet-55 range).
+  c.point_transformer.augment.scale = (2.0 / 3.0, 1.5)
+  c.point_transformer.augment.jitter_sigma = 0.01  # per-point Gaussian noise (PointNet's)
+  c.point_transformer.augment.jitter_clip = 0.05  # the noise is clipped to +-this
+  c.point_transformer.augment.rotate = True  # a uniform rotation about the up (y) axis
 
   # F_I of the frozen image encoder: "cache" computes it once for every
   # (shape, view) and stores it beside the dataset; "live" runs E_I in the step.
@@ -136,6 +165,14 @@ def get_config(arg=None):
       raise UserError(f"gpus={a['gpus']} does not divide the batch size {c.batch_size}")
     c.loss.negatives_group = c.batch_size // a["gpus"]
 
+  if a["encoder"] not in ("depth", "point_transformer"):
+    from clip2point_jax.errors import UserError  # pylint: disable=g-import-not-at-top
+    raise UserError(f"config argument encoder={a['encoder']!r}; use depth or point_transformer")
+  if a["encoder"] == "point_transformer":
+    c.encoder = "point_transformer"
+    # The 3D network is trained whole, from scratch.
+    c.optim.trainable = ("point_encoder/.*", "w")
+
   if a["tiny"]:
     c.clip.name = ""  # a tiny random CLIP made in <workdir>/tiny_clip
     c.clip.dtype = "float32"  # CPUs have no fast bfloat16 matmuls
@@ -162,4 +199,11 @@ def get_config(arg=None):
       e.data.num_points = 256
       e.data.primitives = c.data.primitives
       c.evals[name] = e
+    # A Point Transformer small enough for a CPU: three stages (N, N/4, N/16
+    # points), two attention blocks after the first, widths 8 to 32.
+    c.point_transformer.dtype = "float32"
+    c.point_transformer.blocks = (1, 2, 2)
+    c.point_transformer.planes = (8, 16, 32)
+    c.point_transformer.strides = (1, 4, 4)
+    c.point_transformer.neighbours = (8, 8, 8)
   return c

@@ -4,8 +4,11 @@
     logits = classify(params, text, points)          # float32[B, N, 3] -> float32[B, C]
 
 The frozen CLIP by default; with `config.depth_encoder` its image tower is a
-pre-trained depth encoder; with `config.gdpa` a trained GDPA, whose own CLIP,
-views, render settings and prompts then replace the config's.
+pre-trained depth encoder, or, where that workdir holds a pre-trained 3D
+encoder (`loading/point_encoder.py`), the 3D encoder's one feature per cloud
+against CLIP's text features (`point_classifier`); with `config.gdpa` a
+trained GDPA, whose own CLIP, views, render settings and prompts then
+replace the config's.
 
 The zero-shot scoring follows the method `config.render.mode` reproduces
 (`zero_shot_recipe`): CLIP2Point's (hard, soft) is the config's `prompts` and
@@ -22,9 +25,9 @@ import numpy as np
 
 from clip2point_jax.core import parallel
 from clip2point_jax.features import text
-from clip2point_jax.loading import depth_encoder, hf_clip, trained_gdpa
+from clip2point_jax.loading import depth_encoder, hf_clip, point_encoder, trained_gdpa
 from clip2point_jax.models import gdpa
-from clip2point_jax.projection import encode, recipes, settings, zeroshot
+from clip2point_jax.projection import encode, point_encode, recipes, settings, zeroshot
 
 
 def render_settings(config) -> settings.RenderSettings:
@@ -89,6 +92,9 @@ def load_classifier(config, class_names, mesh, loaded=None):
   if config.get("gdpa"):
     trained_gdpa.adopt_settings(config)
     return trained_gdpa.load_classifier(config, class_names, mesh)
+  if config.get("depth_encoder") and point_encoder.is_point_encoder(config.depth_encoder):
+    model, variables = point_encoder.load(config.depth_encoder)
+    return point_classifier(config, class_names, mesh, model, variables, loaded=loaded)
   # A PointCLIP mode's own views replace the default list, so what the task
   # records and draws (config.views) names the views it renders.
   settings.adopt_mode_views(config)
@@ -105,6 +111,32 @@ def load_classifier(config, class_names, mesh, loaded=None):
   params = loaded.params
   if config.get("depth_encoder"):
     params = depth_encoder.load_params(config.depth_encoder, loaded)
+  replicated = parallel.replicated(mesh)
+  return classify, jax.device_put(params, replicated), jax.device_put(text_features, replicated)
+
+
+def point_classifier(config, class_names, mesh, model, variables=None, loaded=None):
+  """`load_classifier`'s three for a 3D encoder: one feature per cloud, no views or projector.
+
+  Args:
+    config: a zero-shot-style config (`clip`, `prompts`, `data.align_modelnet`).
+    class_names: C names, in label order.
+    mesh: params and text features are replicated over it.
+    model: the `PointTransformer` ("clip" head).
+    variables: its {"params", "batch_stats"}, or None when the caller adds
+      them to params["point_encoder"] itself (pre-training's evaluations).
+    loaded: the CLIP whose text tower scores the classes (default: load `config.clip`).
+
+  Returns:
+    classify (`point_encode.make_classifier`: cosines float32[B, C]), params
+    ({"point_encoder": variables, "logit_scale": CLIP's}) and the text features.
+  """
+  loaded = loaded or hf_clip.load_configured(config.clip, config.render.image_size)
+  text_features = text.class_text_features(loaded, class_names, tuple(config.prompts))
+  classify = point_encode.make_classifier(model, align_modelnet=bool(config.data.align_modelnet))
+  params = {"logit_scale": loaded.params["logit_scale"]}
+  if variables is not None:
+    params[point_encoder.PARAMS_KEY] = variables
   replicated = parallel.replicated(mesh)
   return classify, jax.device_put(params, replicated), jax.device_put(text_features, replicated)
 
@@ -152,5 +184,7 @@ def probability_scale(config, params) -> float:
     clip_scale = _host_scalar(params["logit_scale"])
     num_views = (float(np.sum(config.view_weights)) if config.view_weights
                  else float(len(config.views)))
+    if point_encoder.PARAMS_KEY in params:
+      num_views = 1.0  # A 3D encoder's logits are one cosine per class.
   scale = min(float(np.exp(clip_scale)), MAX_LOGIT_SCALE)
   return scale if config.get("gdpa") else scale / num_views

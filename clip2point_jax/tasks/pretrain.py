@@ -12,6 +12,12 @@ loss out: normalise, project both depth maps, encode, loss over the global
 batch, LAMB update. F_I comes from a cache computed once (or from E_I in the
 step with `image_features="live"`).
 
+With `encoder="point_transformer"` (supplementary Sec. 4) a Point
+Transformer replaces E_D, reading two augmentations of each cloud instead of
+two depth maps (`training/point_pretrain.py`); the data, F_I, optimiser,
+schedule, checkpoints (which then also hold its BatchNorm statistics) and
+evaluations are the same.
+
 Writes to the workdir (a local folder or gs://...): `checkpoints/` (the
 latest N and the best by validation accuracy; rerunning the same command
 resumes), `metrics.jsonl` (one JSON record per log step and per evaluation),
@@ -27,9 +33,9 @@ from clip2point_jax import validation
 from clip2point_jax.core import checkpoints, parallel, paths, rules
 from clip2point_jax.data import pipeline, pretrain_data, splits
 from clip2point_jax.errors import UserError
-from clip2point_jax.loading import depth_encoder, hf_clip, tiny_clip
+from clip2point_jax.loading import depth_encoder, hf_clip, point_encoder, tiny_clip
 from clip2point_jax.models import clip as clip_lib
-from clip2point_jax.training import loop, pretrain_evals
+from clip2point_jax.training import loop, point_pretrain, pretrain_evals
 from clip2point_jax.training import pretrain as pretraining
 
 
@@ -64,13 +70,18 @@ def run(config, workdir: str) -> dict:
   period = config.optim.restart_steps or config.optim.restart_epochs * steps_per_epoch
   # The evaluation sets too, before anything in the workdir is written: a bad one fails here.
   loop.say("pretrain: preparing the evaluation sets and the optimiser…")
-  evals = pretrain_evals.ZeroShotEvals(config, workdir, loaded, mesh)
+  point = config.encoder == point_encoder.POINT_TRANSFORMER
+  encoder = point_pretrain.encoders(config, loaded) if point else clip_lib.vision_tower(loaded.model)
+  evals = pretrain_evals.ZeroShotEvals(config, workdir, loaded, mesh,
+                                       point_model=encoder.point if point else None)
 
-  # 3. Model and optimiser: the trainable params and LAMB's state, on the mesh.
-  encoder = clip_lib.vision_tower(loaded.model)
-  trainable, frozen = rules.split(pretraining.initial_params(loaded, config.w_init),
-                                  config.optim.trainable)
-  state, tx, schedule = pretraining.initial_state(config, trainable, period)
+  # 3. Model and optimiser: the trainable params (and BatchNorm statistics) and LAMB's state, on the mesh.
+  if point:
+    params, batch_stats = point_pretrain.initial_variables(config, encoder.point)
+  else:
+    params, batch_stats = pretraining.initial_params(loaded, config.w_init), None
+  trainable, frozen = rules.split(params, config.optim.trainable)
+  state, tx, schedule = pretraining.initial_state(config, trainable, period, batch_stats)
   shardings = pretraining.state_shardings(mesh, state, config.sharding_rules)
   frozen_shardings = pretraining.state_shardings(mesh, frozen, config.sharding_rules)
   state = jax.device_put(state, shardings)
@@ -80,7 +91,8 @@ def run(config, workdir: str) -> dict:
   live = config.image_features == "live"
   train_step = pretraining.jitted_train_step(
       config, encoder, tx, schedule, live=live, period=period, mesh=mesh, state=state, frozen=frozen,
-      shardings=shardings, frozen_shardings=frozen_shardings)
+      shardings=shardings, frozen_shardings=frozen_shardings,
+      make_step=point_pretrain.make_train_step if point else pretraining.make_train_step)
 
   # 5. Checkpoint restore: rerunning the same command resumes.
   best_metric = depth_encoder.BEST_METRIC if "val" in evals.names else None
@@ -101,7 +113,8 @@ def run(config, workdir: str) -> dict:
 
   # 6. Evals: zero-shot every `eval_every` steps and at the end, each followed by a checkpoint.
   def run_evals(done, bar):
-    result = evals(pretraining.encoder_params(state["params"], frozen))
+    result = evals(point_pretrain.encoder_variables(state, frozen) if point
+                   else pretraining.encoder_params(state["params"], frozen))
     log.write({"step": done, **result})
     save(done, result)
     if done < num_steps:  # The last one is drawn after the loop.

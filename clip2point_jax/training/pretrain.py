@@ -81,16 +81,21 @@ def make_optimizer(config, trainable, period_steps: int):
   return optim.with_lr_mults(tx, trainable, config.optim.lr_mults, layout=layout), schedule
 
 
-def initial_state(config, trainable, period_steps: int):
+def initial_state(config, trainable, period_steps: int, batch_stats=None):
   """(state, tx, schedule): step 0, the trainable params and LAMB's zero moments.
 
   With `config.optim.stack_layers` the state holds the encoder's layers
   stacked (`layer_stack`), so LAMB updates each kind of tensor for all layers
-  in a few kernels; checkpoints then hold that layout too.
+  in a few kernels; checkpoints then hold that layout too. `batch_stats`
+  (the 3D encoder's BatchNorm statistics, `training/point_pretrain.py`) joins
+  the state where given; the depth encoder's state has none, as before.
   """
   tx, schedule = make_optimizer(config, trainable, period_steps)
   params = _state_layout(config)(trainable)
-  return {"step": np.int32(0), "params": params, "opt_state": tx.init(params)}, tx, schedule
+  state = {"step": np.int32(0), "params": params, "opt_state": tx.init(params)}
+  if batch_stats is not None:
+    state["batch_stats"] = batch_stats
+  return state, tx, schedule
 
 
 def state_shardings(mesh, state, sharding_rules):
@@ -180,13 +185,15 @@ STEPS = loop.JitCache()
 
 
 def jitted_train_step(config, encoder, tx, schedule, *, live, period, mesh, state, frozen, shardings,
-                      frozen_shardings):
-  """`make_train_step` in one jit: train state donated, batch sharded over the data axis.
+                      frozen_shardings, make_step=make_train_step):
+  """`make_step` (default `make_train_step`) in one jit: train state donated, batch sharded.
 
   Compiled once per process for the same config blocks, encoder, mesh and
   state shapes (`STEPS`), so running the task again compiles nothing new.
 
   Args:
+    encoder: what `make_step` runs (hashable): the depth encoder's module, or
+      `point_pretrain.Encoders` with `make_step=point_pretrain.make_train_step`.
     live: F_I from the image tower inside the step (else from the cache).
     period: the schedule's restart period in steps (tx and schedule close over it).
     state, frozen: the step's first two arguments (their shapes key the cache).
@@ -198,11 +205,12 @@ def jitted_train_step(config, encoder, tx, schedule, *, live, period, mesh, stat
   shapes = lambda tree: (str(jax.tree.structure(tree)),
                          tuple((x.shape, str(x.dtype)) for x in jax.tree.leaves(tree)))
   # The encoder module is a hashable dataclass: its config, dtypes and kernels.
-  key = (loop.config_key(config.seed, config.render, config.loss, config.optim, config.sharding_rules),
-         encoder, live, period, mesh, shapes(state), shapes(frozen))
+  key = (loop.config_key(config.seed, config.render, config.loss, config.optim, config.sharding_rules,
+                         config.get("point_transformer")),
+         make_step, encoder, live, period, mesh, shapes(state), shapes(frozen))
   replicated = parallel.replicated(mesh)
   return STEPS.get(key, lambda: jax.jit(
-      make_train_step(config, encoder, tx, schedule, live=live), donate_argnums=(0,),
+      make_step(config, encoder, tx, schedule, live=live), donate_argnums=(0,),
       in_shardings=(shardings, frozen_shardings, parallel.data_sharding(mesh), replicated),
       out_shardings=(shardings, replicated)))
 

@@ -1,4 +1,4 @@
-"""Zero-shot evaluations of the depth encoder while it pre-trains (`config.evals`).
+"""Zero-shot evaluations of the encoder while it pre-trains (`config.evals`).
 
     evals = ZeroShotEvals(config, workdir, loaded, mesh)
     result = evals(encoder_params)   # {"val_top1": ..., "val_mean_class": ..., ...}
@@ -7,7 +7,7 @@
 import ml_collections
 
 from clip2point_jax.data import splits
-from clip2point_jax.loading import classifier, depth_encoder
+from clip2point_jax.loading import classifier, depth_encoder, point_encoder
 from clip2point_jax.training import evaluate, metrics
 
 # Pre-training draws a distance per depth map; zero-shot takes the block's one distance.
@@ -36,14 +36,24 @@ def names(config) -> list[str]:
 
 
 class ZeroShotEvals:
-  """Zero-shot accuracy of the current depth encoder on each `config.evals` set with a dataset."""
+  """Zero-shot accuracy of the current encoder on each `config.evals` set with a dataset.
 
-  def __init__(self, config, workdir: str, loaded, mesh):
-    self.mesh, self.evals = mesh, []
+  The depth encoder classifies as zero-shot does with its views; a 3D
+  encoder (`point_model`, `training/point_pretrain.py`) with its one feature
+  per cloud (`classifier.point_classifier`), so accuracies during
+  pre-training are those `--config.depth_encoder=<workdir>` reports after it.
+  """
+
+  def __init__(self, config, workdir: str, loaded, mesh, point_model=None):
+    self.mesh, self.evals, self.point = mesh, [], point_model is not None
     for name in names(config):
       cfg = eval_config(config, config.evals[name])
       source, class_names = splits.load(cfg.data, cfg.data.split, workdir)
-      classify, clip_params, text = classifier.load_classifier(cfg, class_names, mesh, loaded=loaded)
+      if self.point:
+        classify, clip_params, text = classifier.point_classifier(cfg, class_names, mesh, point_model,
+                                                                  loaded=loaded)
+      else:
+        classify, clip_params, text = classifier.load_classifier(cfg, class_names, mesh, loaded=loaded)
       self.evals.append((name, cfg, source, class_names, classify, clip_params, text))
 
   @property
@@ -54,11 +64,15 @@ class ZeroShotEvals:
     """{"<name>_top1": ..., "<name>_mean_class": ...} for every evaluation set.
 
     Args:
-      encoder_params: the depth encoder's param tree (`pretrain.encoder_params`).
+      encoder_params: the depth encoder's param tree (`pretrain.encoder_params`),
+        or the 3D encoder's variables (`point_pretrain.encoder_variables`).
     """
     out = {}
     for name, cfg, source, class_names, classify, clip_params, text in self.evals:
-      params = depth_encoder.with_encoder(clip_params, encoder_params)
+      if self.point:
+        params = {**clip_params, point_encoder.PARAMS_KEY: encoder_params}
+      else:
+        params = depth_encoder.with_encoder(clip_params, encoder_params)
       logits, labels, _ = evaluate.predict(classify, params, text, source, cfg, self.mesh,
                                            desc=f"eval {name}")
       result = metrics.classification_metrics(logits, labels, class_names)

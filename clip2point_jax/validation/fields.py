@@ -14,8 +14,8 @@ from clip2point_jax.data import pipeline
 from clip2point_jax.errors import UserError
 from clip2point_jax.features import image_features
 from clip2point_jax.kernels import dispatch
-from clip2point_jax.loading import hf_clip
-from clip2point_jax.models import gdpa
+from clip2point_jax.loading import hf_clip, point_encoder
+from clip2point_jax.models import gdpa, point_transformer
 from clip2point_jax.projection import settings as render_settings
 from clip2point_jax.training import pretrain
 from renderers import mesh
@@ -93,6 +93,11 @@ RULES: tuple[tuple[str, Check], ...] = (
     (_ANY + r"clip\.attention$", one_of(*dispatch.ATTENTION_IMPLEMENTATIONS)),
     (_ANY + r"image_cache\.dtype$", one_of(*image_features.DTYPES)),
     (r"^image_features$", one_of(*pretrain.IMAGE_FEATURE_MODES)),
+    (r"^encoder$", one_of(*point_encoder.ENCODERS)),
+    (_ANY + r"point_transformer\.preset$", one_of(*point_transformer.PRESETS)),
+    (_ANY + r"point_transformer\.dtype$", one_of(*point_encoder.DTYPES)),
+    (_ANY + r"point_transformer\.missing_neighbours$", one_of(*point_transformer.MISSING_NEIGHBOURS)),
+    (_ANY + r"augment\.(jitter_sigma|jitter_clip)$", at_least(0)),
     (_ANY + r"data\.sampling$", one_of(*pipeline.SAMPLINGS)),
     (_ANY + r"model\.fusion$", one_of(*gdpa.FUSIONS)),
     (_ANY + r"model\.kind$", one_of(*gdpa.KINDS)),

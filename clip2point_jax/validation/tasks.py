@@ -13,6 +13,8 @@ from clip2point_jax.core.config_args import get_field
 from clip2point_jax.data import pretrain_data, registry
 from clip2point_jax.detection import classifiers as detection_classifiers
 from clip2point_jax.errors import UserError
+from clip2point_jax.loading import point_encoder
+from clip2point_jax.models import point_transformer
 from clip2point_jax.projection import recipes
 from clip2point_jax.projection import settings as render_settings
 from clip2point_jax.validation import fields
@@ -101,6 +103,28 @@ def _pretrain(config, prefix):
     if evaluation.data.name:
       render_settings.from_config(config.render, evaluation.views, evaluation.view_weights,
                                   align_modelnet=evaluation.data.align_modelnet)
+  if config.get("encoder") == point_encoder.POINT_TRANSFORMER:
+    _point_transformer(config, prefix)
+
+
+def _point_transformer(config, prefix):
+  """The 3D encoder builds, and every cloud it reads has enough points for its stages."""
+  block = config.point_transformer
+  scale = tuple(block.augment.scale)
+  if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
+    raise UserError(f"config.{prefix}point_transformer.augment.scale={scale}: give (low, high) with "
+                    "0 < low <= high")
+  try:
+    model = point_encoder.model_from_config(block, embed_dim=1)
+  except UserError as e:
+    raise UserError(f"{e}".replace("config.", f"config.{prefix}", 1)) from None
+  fewest = point_transformer.min_points(model)
+  blocks = [("data", config.data)] + [(f"evals.{k}.data", e.data) for k, e in config.evals.items()
+                                      if e.data.name]
+  for path, data in blocks:
+    if data.num_points < fewest:
+      raise UserError(f"config.{prefix}{path}.num_points={data.num_points}: the Point Transformer's "
+                      f"strides {model.strides} need at least {fewest} points per cloud")
 
 
 def _detect(config, prefix):
