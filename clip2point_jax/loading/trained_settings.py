@@ -78,7 +78,9 @@ def read_step_meta(step_dir: str) -> dict:
 def depth_encoder_settings(source: str) -> dict[str, Any]:
   """Dotted field -> value a pre-trained depth encoder fixes: its CLIP and render block.
 
-  The authors' converted release records no config: nothing then.
+  A 3D encoder (pre-trained with encoder=point_transformer) renders nothing:
+  its CLIP alone, whose text tower its features were trained against. The
+  authors' converted release records no config: nothing then.
   """
   step_dir = depth_encoder.find_step_dir(source)
   trained = read_step_meta(step_dir).get("config")
@@ -89,6 +91,8 @@ def depth_encoder_settings(source: str) -> dict[str, Any]:
   if name:
     # <workdir>/checkpoints/<step>: a relative tiny CLIP sat in <workdir>.
     found["clip.name"] = _clip_name(name, os.path.dirname(os.path.dirname(step_dir)))
+  if trained.get("encoder", "depth") != "depth":
+    return found
   for key, value in (trained.get("render") or {}).items():
     if key not in render_settings.IMPLEMENTATION_FIELDS:
       found[f"render.{key}"] = value

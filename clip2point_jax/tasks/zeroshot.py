@@ -2,7 +2,10 @@
 
 Writes to the workdir: `metrics.json` (top-1, top-5, mean class accuracy,
 per-class accuracy, confusion matrix), `confusion_matrix.png` and
-`depth_maps.png` (the views of a few clouds as the encoder sees them).
+`depth_maps.png` (the views of a few clouds as the encoder sees them; none
+for a 3D encoder, `--config.depth_encoder` naming a Point Transformer's
+pre-training workdir, which reads the points and classifies with one
+feature per cloud).
 """
 
 import os
@@ -14,7 +17,7 @@ from clip2point_jax import validation
 from clip2point_jax.core import parallel, plots
 from clip2point_jax.core import paths as storage  # `paths` names other things in tasks
 from clip2point_jax.data import splits
-from clip2point_jax.loading import classifier, tiny_clip, trained_settings
+from clip2point_jax.loading import classifier, point_encoder, tiny_clip, trained_settings
 from clip2point_jax.training import evaluate, loop, metrics
 
 
@@ -38,7 +41,8 @@ def run(config, workdir: str) -> dict:
   # 4. step: points -> logits in one jit, projected as `config.render` says.
   loop.say(f"zeroshot: loading {config.clip.name} and the text features of {len(class_names)} classes…")
   classify, params, text_features = classifier.load_classifier(config, class_names, mesh)
-  recipe = None if config.get("gdpa") else classifier.zero_shot_recipe(config)
+  point = point_encoder.PARAMS_KEY in params  # A 3D encoder: one feature per cloud, no views.
+  recipe = None if config.get("gdpa") or point else classifier.zero_shot_recipe(config)
   if recipe is not None:
     loop.say(f"zeroshot: {recipe.label()}")
 
@@ -50,21 +54,22 @@ def run(config, workdir: str) -> dict:
   result.update(dataset=config.data.name, split=config.data.split, clip=config.clip.name,
                 gdpa=config.get("gdpa", ""),
                 depth_encoder=config.get("depth_encoder", ""),
+                encoder=point_encoder.POINT_TRANSFORMER if point else point_encoder.DEPTH,
                 views=[list(v) for v in config.views], prompts=list(config.prompts),
                 render=config.render.to_dict(), recipe=recipe.record() if recipe else None,
                 seconds=seconds, clouds_per_second=len(labels) / max(seconds, 1e-9))
   if loop.is_host0():
-    _write_outputs(config, workdir, source, class_names, result)
+    _write_outputs(config, workdir, source, class_names, result, draw_views=not point)
   return result
 
 
-def _write_outputs(config, workdir, source, class_names, result):
+def _write_outputs(config, workdir, source, class_names, result, draw_views=True):
   storage.write_json(os.path.join(workdir, "metrics.json"), result, indent=2)
   plots.save_confusion_matrix(
       np.asarray(result["confusion_matrix"]), class_names,
       os.path.join(workdir, "confusion_matrix.png"),
       title=f"{'GDPA' if config.get('gdpa') else 'zero-shot'} {config.data.name}: top-1 {100 * result['top1_accuracy']:.1f}%")
-  count = min(config.num_grid_clouds, len(source))
+  count = min(config.num_grid_clouds, len(source)) if draw_views else 0
   if count:
     picks = np.linspace(0, len(source) - 1, count).astype(int)
     titles = [class_names[int(source[int(i)]["label"])] for i in picks]
@@ -74,9 +79,11 @@ def _write_outputs(config, workdir, source, class_names, result):
   print(f"\n{what} {config.data.name}/{config.data.split}: {result['num_examples']} clouds, "
         f"{len(class_names)} classes")
   if result.get("depth_encoder"):
-    print(f"  depth encoder: {result['depth_encoder']}")
+    kind = "3D encoder" if result["encoder"] == point_encoder.POINT_TRANSFORMER else "depth encoder"
+    print(f"  {kind}: {result['depth_encoder']}")
   print(f"  top-1 {100 * result['top1_accuracy']:.2f}%   top-5 {100 * result['top5_accuracy']:.2f}%   "
         f"mean class {100 * result['mean_class_accuracy']:.2f}%   "
         f"(chance {100 * result['chance_accuracy']:.2f}%)")
-  print(f"  {result['clouds_per_second']:.1f} clouds/s; wrote metrics.json, confusion_matrix.png, "
-        f"depth_maps.png to {workdir}")
+  drawn = ", depth_maps.png" if count else ""
+  print(f"  {result['clouds_per_second']:.1f} clouds/s; wrote metrics.json, confusion_matrix.png"
+        f"{drawn} to {workdir}")
