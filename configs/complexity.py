@@ -3,7 +3,8 @@
   python -m clip2point_jax.main --config configs/complexity.py --workdir runs/complexity
 
 Analyses ViT-B/32 shapes with random weights (nothing is downloaded or run:
-XLA's cost analysis of the compiled functions); `--config.clip.name=<dir or
+XLA's cost analysis of the compiled functions), and the Point Transformer
+that `configs/pretrain.py:encoder=point_transformer` trains; `--config.clip.name=<dir or
 Hub id>` takes another CLIP's architecture from its config.json. `tiny`
 analyses the tests' tiny CLIP instead.
 """
@@ -14,6 +15,7 @@ from renderers import cameras
 from clip2point_jax.core.config_args import load_sibling, parse_arg
 
 fewshot = load_sibling(__file__, "fewshot")
+pretrain = load_sibling(__file__, "pretrain")
 
 
 def get_config(arg=None):
@@ -36,8 +38,12 @@ def get_config(arg=None):
   c.optim = trained.optim
   # Pre-training renders each cloud at two camera distances from [0.9, 1.1).
   c.pretrain_distances = (0.9, 1.1)
+  # The 3D encoder row (supplementary Sec. 4), as configs/pretrain.py's
+  # encoder=point_transformer builds it; its head is the CLIP's embedding width.
+  c.point_transformer = pretrain.get_config("encoder=point_transformer").point_transformer
   if a["tiny"]:
     c.clip.name = "tiny"
     c.num_points = 256
     c.cost_analysis = "lowered"
+    c.point_transformer = pretrain.get_config("tiny,encoder=point_transformer").point_transformer
   return c

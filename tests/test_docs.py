@@ -86,7 +86,7 @@ RUN_BY = {
         ("tests/tasks/test_fewshot_task.py::test_detection_with_the_trained_gdpa_and_with_a_depth_encoder",
          'classifier.kind = "gdpa"'),
     "python -m clip2point_jax.main --config configs/complexity.py --workdir runs/complexity":
-        ("tests/tasks/test_complexity.py::test_tiny_report_has_three_consistent_rows", 'complexity.run(_config("tiny")'),
+        ("tests/tasks/test_complexity.py::test_tiny_report_has_four_consistent_rows", 'complexity.run(_config("tiny")'),
 }
 
 COMMAND_START = re.compile(

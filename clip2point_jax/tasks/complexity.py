@@ -3,9 +3,11 @@
     python -m clip2point_jax.main --config configs/complexity.py --workdir runs/complexity
 
 Rows: zero-shot classification (6 views, CLIP's image tower), the GDPA
-(10 views through both encoders, then the adapters) and one pre-training
+(10 views through both encoders, then the adapters), one pre-training
 step (two depth maps per cloud through the trainable depth encoder, forward
-and backward, and one image through the frozen image encoder).
+and backward, and one image through the frozen image encoder), and the 3D
+encoder of the supplementary's Sec. 4 (a Point Transformer, one feature per
+cloud; all its parameters are trained when it is pre-trained).
 
 MACs come from XLA's cost analysis of the jitted function: its "flops"
 divided by 2 and by the clouds in the batch. Nothing runs: the function is
@@ -36,10 +38,11 @@ import jax.numpy as jnp
 
 from clip2point_jax.core import paths as storage  # `paths` names other things in tasks
 from clip2point_jax.errors import UserError
-from clip2point_jax.loading import hf_clip
+from clip2point_jax.loading import hf_clip, point_encoder
 from clip2point_jax.models import clip as clip_lib
 from clip2point_jax.models import gdpa
-from clip2point_jax.projection import encode, settings, zeroshot
+from clip2point_jax.models import point_transformer as pt
+from clip2point_jax.projection import encode, point_encode, settings, zeroshot
 from clip2point_jax.tools import make_tiny_clip
 from clip2point_jax.training import gdpa as training
 from clip2point_jax.training import loop, losses
@@ -155,9 +158,33 @@ def pretrain_row(config, s: _Shapes) -> dict:
               trainable_params=s.vision_count + 1, frozen_params=s.vision_count, **cost)
 
 
+def point_transformer_row(config, s: _Shapes) -> dict:
+  """The 3D encoder (supplementary Sec. 4) classifying a cloud: one feature against the class texts.
+
+  Beside XLA's count, `dense_gmacs_per_cloud` is the analytic count of its
+  Linear layers and attention sums (`point_transformer.dense_macs`). XLA
+  counts the rest too (BatchNorm, softmax, kNN distances), but a while loop
+  once: farthest-point sampling's loop body for one sample, not for all.
+  """
+  model = point_encoder.model_from_config(config.point_transformer, s.dim).clone(dtype=jnp.float32)
+  variables = jax.eval_shape(lambda: pt.init_variables(model, jax.random.key(0)))
+
+  def forward(variables, text, points):
+    features = point_encode.cloud_features(model, variables, points)
+    return clip_lib.l2_normalize(features) @ text.T
+
+  cost = analyse(forward, variables, s.text, s.points, batch=s.batch, analysis=s.analysis)
+  dense = pt.dense_macs(model, config.num_points) / 1e9
+  return dict(method=f"Point Transformer ({config.point_transformer.preset}, 1 feature)",
+              what=f"evaluation forward; its Linear layers and attention: {dense:.2f} GMACs",
+              trainable_params=pt.count_params(variables["params"]), frozen_params=0,
+              dense_gmacs_per_cloud=dense, **cost)
+
+
 # Each row's function and what it is called while XLA works on it (seconds each, tens on a busy CPU).
 ROWS = (("the zero-shot forward", zero_shot_row), ("the GDPA forward", gdpa_row),
-        ("one pre-training step", pretrain_row))
+        ("one pre-training step", pretrain_row),
+        ("the Point Transformer forward", point_transformer_row))
 
 
 def analyse_rows(config, shapes: _Shapes) -> list[dict]:
@@ -171,7 +198,7 @@ def analyse_rows(config, shapes: _Shapes) -> list[dict]:
 
 
 def run(config, workdir: str) -> dict:
-  """Analyses the three rows; returns (and writes) them."""
+  """Analyses the rows; returns (and writes) them."""
   storage.path(workdir).mkdir(parents=True, exist_ok=True)
   # 1. Mesh: none, nothing runs. 2. Data and 3. model: abstract shapes only.
   shapes = _Shapes(config)
