@@ -139,7 +139,8 @@ def load(path: str, mesh):
     raise UserError(f"{directory}: the encoders at clip.name={config.clip.name!r} / depth_encoder="
                     f"{config.get('depth_encoder', '')!r} are not the ones this GDPA was trained with "
                     "(their weights changed)")
-  model = gdpa.from_config(config.model, len(config.views), config.get("depth_encoder", ""))
+  model = gdpa.from_config(config.model, len(config.views), config.get("depth_encoder", ""),
+                           paths.point_path)
   expected = jax.eval_shape(lambda: gdpa.init_variables(
       model, jax.random.key(0), len(config.views), description["feature_dim"],
       len(description["class_names"])))
@@ -190,7 +191,7 @@ def load_classifier(config, class_names, mesh):
   settings = render_settings.from_config(trained["render"], trained["views"],
                                          align_modelnet=config.data.align_modelnet)
   encode = dual_path.make_view_encoder(encode_lib.vision_encoder(paths.loaded), settings,
-                                       shared=paths.shared)
+                                       shared=paths.shared, point_model=paths.point_model)
 
   @jax.jit
   def classify(params, text_features, points, point_mask=None):

@@ -33,9 +33,13 @@ PATHS = ("depth", "clip")
 
 
 class LinearProbe(nn.Module):
-  """One linear layer on the views' mean feature of each path in `paths`."""
+  """One linear layer on the views' mean feature of each path in `paths`.
+
+  `point_path`: path P is a 3D encoder's one feature per cloud ([B, 1, D]).
+  """
   num_views: int
   paths: Sequence[str] = ("clip",)
+  point_path: bool = False
 
   def pooled(self, depth_features, clip_features):
     """float32[B, V, D] per path -> float32[B, P*D], unit rows (P = len(paths))."""
@@ -43,8 +47,10 @@ class LinearProbe(nn.Module):
     means = []
     for path in self.paths:
       x = features[path]
-      if x.shape[1] != self.num_views:
-        raise ValueError(f"the linear probe was built for {self.num_views} views, got {x.shape[1]}")
+      views = 1 if path == "depth" and self.point_path else self.num_views
+      if x.shape[1] != views:
+        raise ValueError(f"the linear probe was built for {views} views, got {x.shape[1]} on "
+                         f"path {path}")
       means.append(l2_normalize(x.astype(jnp.float32).mean(axis=1)))
     return l2_normalize(jnp.concatenate(means, axis=-1))
 

@@ -1,7 +1,9 @@
 """GDPA classification: K-shot (configs/fewshot.py) or the whole split (configs/finetune.py).
 
 Both encoders are frozen, so a caching pass computes the 10-view features of
-every training and test cloud once (`view_features`), and the adapters train
+every training and test cloud once (`view_features`; with a 3D encoder as
+`depth_encoder`, path P is its one feature per cloud: the GDPA's 3D path,
+`models/gdpa.py`), and the adapters train
 on the cache: the features stay on the devices, every step gathers its batch
 there, and one jitted step (state donated) does the rest. With
 `config.augment=True` the training clouds are instead re-rendered every step
@@ -54,7 +56,7 @@ def run(config, workdir: str) -> dict:
   test_source, _ = splits.load(config.data, config.data.test_split, workdir)
   paths = dual_path.load_frozen_paths(config.clip, config.depth_encoder, image_size=render.image_size)
   encode = dual_path.make_view_encoder(encode_lib.vision_encoder(paths.loaded), render,
-                                       shared=paths.shared)
+                                       shared=paths.shared, point_model=paths.point_model)
   encoders = dual_path.put_encoders(paths, parallel.replicated(mesh))
   encode_jit = jax.jit(encode)
   cache_root = config.cache_dir or os.path.join(workdir, "feature_cache")
@@ -75,7 +77,7 @@ def run(config, workdir: str) -> dict:
   # 3. Model and optimiser: the class prompts' text features, the GDPA, AdamW.
   text = jax.device_put(zeroshot.class_text_features(paths.loaded, class_names, tuple(config.prompts)),
                         parallel.replicated(mesh))
-  model, tx, trainable_shapes = training.build(config, paths.feature_dim)
+  model, tx, trainable_shapes = training.build(config, paths.feature_dim, point_path=paths.point_path)
 
   # 4. Step functions, compiled once for every seed (the live step renders with `render`).
   steps = training.make_steps(model, tx, mesh, encode if config.augment else None)

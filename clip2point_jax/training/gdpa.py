@@ -37,11 +37,13 @@ def make_optimizer(config, trainable_params) -> optax.GradientTransformation:
   return optim.with_lr_mults(tx, trainable_params, [tuple(r) for r in config.optim.lr_mults])
 
 
-def build(config, feature_dim: int, num_classes: int = 2):
+def build(config, feature_dim: int, num_classes: int = 2, point_path: bool = False):
   """The GDPA, its optimiser and the shapes of its trainable parameters, from a config.
 
   `num_classes` sizes a linear probe's output layer in `trainable_shapes`
   (the GDPA's do not depend on it; the optimiser is the same for any count).
+  `point_path`: `config.depth_encoder` is a 3D encoder (`FrozenPaths.point_path`),
+  one feature per cloud on path P.
 
   The same settings give the same objects, so the jitted functions built on
   them (`init_state`, `make_steps`) compile once per process.
@@ -52,8 +54,8 @@ def build(config, feature_dim: int, num_classes: int = 2):
   """
   depth_encoder = config.get("depth_encoder", "")
   key = loop.config_key(config.model, config.optim, len(config.views), feature_dim, num_classes,
-                        bool(depth_encoder))
-  return _BUILT.get(key, lambda: _build_new(config, feature_dim, num_classes))
+                        bool(depth_encoder), point_path)
+  return _BUILT.get(key, lambda: _build_new(config, feature_dim, num_classes, point_path))
 
 
 # Models, optimisers and compiled functions by what determines them, so that
@@ -63,9 +65,9 @@ _INITIALIZERS = loop.JitCache(size=8)
 _STEPS = loop.JitCache(size=8)
 
 
-def _build_new(config, feature_dim: int, num_classes: int):
+def _build_new(config, feature_dim: int, num_classes: int, point_path: bool):
   num_views = len(config.views)
-  model = gdpa.from_config(config.model, num_views, config.get("depth_encoder", ""))
+  model = gdpa.from_config(config.model, num_views, config.get("depth_encoder", ""), point_path)
   shapes = jax.eval_shape(lambda: gdpa.init_variables(model, jax.random.key(0), num_views, feature_dim,
                                                       num_classes))
   trainable_shapes, _ = rules.split(shapes["params"], tuple(config.optim.trainable))
@@ -128,8 +130,8 @@ def make_steps(model: gdpa.GDPA, tx, mesh, encode=None):
 
   Returns a dict of:
     cached(state, frozen_gdpa, text, data, indices) -> (state, metrics): one
-      step on cached features; `data` holds {"depth", "clip": float32[M, V, D],
-      "label": int32[M]} on the devices and `indices` int32[B] (on the
+      step on cached features; `data` holds {"depth", "clip": float32[M, V, D]
+      ("depth" [M, 1, D] on the 3D path), "label": int32[M]} on the devices and `indices` int32[B] (on the
       device too, a row of `epoch_orders`) picks the batch there.
     live(state, frozen_gdpa, text, encoders, points, labels) -> (state,
       metrics): one step that renders and encodes `points` float32[B, N, 3]

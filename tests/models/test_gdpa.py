@@ -169,3 +169,40 @@ def test_bad_model_settings_are_user_errors():
     jax.eval_shape(lambda: gdpa.init_variables(gdpa.GDPA(num_views=10, fusion="sum"), jax.random.key(0), 10, 8))
   with pytest.raises(UserError, match="logit_scale"):
     jax.eval_shape(lambda: gdpa.GDPA(num_views=10, logit_scale=0.0).init(jax.random.key(0), x, x, jnp.ones((2, 8))))
+
+
+def test_the_3d_path_adapts_one_feature_and_gates_it_with_the_clip_views():
+  # Path P: one 3D feature per cloud; no view weights, fc1 reads D instead of V*D.
+  params = _shapes(gdpa.GDPA(num_views=10, point_path=True))["params"]
+  assert gdpa.count_params(params) == 5_775_382 - 9 * 512 * 512 - 10 == 3_416_076
+  assert "view_weights" not in params["adapter_depth"] and params["adapter_clip"]["view_weights"].shape == (10,)
+  assert params["adapter_depth"]["fc1"]["kernel"].shape == (512, 512)
+  assert params["gate"]["kernel"].shape == (1024, 2)
+  # The forward pass: the 3D feature through its adapter, the views through theirs, the same gate.
+  rng = np.random.default_rng(5)
+  views, features, classes = 3, 8, 4
+  model = gdpa.GDPA(num_views=views, point_path=True)
+  variables = _init(model, 1, views, features)
+  point = jnp.asarray(rng.normal(size=(6, 1, features)), jnp.float32)
+  clip = jnp.asarray(rng.normal(size=(6, views, features)), jnp.float32)
+  text = rng.normal(size=(classes, features))
+  text = jnp.asarray(text / np.linalg.norm(text, axis=-1, keepdims=True), jnp.float32)
+  a_p, a_c = _adapted(model, variables, point, clip)
+  p = jax.tree.map(lambda x: np.asarray(x, np.float64), variables)
+  bn = lambda x, name: ((x - p["batch_stats"]["adapter_depth"][name]["mean"])
+                        / np.sqrt(p["batch_stats"]["adapter_depth"][name]["var"] + 1e-5)
+                        * p["params"]["adapter_depth"][name]["scale"] + p["params"]["adapter_depth"][name]["bias"])
+  dense = lambda x, name: x @ p["params"]["adapter_depth"][name]["kernel"] + p["params"]["adapter_depth"][name]["bias"]
+  by_hand = dense(np.maximum(bn(dense(bn(np.asarray(point, np.float64)[:, 0], "norm_views"), "fc1"),
+                                "norm_hidden"), 0), "fc2")
+  np.testing.assert_allclose(a_p, by_hand, rtol=1e-4, atol=1e-5)
+  gate = p["params"]["gate"]
+  scores = np.concatenate([a_p, a_c], -1) @ gate["kernel"] + gate["bias"]
+  g = np.exp(scores - scores.max(-1, keepdims=True))
+  g /= g.sum(-1, keepdims=True)
+  fused = g[:, :1] * a_p + g[:, 1:] * a_c
+  fused /= np.linalg.norm(fused, axis=-1, keepdims=True)
+  np.testing.assert_allclose(np.asarray(_apply(model, variables, point, clip, text)),
+                             fused @ np.asarray(text, np.float64).T, rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match="built for 1 views, got 3"):
+    _apply(model, variables, clip, clip, text)

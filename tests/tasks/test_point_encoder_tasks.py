@@ -1,7 +1,8 @@
-"""Pre-training with the 3D encoder (encoder=point_transformer) end to end, and zero-shot with it.
+"""The 3D encoder (encoder=point_transformer) end to end: pre-training, zero-shot, GDPA, detection.
 
 Exact resume after a kill (params, LAMB state and BatchNorm statistics),
-zero-shot from its workdir with one feature per cloud, and the config rules.
+zero-shot from its workdir with one feature per cloud, the GDPA's 3D path
+trained on it and loaded back, and the config rules.
 """
 
 import json
@@ -20,7 +21,9 @@ from clip2point_jax.errors import UserError
 from clip2point_jax.features import text
 from clip2point_jax.loading import classifier, depth_encoder, hf_clip, point_encoder
 from clip2point_jax.projection import preprocess
-from clip2point_jax.tasks import pretrain, zeroshot
+from clip2point_jax.projection import dual_path, encode as encode_lib, point_encode
+from clip2point_jax.projection import settings as render_settings
+from clip2point_jax.tasks import fewshot, pretrain, zeroshot
 from clip2point_jax.tools import make_tiny_clip
 from clip2point_jax.training import loop, point_pretrain
 from tests.conftest import set_fields, task_config
@@ -140,6 +143,41 @@ def test_zero_shot_classifies_with_one_feature_per_cloud(whole, data_dir, clip_d
   evals = [r for r in _records(whole) if "val_top1" in r]
   assert evals[-1]["val_top1"] == pytest.approx(result["top1_accuracy"])
   assert int(os.path.basename(depth_encoder.find_step_dir(whole))) == 6
+
+
+def test_the_gdpa_3d_path_trains_on_one_feature_per_cloud_and_loads_back(whole, data_dir, clip_dir,
+                                                                          tmp_path):
+  config = set_fields(task_config("fewshot", "dataset=shapenet55,tiny"), **{
+      "depth_encoder": whole, "data.data_dir": data_dir, "data.num_points": 128,
+      "render.image_size": 64, "render.radius": 0.06, "shots": 2, "epochs": 3, "batch_size": 4,
+      "encode_batch_size": 8})
+  result = fewshot.run(config, str(tmp_path / "fewshot"))
+  assert config.clip.name == clip_dir  # the 3D encoder's CLIP, filled in
+  run = result["per_seed"]["0"]
+  assert run["steps"] == 3 * 2 and run["trainable_params"] == gdpa_3d_params(views=10, dim=32)
+  # Path P: the 3D encoder's feature of the cloud, no views; path C: CLIP's ten views.
+  paths = dual_path.load_frozen_paths(config.clip, whole, image_size=64)
+  assert paths.point_path and not paths.shared
+  render = render_settings.from_config(config.render, config.views)
+  encode = jax.jit(dual_path.make_view_encoder(encode_lib.vision_encoder(paths.loaded), render,
+                                               point_model=paths.point_model))
+  source, class_names = registry.load_split("shapenet55", "test", data_dir)
+  points = np.stack([source[i]["points"][:128] for i in range(len(source))])
+  features = encode(paths.params, points)
+  assert features["depth"].shape == (8, 1, 32) and features["clip"].shape == (8, 10, 32)
+  np.testing.assert_allclose(np.asarray(features["depth"][:, 0]), np.asarray(jax.jit(
+      lambda v, p: point_encode.cloud_features(paths.point_model, v, p))(paths.params["depth_encoder"],
+                                                                         points)), rtol=1e-6)
+  # Loaded back as a classifier (the 3D encoder again, live), it gives the run's test results.
+  evaluation = pf.zeroshot_config(data_dir, clip_dir, gdpa=str(tmp_path / "fewshot"))
+  again = zeroshot.run(evaluation, str(tmp_path / "eval"))
+  assert again["confusion_matrix"] == run["confusion_matrix"]
+
+
+def gdpa_3d_params(views, dim):
+  """The GDPA's 3D path by hand: path P's adapter without view weights, path C's, the gate."""
+  adapter = lambda inputs: 2 * 2 * dim + inputs * dim + dim + dim * dim + dim
+  return adapter(dim) + views + adapter(views * dim) + 2 * dim * 2 + 2
 
 
 def test_the_3d_encoder_config_rules():
