@@ -14,8 +14,9 @@ into probabilities with a softmax, so their scale is the classifier's
 temperature (CLIP's `logit_scale` for zero-shot).
 
 Any classifier with that signature plugs in: zero-shot CLIP (with CLIP's
-image tower or a pre-trained depth encoder, `config.depth_encoder`) and a
-trained GDPA adapter (`classifier.kind=gdpa`). To add another, write `build_<kind>(config, prompt_names, mesh)`
+image tower or a pre-trained depth encoder, `config.depth_encoder`; where
+that names a pre-trained 3D encoder, its one feature per crop against the
+prompts, `point_classifier`) and a trained GDPA adapter (`classifier.kind=gdpa`). To add another, write `build_<kind>(config, prompt_names, mesh)`
 returning such a function (restore its checkpoint there) and register it in
 `BUILDERS`; `config.classifier.kind` then selects it. Nothing else in
 detection changes.
@@ -32,8 +33,8 @@ from clip2point_jax.core import parallel
 from clip2point_jax.detection import boxes as box_lib
 from clip2point_jax.errors import UserError
 from clip2point_jax.features import text
-from clip2point_jax.loading import depth_encoder, hf_clip, trained_gdpa
-from clip2point_jax.projection import encode, zeroshot
+from clip2point_jax.loading import depth_encoder, hf_clip, point_encoder, trained_gdpa
+from clip2point_jax.projection import encode, point_encode, zeroshot
 from clip2point_jax.projection import settings as settings_lib
 
 BoxClassifier = Callable[[jax.Array, jax.Array], jax.Array]
@@ -82,8 +83,49 @@ def zeroshot_classifier(loaded: hf_clip.LoadedCLIP, prompt_names: Sequence[str],
   return lambda points, mask: scaled(params, text_features, scale, points, mask)
 
 
+def point_classifier(loaded: hf_clip.LoadedCLIP, model, variables, prompt_names: Sequence[str], *,
+                     templates: Sequence[str], align_modelnet: bool, mesh=None) -> BoxClassifier:
+  """Zero-shot with a pre-trained 3D encoder on crops: one feature per crop against the prompts.
+
+  The logits are CLIP's logit_scale x the cosine between the crop's feature
+  (`point_encode`; padded points masked out) and each class's text feature:
+  the depth path's with one view of weight 1.
+
+  Args:
+    loaded: the CLIP whose text tower scores the classes (the encoder's own).
+    model, variables: the 3D encoder (`point_encoder.load`).
+    prompt_names, templates: as `zeroshot_classifier`.
+    align_modelnet: turn the z-up crops y-up first (as the encoder was trained).
+    mesh: params and text features are replicated over it (default: all devices).
+  """
+  mesh = mesh or parallel.make_mesh()
+  text_features = text.class_text_features(loaded, list(prompt_names), tuple(templates))
+  points_to_logits = point_encode.make_classifier(model, align_modelnet=align_modelnet)
+  scale = min(float(np.exp(np.asarray(loaded.params["logit_scale"]))), MAX_LOGIT_SCALE)
+  replicated = parallel.replicated(mesh)
+  params = jax.device_put({point_encoder.PARAMS_KEY: variables}, replicated)
+  text_features = jax.device_put(text_features, replicated)
+  scale = jax.device_put(jnp.float32(scale), replicated)
+
+  @jax.jit
+  def scaled(params, text_features, scale, points, mask):
+    return scale * points_to_logits(params, text_features, points, mask)
+
+  return lambda points, mask: scaled(params, text_features, scale, points, mask)
+
+
 def build_zeroshot(config, prompt_names, mesh) -> BoxClassifier:
-  """The zero-shot classifier from a detect config (`config.clip`, views, render)."""
+  """The zero-shot classifier from a detect config (`config.clip`, views, render).
+
+  A `config.depth_encoder` holding a 3D encoder classifies with it
+  (`point_classifier`); the views and render block then go unused.
+  """
+  if config.get("depth_encoder") and point_encoder.is_point_encoder(config.depth_encoder):
+    model, variables = point_encoder.load(config.depth_encoder)
+    # Only the text tower is used: no image size to match.
+    loaded = hf_clip.load_configured(config.clip)
+    return point_classifier(loaded, model, variables, prompt_names, templates=tuple(config.prompts),
+                            align_modelnet=bool(config.data.z_up), mesh=mesh)
   projection = settings_lib.from_config(config.render, config.views, config.view_weights,
                                         align_modelnet=config.data.z_up)
   loaded = hf_clip.load_configured(config.clip, config.render.image_size)

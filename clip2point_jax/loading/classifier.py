@@ -131,7 +131,8 @@ def point_classifier(config, class_names, mesh, model, variables=None, loaded=No
     classify (`point_encode.make_classifier`: cosines float32[B, C]), params
     ({"point_encoder": variables, "logit_scale": CLIP's}) and the text features.
   """
-  loaded = loaded or hf_clip.load_configured(config.clip, config.render.image_size)
+  # Only the text tower is used: no image size to match.
+  loaded = loaded or hf_clip.load_configured(config.clip)
   text_features = text.class_text_features(loaded, class_names, tuple(config.prompts))
   classify = point_encode.make_classifier(model, align_modelnet=bool(config.data.align_modelnet))
   params = {"logit_scale": loaded.params["logit_scale"]}

@@ -23,7 +23,8 @@ from clip2point_jax.loading import classifier, depth_encoder, hf_clip, point_enc
 from clip2point_jax.projection import preprocess
 from clip2point_jax.projection import dual_path, encode as encode_lib, point_encode
 from clip2point_jax.projection import settings as render_settings
-from clip2point_jax.tasks import fewshot, pretrain, zeroshot
+from clip2point_jax.detection import classifiers
+from clip2point_jax.tasks import detect, fewshot, pretrain, zeroshot
 from clip2point_jax.tools import make_tiny_clip
 from clip2point_jax.training import loop, point_pretrain
 from tests.conftest import set_fields, task_config
@@ -172,6 +173,33 @@ def test_the_gdpa_3d_path_trains_on_one_feature_per_cloud_and_loads_back(whole, 
   evaluation = pf.zeroshot_config(data_dir, clip_dir, gdpa=str(tmp_path / "fewshot"))
   again = zeroshot.run(evaluation, str(tmp_path / "eval"))
   assert again["confusion_matrix"] == run["confusion_matrix"]
+
+
+def test_detection_classifies_the_crops_with_the_3d_encoder(whole, clip_dir, tmp_path):
+  config = set_fields(task_config("detect", "dataset=synthetic,tiny"), depth_encoder=whole)
+  result = detect.run(config, str(tmp_path / "detect"))
+  assert config.clip.name == clip_dir and result["num_detections"] > 0
+  assert 0.0 <= result["mAP@0.25"] <= 1.0
+  # The crops' logits: CLIP's scale x the cosine of each crop's 3D feature with each prompt.
+  mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("data",))
+  names = ["chair", "table", "lamp"]
+  classify = classifiers.build(config, names, mesh)
+  rng = np.random.default_rng(3)
+  crops = rng.normal(size=(8, 128, 3)).astype(np.float32)
+  mask = np.ones((8, 128), bool)
+  mask[2, 100:] = False
+  crops[2, 100:] = 50.0  # padding far away: it must not count
+  logits = np.asarray(classify(jnp.asarray(crops), jnp.asarray(mask)))
+  model, variables = point_encoder.load(whole)
+  loaded = hf_clip.load_configured(config.clip)  # the text tower as detection computes (bfloat16)
+  prompts = text.class_text_features(loaded, names, tuple(config.prompts))
+  turned = preprocess.align_modelnet(jnp.asarray(crops))  # z-up crops turned y-up
+  one = lambda c: jax.jit(model.apply)(variables, preprocess.prepare_points(
+      c, jnp.ones(c.shape[:2], bool), False))
+  features = np.concatenate([one(turned[:2]), one(turned[2:3, :100]), one(turned[3:])])
+  features /= np.linalg.norm(features, axis=-1, keepdims=True)
+  scale = min(np.exp(float(loaded.params["logit_scale"])), 100.0)
+  np.testing.assert_allclose(logits, scale * features @ np.asarray(prompts).T, rtol=1e-4, atol=1e-4)
 
 
 def gdpa_3d_params(views, dim):
