@@ -24,6 +24,7 @@
 #   bash bench/run_device.sh layering             # a89c44e (bench_out/a89c44e, carried) against this tree
 #   bash bench/run_device.sh compare              # CLIP2Point, PointCLIP, PointCLIP V2: projection and zero-shot
 #   bash bench/run_device.sh zbuffer              # the hard projector's z-buffers: scatter, sort, dense
+#   bash bench/run_device.sh point_transformer    # the 3D encoder's step and zero-shot, the depth encoder's beside
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -57,6 +58,11 @@ compare() { run 240 compare $one_gpu python3 bench/bench_compare.py --batch 32 2
 check() { run 45 check $one_gpu python3 bench/check_device.py --parts encoder; }
 zbuffer() {  # render.zbuffer: clouds/s of each z-buffer at 32, 256, 1024 clouds, costs per cloud
   run 300 zbuffer $one_gpu python3 bench/bench_zbuffer.py --batch 32 256 1024 --repeats 10
+}
+point_transformer() {  # issue #24: PTv1 (authors') step at batch 256, its FPS and kNN, zero-shot at 1,024;
+  # then the depth encoder's step and zero-shot in the same process (~4 minutes on an H100)
+  run 270 point_transformer $one_gpu python3 bench/bench_point_transformer.py --batch 256 \
+    --zeroshot_batch 1024 --repeats 5
 }
 torch() {  # max-autotune tunes every GEMM shape first: minutes, hence its own long limit
   run 60 torch_eager $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1024
