@@ -74,6 +74,14 @@ RUN_BY = {
          '"configs/zeroshot.py:dataset=primitives,tiny"'),
     "python -m clip2point_jax.main --config configs/pretrain.py:tiny --workdir runs/pretrain_tiny":
         ("tests/tasks/test_pretrain_task.py::test_resume_after_a_kill_is_bit_identical", "pretrain.run(pf.tiny_config("),
+    "python -m clip2point_jax.main --config configs/pretrain.py:tiny,encoder=point_transformer "
+    "--workdir runs/pretrain_pt_tiny":
+        ("tests/tasks/test_point_encoder_tasks.py::test_resume_after_a_kill_is_bit_identical",
+         "pretrain.run(pf.tiny_config(data_dir, clip_dir, **no_evals), resumed)"),
+    "python -m clip2point_jax.main --config configs/zeroshot.py:dataset=primitives,tiny "
+    "--config.depth_encoder=runs/pretrain_pt_tiny --workdir runs/zs_pt_tiny":
+        ("tests/tasks/test_point_encoder_tasks.py::test_zero_shot_classifies_with_one_feature_per_cloud",
+         "zeroshot.run(config"),
     "python -m clip2point_jax.main --config configs/compare.py:dataset=primitives,tiny --workdir runs/compare_tiny":
         ("tests/tasks/test_compare_task.py::test_tiny_run_writes_the_table_and_the_figure",
          "compare.run(_tiny("),
