@@ -42,7 +42,6 @@ xla_defaults.apply()  # Before jax starts, as the CLI does.
 
 import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp
-import numpy as np
 
 from bench import bench_pretrain, bench_zeroshot
 from bench.lib import device as device_lib

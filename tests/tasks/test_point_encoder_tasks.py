@@ -17,13 +17,12 @@ import pytest
 from clip2point_jax import validation
 from clip2point_jax.core import checkpoints
 from clip2point_jax.data import pretrain_data, registry
+from clip2point_jax.detection import classifiers
 from clip2point_jax.errors import UserError
 from clip2point_jax.features import text
 from clip2point_jax.loading import classifier, depth_encoder, hf_clip, point_encoder
-from clip2point_jax.projection import preprocess
-from clip2point_jax.projection import dual_path, encode as encode_lib, point_encode
+from clip2point_jax.projection import dual_path, encode as encode_lib, point_encode, preprocess
 from clip2point_jax.projection import settings as render_settings
-from clip2point_jax.detection import classifiers
 from clip2point_jax.tasks import detect, fewshot, pretrain, zeroshot
 from clip2point_jax.tools import make_tiny_clip
 from clip2point_jax.training import loop, point_pretrain
