@@ -59,6 +59,7 @@ fed to CLIP with no mean/std normalisation (`normalize=False`).
 
 import functools
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -144,8 +145,17 @@ def depth_maps(points: jax.Array, mask: jax.Array | None = None) -> jax.Array:
   return _depth_maps(points, mask)
 
 
-def _grid_coordinates(points, mask):
-  """Cells and values of every point in every view: (flat int32[B, V, N], value float32[B, V, N])."""
+class _Cells(NamedTuple):
+  """Where each point of each view lands in the official grid; each field [B, V, N]."""
+  valid: jax.Array  # bool: a real, finite point inside the slices
+  slice: jax.Array  # int32: its depth slice, 1 .. 7 (ceil of the unclipped s)
+  row: jax.Array  # int32: its row, from the view's x (1 .. 110)
+  col: jax.Array  # int32: its column, from the view's y (1 .. 110)
+  value: jax.Array  # float32: the depth it stores, clip(s, 1, 6)
+
+
+def _cells(points, mask) -> _Cells:
+  """Steps 1 to 3 of the module doc for every point of every view."""
   rot, tilt = views()
   q = pointclip.rotate(pointclip.rotate(points, rot), tilt)
   q = q - jnp.asarray(TRANSLATION, jnp.float32)
@@ -170,17 +180,30 @@ def _grid_coordinates(points, mask):
   s = ((z + 1.0) / 2.0 + DEPTH_BIAS) * (np.float32(1.0) / np.float32(1.0 + DEPTH_BIAS)) * (DEPTH_SLICES - 2)
   slice_index = jnp.ceil(s)
   value = jnp.clip(s, 1, DEPTH_SLICES - 2)
-  valid = valid[..., 0] & (slice_index >= 0) & (slice_index <= DEPTH_SLICES - 1)
-  cells = DEPTH_SLICES * res * res
-  view_offset = jnp.arange(NUM_VIEWS, dtype=jnp.int32)[None, :, None] * cells
+  # Slice 0 would need s <= 0, i.e. z < -1.4 after the normalisation to
+  # [-1, 1]: no point reaches it, so it is not stored (the official code's
+  # lower bound is 0).
+  valid = valid[..., 0] & (slice_index >= 1) & (slice_index <= DEPTH_SLICES - 1)
 
   def as_int(a):
     return jnp.where(valid, a, 0).astype(jnp.int32)
 
-  # The official grid is [slice, y, x], permuted to rows = x, columns = y:
-  # index it that way round directly, with no transpose of the whole grid.
-  flat = view_offset + as_int(slice_index) * (res * res) + as_int(col_x) * res + as_int(col_y)
-  return jnp.where(valid, flat, NUM_VIEWS * cells), value
+  # The official grid is [slice, y, x], permuted to rows = x, columns = y.
+  return _Cells(valid, as_int(slice_index), as_int(col_x), as_int(col_y), value)
+
+
+def _grid_coordinates(points, mask):
+  """Each point's cell in the full grid [V, D, 112, 112] (rows x, columns y) and its value:
+  (flat int32[B, V, N], value float32[B, V, N]), out of range where not valid.
+
+  The grid `grid_to_image` reads, as the official code builds it (tests, bench).
+  """
+  c = _cells(points, mask)
+  res = RESOLUTION
+  cells = DEPTH_SLICES * res * res
+  view_offset = jnp.arange(NUM_VIEWS, dtype=jnp.int32)[None, :, None] * cells
+  flat = view_offset + c.slice * (res * res) + c.row * res + c.col
+  return jnp.where(c.valid, flat, NUM_VIEWS * cells), c.value
 
 
 def _scatter_max_per_cloud(flat, values, size):
@@ -192,11 +215,20 @@ def grid_to_image(grid: jax.Array) -> jax.Array:
   """`Grid2Image`: float32[..., D, 112, 112] grid (rows x, columns y) -> float32[..., 110, 110].
 
   Max-pool 7 x 7 (stride 1, padding 2), 3 x 3 Gaussian (zero padding 1), max
-  over slices, divide by the image's maximum, 1 minus that.
+  over slices, divide by the image's maximum, 1 minus that. `depth_maps`
+  computes the same without this grid (`_row_pooled_grid`).
   """
-  lead = grid.ndim - 2
   # A 7 x 7 max is a 7 x 1 max of a 1 x 7 max (exactly: max does not round).
-  pooled = _max_filter(_max_filter(grid, -2), -1)
+  return _blur_and_flatten(_max_filter(_max_filter(grid, -2), -1))
+
+
+def _blur_and_flatten(pooled: jax.Array) -> jax.Array:
+  """Pooled slices float32[..., D, 110, 110] -> the maps float32[..., 110, 110].
+
+  The 3 x 3 Gaussian (zero padding 1) of each slice, the maximum over
+  slices, divided by the image's maximum, 1 minus that.
+  """
+  lead = pooled.ndim - 2
   kernel = gaussian_kernel()
   p = BLUR_PADDING
   padded = jnp.pad(pooled, ((0, 0),) * lead + ((p, p),) * 2)
@@ -208,18 +240,19 @@ def grid_to_image(grid: jax.Array) -> jax.Array:
   return 1.0 - image / jnp.where(top > 0, top, 1.0)
 
 
-def _max_filter(x: jax.Array, axis: int) -> jax.Array:
+def _max_filter(x: jax.Array, axis: int, padding: float = -jnp.inf) -> jax.Array:
   """PyTorch's 1-D max-pool (window 7, stride 1, padding 2 with -inf) along `axis`.
 
   As three maxima of shifted copies (windows of 2, 4, then 7), which XLA fuses
   into one pass over the grid; `lax.reduce_window` took about as long as the
   whole zero-shot step's projection budget on an H100 (bench/RESULTS.md).
+  `padding` 0 gives the same wherever every value is >= 0 (the grid's cells).
   """
   assert POOL_SIZE == 7 and POOL_PADDING == 2, "the shifts below are for a window of 7"
   axis = axis % x.ndim
   pad = [(0, 0)] * x.ndim
   pad[axis] = (POOL_PADDING, POOL_PADDING)
-  padded = jnp.pad(x, pad, constant_values=-jnp.inf)
+  padded = jnp.pad(x, pad, constant_values=padding)
 
   def shifted(a, start, length):
     return jax.lax.slice_in_dim(a, start, start + length, axis=axis)
@@ -230,14 +263,35 @@ def _max_filter(x: jax.Array, axis: int) -> jax.Array:
   return jnp.maximum(shifted(four, 0, n - 6), shifted(four, 3, n - 6))  # [i, i+6]
 
 
+def _row_pooled_grid(cells: _Cells) -> jax.Array:
+  """Slices 1 .. 7 of the grid with the max-pool's pass over rows already done:
+  float32[B, V, 7, 110, 112].
+
+  The pool's output row r is the maximum of grid rows r - 2 .. r + 4, so a
+  point in row x reaches output rows x - 4 .. x + 2: the scatter-max writes
+  each point into those 7 rows of its column (into zeros, as the official
+  grid starts), which is the grid pooled over rows, exactly (a maximum does
+  not round), without the 4 GiB grid at batch 1,024 or a pass over it.
+  """
+  b = cells.value.shape[0]
+  res, size, slices = RESOLUTION, MAP_SIZE, DEPTH_SLICES - 1
+  rows = cells.row[..., None] + (jnp.arange(POOL_SIZE, dtype=jnp.int32) - (POOL_SIZE - 1 - POOL_PADDING))
+  inside = cells.valid[..., None] & (rows >= 0) & (rows < size)
+  plane = jnp.arange(NUM_VIEWS, dtype=jnp.int32)[None, :, None] * slices + cells.slice - 1
+  flat = (plane[..., None] * size + rows) * res + cells.col[..., None]
+  total = NUM_VIEWS * slices * size * res
+  flat = jnp.where(inside, flat, total)
+  values = jnp.broadcast_to(cells.value[..., None], flat.shape)
+  grid = _scatter_max_per_cloud(flat.reshape(b, -1), values.reshape(b, -1), total)
+  return grid.reshape(b, NUM_VIEWS, slices, size, res)
+
+
 @jax.jit
 def _depth_maps(points, mask):
-  b = points.shape[0]
-  res = RESOLUTION
-  flat, value = _grid_coordinates(points, mask)
-  cells = NUM_VIEWS * DEPTH_SLICES * res * res
-  grid = _scatter_max_per_cloud(flat.reshape(b, -1), value.reshape(b, -1), cells)
-  return grid_to_image(grid.reshape(b, NUM_VIEWS, DEPTH_SLICES, res, res))
+  # Rows pooled by the scatter, columns by shifted maxima (zeros pad them:
+  # every cell is 0 or at least 1), then the blur and the maximum over slices.
+  pooled = _max_filter(_row_pooled_grid(_cells(points, mask)), -1, padding=0.0)
+  return _blur_and_flatten(pooled)
 
 
 @functools.partial(jax.jit, static_argnames=("image_size", "normalize"))
