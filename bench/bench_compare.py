@@ -50,7 +50,8 @@ def check_exact(mode: str, image_size: int, points: int) -> str:
   projector = PROJECTORS[mode]
   reference = jax.jit(lambda p: projector.clip_input(projector.depth_maps(p), image_size=image_size,
                                                       normalize=settings.clip_normalize))(clouds)
-  ours, reference = np.asarray(ours), np.asarray(reference)
+  # Unnormalised, the path gives one of the three equal channels (CLIP reads it as its RGB copy).
+  ours, reference = np.asarray(ours), np.asarray(reference)[..., :np.shape(ours)[-1]]
   assert ours.shape == reference.shape and np.isfinite(ours).all(), (ours.shape, reference.shape)
   return f"{mode}: max |path - projector| = {np.abs(ours - reference).max():.3g} over {ours.size} values"
 

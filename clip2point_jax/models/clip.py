@@ -308,7 +308,14 @@ class PatchEmbedding(nn.Module):
                              (p, p, self.num_channels, self.hidden_size), jnp.float32)
 
   def __call__(self, images):
-    """images: float[B, H, W, C] -> float32[B, num_patches, D]."""
+    """images: float[B, H, W, C] -> float32[B, num_patches, D].
+
+    One-channel images (C = 1 where the kernel has 3) are read as their RGB
+    copy, by the channel-summed kernel rather than a copy 3 times the size.
+    """
+    if images.shape[-1] == 1 and self.num_channels != 1:
+      return self.from_grey(images[..., 0], jnp.zeros((self.num_channels,), jnp.float32),
+                            jnp.ones((self.num_channels,), jnp.float32))
     patches = patchify(images, self.patch_size).astype(self.dtype)
     kernel = self.kernel.reshape(-1, self.hidden_size).astype(self.dtype)
     return jnp.einsum("bnk,kd->bnd", patches, kernel, preferred_element_type=jnp.float32)
@@ -372,18 +379,20 @@ class CLIPVisionTransformer(nn.Module):
 
   @nn.compact
   def __call__(self, images=None, grey=None):
-    """images: float32[B, S, S, C] normalised, S = image_size, or grey:
-    float[B, S, S] in [0, 1] (see `CLIPVisionEmbeddings`) -> f32[B, D]."""
+    """images: float32[B, S, S, C] normalised, S = image_size (or [B, S, S, 1],
+    read as its RGB copy), or grey: float[B, S, S] in [0, 1] (see
+    `CLIPVisionEmbeddings`) -> f32[B, D]."""
     cfg = self.config
     size = (cfg.image_size, cfg.image_size)
     if grey is not None:
       if grey.shape[1:] != size or cfg.num_channels != 3:
         raise ValueError(f"grey images have shape {grey.shape}; this CLIP expects "
                          f"[B, {cfg.image_size}, {cfg.image_size}] and 3 channels")
-    elif images.shape[1:] != size + (cfg.num_channels,):
+    elif images.shape[1:] not in (size + (cfg.num_channels,), size + (1,)):
       raise ValueError(
           f"images have shape {images.shape}; this CLIP expects "
-          f"[B, {cfg.image_size}, {cfg.image_size}, {cfg.num_channels}] (NHWC)")
+          f"[B, {cfg.image_size}, {cfg.image_size}, {cfg.num_channels}] (NHWC), or 1 channel "
+          "for its RGB copy")
     x = CLIPVisionEmbeddings(cfg, self.dtype, name="embeddings")(images, grey)
     x = _layer_norm(cfg.layer_norm_eps, "pre_layrnorm")(x)
     x = CLIPEncoder(cfg, self.dtype, self.kernels, self.residual_dtype, name="encoder")(x)
@@ -503,7 +512,8 @@ class CLIP(nn.Module):
         (), jnp.float32)
 
   def encode_image(self, images):
-    """images: float32[B, S, S, 3] normalised -> float32[B, projection_dim].
+    """images: float32[B, S, S, 3] normalised (or [B, S, S, 1], read as its RGB
+    copy) -> float32[B, projection_dim].
 
     The features are projected but not L2-normalised.
     """

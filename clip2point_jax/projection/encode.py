@@ -7,17 +7,20 @@ means the same everywhere:
     views = encode.view_images(points, settings, mask=mask)     # CLIP's input per view
     features = encode.view_features(encode_depth, params, views) # float32[B, V, D]
 
-A view reaches CLIP in one of two forms, and every encoder here takes both:
+A view reaches CLIP in one of three forms, and every encoder here takes them all:
 
 * float32[..., S, S] grey depth in [0, 1]: CLIP2Point's modes with CLIP's
   normalisation (the default). The encoder folds the grey-to-RGB copy and
   CLIP's mean/std into its patch embedding (`clip.CLIP.encode_depth`).
-* float32[..., S, S, 3] images exactly as CLIP sees them: the PointCLIP
-  modes (`renderers.pointclip*.clip_input` of their maps, unnormalised by
-  default as their official code feeds CLIP) and CLIP2Point's modes with
-  `render.clip_normalize=False`.
+* float32[..., S, S, 1] one channel CLIP reads unnormalised, as its RGB copy
+  (the encoder sums its patch kernel over the colours instead of reading a
+  copy 3 times the size): the PointCLIP modes as their official code feeds
+  CLIP (`renderers.pointclip*.clip_input` of their maps, one channel of it),
+  and CLIP2Point's modes with `render.clip_normalize=False`.
+* float32[..., S, S, 3] images exactly as CLIP sees them: the PointCLIP modes
+  with `render.clip_normalize=True` (their `clip_input`, normalised).
 
-`encode_depth(params, views float32[M, S, S] or [M, S, S, 3]) -> float32[M, D]`
+`encode_depth(params, views float32[M, S, S] or [M, S, S, C]) -> float32[M, D]`
 is any image tower that reads them (`clip_depth_encoder`, `vision_encoder`).
 """
 
@@ -71,10 +74,13 @@ def depth_maps(points: jax.Array, settings: RenderSettings, *, mask: jax.Array |
 
 
 def _pointclip_images(points, mask, settings: RenderSettings, normalize: bool) -> jax.Array:
-  """A PointCLIP projector's maps as CLIP images: float32[B, V, S, S, 3]."""
+  """A PointCLIP projector's maps as CLIP images: its `clip_input`, float32[B, V, S, S, 3]
+  normalised, or unnormalised its one channel, float32[B, V, S, S, 1]."""
   projector_module = settings_lib.POINTCLIP_PROJECTORS[settings.mode]
   maps = projector_module.depth_maps(points, mask)
-  return projector_module.clip_input(maps, image_size=settings.image_size, normalize=normalize)
+  images = projector_module.clip_input(maps, image_size=settings.image_size, normalize=normalize)
+  # XLA drops the copies the slice does not read: no 3-channel image is written.
+  return images if normalize else images[..., :1]
 
 
 def view_images(points: jax.Array, settings: RenderSettings, *, mask: jax.Array | None = None,
@@ -86,9 +92,10 @@ def view_images(points: jax.Array, settings: RenderSettings, *, mask: jax.Array 
 
   Returns:
     float32[B, V, S, S] grey depth (CLIP2Point's modes, normalised by the
-    encoder), or float32[B, V, S, S, 3] images CLIP takes as they are: a
-    PointCLIP mode's `clip_input(depth_maps(points))`, exactly; or the RGB
-    copy of CLIP2Point's depth with `settings.clip_normalize` False.
+    encoder); float32[B, V, S, S, 1], read unnormalised as its RGB copy: a
+    PointCLIP mode's `clip_input(depth_maps(points))[..., :1]`, exactly, or
+    CLIP2Point's depth with `settings.clip_normalize` False; or float32[B, V,
+    S, S, 3], a PointCLIP mode's normalised `clip_input`, exactly.
   """
   if mask is None:
     mask = jnp.ones(points.shape[:2], bool)
@@ -97,13 +104,11 @@ def view_images(points: jax.Array, settings: RenderSettings, *, mask: jax.Array 
       depth_maps(points, settings, **projection)  # Raises the error.
     return _pointclip_images(points, mask, settings, normalize=settings.clip_normalize)
   depth = depth_maps(points, settings, mask=mask, **projection)
-  if settings.clip_normalize:
-    return depth
-  return jnp.repeat(depth[..., None], 3, axis=-1)
+  return depth if settings.clip_normalize else depth[..., None]
 
 
 def view_features(encode_depth: Callable, params, views: jax.Array) -> jax.Array:
-  """float32[B, V, S, S] or [B, V, S, S, 3] views -> float32[B, V, D] features, every view in one batch."""
+  """float32[B, V, S, S] or [B, V, S, S, C] views -> float32[B, V, D] features, every view in one batch."""
   b, v = views.shape[:2]
   return encode_depth(params, views.reshape((b * v,) + views.shape[2:])).reshape(b, v, -1)
 
@@ -115,12 +120,13 @@ def points_to_features(encode_depth: Callable, params, points: jax.Array, settin
 
 
 def vision_encoder(loaded: hf_clip.LoadedCLIP) -> Callable:
-  """`(vision params, views float32[M, S, S] or [M, S, S, 3]) -> float32[M, projection_dim]`.
+  """`(vision params, views float32[M, S, S] or [M, S, S, C]) -> float32[M, projection_dim]`.
 
   The image tower of `loaded` alone (`clip.vision_params` of its params), with
   its compute settings. Grey depth in [0, 1] is read directly (the
   grey-to-RGB copy and CLIP's normalisation folded into the patch
-  embedding); three-channel views are CLIP's input as they are.
+  embedding); views with channels are CLIP's input as they are (one
+  channel: its RGB copy).
   """
   tower = clip_lib.vision_tower(loaded.model)
 
@@ -133,7 +139,7 @@ def vision_encoder(loaded: hf_clip.LoadedCLIP) -> Callable:
 
 
 def clip_depth_encoder(loaded: hf_clip.LoadedCLIP) -> Callable:
-  """`(whole CLIP params, views float32[M, S, S] or [M, S, S, 3]) -> features` of a loaded CLIP.
+  """`(whole CLIP params, views float32[M, S, S] or [M, S, S, C]) -> features` of a loaded CLIP.
 
   As `vision_encoder`: grey depth through `encode_depth`, images through `encode_image`.
   """

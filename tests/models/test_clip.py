@@ -227,6 +227,18 @@ def test_encode_depth_equals_encode_image_of_the_rgb_copy(tiny_clip_dir):
   assert np.abs(np.asarray(direct)).max() > 1e-2  # Not trivially small.
 
 
+def test_a_one_channel_image_is_read_as_its_rgb_copy(tiny_clip_dir):
+  loaded = hf_clip.load_clip(tiny_clip_dir, dtype=jnp.float32)
+  grey = np.random.default_rng(12).uniform(0, 1, (3, 224, 224, 1)).astype(np.float32)
+  encode = lambda images: loaded.model.apply({"params": loaded.params}, jnp.asarray(images),
+                                             method=loaded.model.encode_image)
+  one, three = np.asarray(encode(grey)), np.asarray(encode(np.repeat(grey, 3, -1)))
+  np.testing.assert_allclose(one, three, rtol=2e-5, atol=2e-5)
+  assert np.abs(one).max() > 1e-2
+  with pytest.raises(ValueError, match="or 1 channel"):
+    encode(np.repeat(grey, 2, -1))
+
+
 def test_unknown_attention_is_refused(tiny_clip_dir):
   with pytest.raises(UserError, match="attention='flash'"):
     hf_clip.load_clip(tiny_clip_dir, attention="flash")
