@@ -45,6 +45,15 @@ Quirks of the official code kept here:
 * The Gaussian is 3 x 3 with sigma 3 (near a box filter), normalised twice
   as `get3DGaussianKernel` does.
 
+How it runs: the grid of step 3 (8 x 112 x 112 cells per view, 4 GiB at
+1,024 clouds) is never built. The scatter of step 3 writes each point into
+the 7 rows of step 4's max-pool output that its window reaches, so it makes
+the grid already pooled over rows; the columns are pooled by shifted maxima,
+then blurred. Maxima do not round, so the maps are the same floats as
+`grid_to_image` of the official grid (which the tests and
+bench/bench_v2_projection.py keep as the reference); slice 0, which no point
+reaches, is not stored.
+
 Deviations: a view whose points all coincide (r = 0) divides by zero in the
 official code (NaN cast to indices, an undefined scatter); here r = 1 there,
 so the cloud lands in the grid's centre. Masked points (padding) are left out
