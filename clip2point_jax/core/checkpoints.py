@@ -62,6 +62,7 @@ def read_part(step_dir: str, select: Callable[[Any], Any], *, name: str, kind: s
     raise
   except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
     raise UserError(f"{name}: not a readable {kind} ({type(e).__name__}: {str(e)[:200]})") from e
+  _check_stored_paths(getattr(metadata, "tree", metadata), wanted)
   target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), wanted)
   restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
   try:
@@ -69,6 +70,20 @@ def read_part(step_dir: str, select: Callable[[Any], Any], *, name: str, kind: s
         item=target, restore_args=restore_args, partial_restore=True))
   except (OSError, ValueError, KeyError, TypeError) as e:
     raise UserError(f"{name}: cannot restore {what} ({type(e).__name__}: {str(e)[:200]})") from e
+
+
+def _check_stored_paths(stored, wanted) -> None:
+  """ValueError unless every leaf of `wanted` sits at its stored path.
+
+  A partial restore fills a path the checkpoint lacks with the target's
+  values (zeros here) and says nothing, so a `select` that drops the outer
+  keys (`t["params"]` instead of `{"params": t["params"]}`) would read zeros.
+  """
+  paths_of = lambda tree: {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]}
+  missing = sorted(paths_of(wanted) - paths_of(stored))
+  if missing:
+    raise ValueError(f"read_part: {missing[0]} is not a path of the stored tree; `select` must keep "
+                     "the outer keys of what it picks")
 
 
 def _check_remote_ready(directory: str) -> None:

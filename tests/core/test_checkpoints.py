@@ -29,6 +29,20 @@ def test_round_trip_and_meta(tmp_path):
   reopened.close()
 
 
+def test_read_part_reads_a_subtree_and_refuses_one_cut_from_its_paths(tmp_path):
+  state = _state(3, np.random.default_rng(1))
+  ckpt = checkpoints.Checkpointer(str(tmp_path / "ckpt"), async_save=False)
+  ckpt.save(3, state)
+  ckpt.close()
+  step_dir = str(tmp_path / "ckpt" / "3")
+  part = checkpoints.read_part(step_dir, lambda t: {"params": t["params"]}, name="run",
+                               kind="checkpoint", what="w")
+  np.testing.assert_array_equal(part["params"]["w"], state["params"]["w"])
+  # Without its outer key the partial restore would fill {"w"} with zeros, silently.
+  with pytest.raises(ValueError, match=r"\['w'\] is not a path of the stored tree"):
+    checkpoints.read_part(step_dir, lambda t: t["params"], name="run", kind="checkpoint", what="w")
+
+
 def test_keeps_latest_and_best_across_a_restart(tmp_path):
   rng = np.random.default_rng(1)
   directory = str(tmp_path / "ckpt")
