@@ -51,7 +51,8 @@ CI_MARKER = "<!-- quick-start: tests -->"
 # preset where there is one; a string its source must contain), or
 # (CI_RUNNER, None) for the command .ci/run extracts from the README.
 RUN_BY = {
-    "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[dev]' && python -m pytest -q":
+    "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[dev]' && "
+    "python -m pytest -q -n 2 --dist loadfile":
         (CI_RUNNER, None),
     "python3 -m venv .venv && . .venv/bin/activate && pip install -e . && "
     "python -m clip2point_jax.main --config configs/demo.py --workdir runs/demo":
