@@ -1,6 +1,7 @@
 """Shared fixtures: tiny Hugging Face CLIP checkpoints, fake-device and multi-process runners."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -10,7 +11,26 @@ import textwrap
 # Tests run on the CPU even where a GPU is present, so numbers are comparable.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+# One persistent compilation cache for the whole test session: the xdist
+# workers and every subprocess (fake-device runs, CLI commands, hosts of a
+# multi-process run) inherit the variables, so a program compiled by one is
+# loaded by the others. Set before JAX is imported (JAX reads them then). Its
+# key covers the program, XLA_FLAGS, the devices and the compile options, so
+# it only saves time. A cache the caller names is used as it is; a fresh one
+# is removed at the end of the session (`pytest_unconfigure`).
+_SESSION_CACHE = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _SESSION_CACHE = tempfile.mkdtemp(prefix="clip2point_jax_compilation_cache_")
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _SESSION_CACHE
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+
 import pytest  # noqa: E402
+
+
+def pytest_unconfigure(config):  # pylint: disable=unused-argument
+  if _SESSION_CACHE is not None:
+    shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What main at a89c44e wrote (tests/fixtures/make_legacy_a89c44e.py): the compatibility fixtures.
