@@ -174,41 +174,45 @@ def train_one_seed(run: Run, seed: int) -> dict:
   start = time.time()
   bar = loop.progress(iterable=range(start_epoch, config.epochs), desc=f"seed {seed}", unit="epoch",
                       initial=start_epoch, total=config.epochs)
-  for epoch in bar:
-    step_metrics = []
-    if config.augment:
-      for local in pipeline.prefetch(training.resampled_batches(
-          live_source, batch_size=batch_size, num_points=config.data.num_points, seed=seed,
-          start_step=epoch * per_epoch, num_steps=per_epoch)):
-        batch = parallel.global_batch(mesh, local)
-        state, m = run.steps["live"](state, frozen_gdpa, run.text, run.encoders, batch["points"],
-                                     batch["label"])
-        step_metrics.append(m)
-    else:
-      for i in range(per_epoch):
-        state, m = run.steps["cached"](state, frozen_gdpa, run.text, run.train.data, orders[epoch, i])
-        step_metrics.append(m)
-    fetched = jax.device_get(step_metrics)  # One transfer per epoch.
-    loss = float(np.mean([m["loss"] for m in fetched]))
-    accuracy = float(np.sum([m["correct"] for m in fetched]) / (per_epoch * batch_size))
-    curves["loss"].append([epoch + 1, loss])
-    curves["train_top1"].append([epoch + 1, accuracy])
-    postfix = {"loss": f"{loss:.3f}", "train": f"{100 * accuracy:.1f}%"}
-    if has_val:
-      top1 = val_top1(state)
-      curves["val_top1"].append([epoch + 1, top1])
-      postfix["val"] = f"{100 * top1:.1f}%"
-      if top1 > float(best["val_top1"]):
-        best = training.best_slot(state, frozen_gdpa, top1, epoch + 1)
-    bar.set_postfix(postfix)
-    every = config.checkpoint_every_epochs
-    if every and (epoch + 1) % every == 0 and epoch + 1 < config.epochs:
-      save(epoch + 1)
-  seconds = time.time() - start
-  # A finished run resumed again keeps its checkpoint as it is.
-  if start_epoch < config.epochs or ckpt.latest_step() is None:
-    save(config.epochs)
-  ckpt.close()
+  # An interrupted loop still finishes the save it started: a restart must find it whole.
+  try:
+    for epoch in bar:
+      step_metrics = []
+      if config.augment:
+        for local in pipeline.prefetch(training.resampled_batches(
+            live_source, batch_size=batch_size, num_points=config.data.num_points, seed=seed,
+            start_step=epoch * per_epoch, num_steps=per_epoch)):
+          batch = parallel.global_batch(mesh, local)
+          state, m = run.steps["live"](state, frozen_gdpa, run.text, run.encoders, batch["points"],
+                                       batch["label"])
+          step_metrics.append(m)
+      else:
+        for i in range(per_epoch):
+          state, m = run.steps["cached"](state, frozen_gdpa, run.text, run.train.data, orders[epoch, i])
+          step_metrics.append(m)
+      fetched = jax.device_get(step_metrics)  # One transfer per epoch.
+      loss = float(np.mean([m["loss"] for m in fetched]))
+      accuracy = float(np.sum([m["correct"] for m in fetched]) / (per_epoch * batch_size))
+      curves["loss"].append([epoch + 1, loss])
+      curves["train_top1"].append([epoch + 1, accuracy])
+      postfix = {"loss": f"{loss:.3f}", "train": f"{100 * accuracy:.1f}%"}
+      if has_val:
+        top1 = val_top1(state)
+        curves["val_top1"].append([epoch + 1, top1])
+        postfix["val"] = f"{100 * top1:.1f}%"
+        if top1 > float(best["val_top1"]):
+          best = training.best_slot(state, frozen_gdpa, top1, epoch + 1)
+      bar.set_postfix(postfix)
+      every = config.checkpoint_every_epochs
+      if every and (epoch + 1) % every == 0 and epoch + 1 < config.epochs:
+        save(epoch + 1)
+    seconds = time.time() - start
+    # A finished run resumed again keeps its checkpoint as it is.
+    if start_epoch < config.epochs or ckpt.latest_step() is None:
+      save(config.epochs)
+  finally:
+    bar.close()
+    ckpt.close()
 
   everything = np.arange(len(run.test.labels))
   test_logits = logits_of(training.variables_of(state, frozen_gdpa), run.test, everything)
