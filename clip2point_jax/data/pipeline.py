@@ -1,11 +1,13 @@
 """A small numpy input pipeline over a random-access source, host-sharded.
 
 Every host runs the same index arithmetic and reads only its own contiguous
-slice of each global batch, which is what `parallel.global_batch` expects:
+slice of each global batch, which is what `parallel.global_batch` expects.
+`prefetch_to_device` reads and transfers them ahead of the step, in a
+background thread:
 
-    for local in pipeline.batches(source, global_batch_size=64,
-                                  num_points=1024, training=False):
-      batch = parallel.global_batch(mesh, local)
+    for batch in pipeline.prefetch_to_device(pipeline.batches(
+        source, global_batch_size=64, num_points=1024, training=False), mesh):
+      ...  # batch: global jax.Arrays, sharded over the data axis
 
 Training batches are shuffled per epoch from (seed, epoch) and drop the last
 partial batch, so every step has the full global batch. Evaluation batches
@@ -21,6 +23,7 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 import jax
 import numpy as np
 
+from clip2point_jax.core import parallel
 from clip2point_jax.data import fps
 from clip2point_jax.errors import UserError
 
@@ -195,3 +198,25 @@ def prefetch(iterable: Iterable[Any], size: int = 2) -> Iterator[Any]:
     if isinstance(item, _Failure):
       raise item.error
     yield item
+
+
+def prefetch_to_device(iterable: Iterable[Any], mesh, size: int = 2) -> Iterator[Any]:
+  """This host's batches of `iterable` as global arrays on `mesh`, built `size` ahead.
+
+  A background thread reads each batch and starts its host-to-device
+  transfer (`parallel.global_batch`: each host gives its local share), so
+  neither reading nor copying sits between two steps. JAX's transfers are
+  asynchronous and may start from any thread. Up to `size` batches wait on
+  the devices (and one more in the making): `size` bounds the memory they take.
+
+  Args:
+    iterable: pytrees of numpy arrays, this host's share of each global batch
+      (e.g. `batches`).
+    mesh: the data mesh.
+    size: batches built ahead of the consumer.
+
+  Yields:
+    The same pytrees of `jax.Array`s, sharded over the data axis. An error
+    of the producer (reading or transferring) is raised here, as it was.
+  """
+  return prefetch((parallel.global_batch(mesh, local) for local in iterable), size)

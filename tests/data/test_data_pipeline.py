@@ -1,10 +1,14 @@
-"""The numpy input pipeline: shapes, seeding, host slices, eval padding."""
+"""The numpy input pipeline: shapes, seeding, host slices, eval padding, prefetching to the devices."""
 
 import sys
+import threading
+import time
 
+import jax
 import numpy as np
 import pytest
 
+from clip2point_jax.core import parallel
 from clip2point_jax.data import fps
 from clip2point_jax.data import pipeline
 from clip2point_jax.data import primitives
@@ -174,6 +178,16 @@ def test_end_to_end_on_8_devices_without_tensorflow(tmp_path):
                                     local["label"])
       seen += int(np.asarray(batch["mask"]).sum())
     assert seen == 40
+    # Prefetched to the devices: the same global arrays, the same sharding.
+    plain = [parallel.global_batch(mesh, local) for local in pipeline.batches(
+        source, global_batch_size=16, num_points=128, training=False)]
+    ahead = list(pipeline.prefetch_to_device(pipeline.batches(
+        source, global_batch_size=16, num_points=128, training=False), mesh, size=2))
+    assert len(ahead) == len(plain) == 3
+    for want, got in zip(plain, ahead):
+      for key in ("points", "label", "mask"):
+        assert got[key].sharding == want[key].sharding and got[key].sharding.spec == P("data")
+        np.testing.assert_array_equal(np.asarray(got[key]), np.asarray(want[key]))
     assert "tensorflow" not in sys.modules
     print("ok")
   """)
@@ -193,6 +207,36 @@ def test_prefetch_keeps_order_and_passes_errors_on():
 
   got = pipeline.prefetch(broken())
   assert next(got) == 1
+  with pytest.raises(UserError, match="bad shard"):
+    next(got)
+
+
+def test_prefetch_to_device_runs_ahead_and_passes_errors_on():
+  mesh = parallel.make_mesh()
+  produced, ready = [], threading.Event()
+
+  def counting():
+    for i in range(10):
+      produced.append(i)
+      if len(produced) == 4:
+        ready.set()
+      yield {"x": np.full((2, 3), i, np.float32)}
+
+  got = pipeline.prefetch_to_device(counting(), mesh, size=2)
+  first = next(got)
+  assert isinstance(first["x"], jax.Array) and first["x"].sharding == parallel.data_sharding(mesh)
+  assert ready.wait(30)  # while the consumer holds batch 0, the producer builds 1, 2 and starts 3
+  time.sleep(0.2)
+  assert len(produced) == 4  # and no further: `size` bounds what waits on the devices
+  rest = [int(np.asarray(b["x"])[0, 0]) for b in got]
+  assert rest == list(range(1, 10))
+
+  def broken():
+    yield {"x": np.zeros((2, 3), np.float32)}
+    raise UserError("bad shard")
+
+  got = pipeline.prefetch_to_device(broken(), mesh)
+  next(got)
   with pytest.raises(UserError, match="bad shard"):
     next(got)
 
