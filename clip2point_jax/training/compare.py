@@ -55,15 +55,14 @@ def clouds_per_second(classify, params, text_features, source, config, mesh) -> 
   batch_size = pipeline.eval_batch_size(config.batch_size, len(source), mesh.devices.size)
 
   def batches():
-    return pipeline.prefetch(pipeline.batches(
-        source, global_batch_size=batch_size, num_points=config.data.num_points, training=False,
-        sampling=config.data.sampling, normalize_points=False))
+    return pipeline.batches(source, global_batch_size=batch_size, num_points=config.data.num_points,
+                            training=False, sampling=config.data.sampling, normalize_points=False)
 
-  first = parallel.global_batch(mesh, next(iter(batches())))
+  first = parallel.global_batch(mesh, next(batches()))  # No thread left behind for one batch.
   jax.block_until_ready(classify(params, text_features, first["points"]))
   start = time.perf_counter()
-  outputs = [classify(params, text_features, parallel.global_batch(mesh, local)["points"])
-             for local in batches()]
+  outputs = [classify(params, text_features, batch["points"])
+             for batch in pipeline.prefetch_to_device(batches(), mesh)]
   jax.block_until_ready(outputs)
   return len(source) / max(time.perf_counter() - start, 1e-9)
 

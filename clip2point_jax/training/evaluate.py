@@ -1,11 +1,9 @@
 """Running a classifier over a whole split, and pictures of what it sees."""
 
-import time
-
 import jax.numpy as jnp
 import numpy as np
 
-from clip2point_jax.core import parallel, plots
+from clip2point_jax.core import parallel, plots, throughput
 from clip2point_jax.data import pipeline
 from clip2point_jax.loading import classifier
 from clip2point_jax.projection import encode
@@ -13,7 +11,7 @@ from clip2point_jax.training import loop
 
 
 def predict(classify, params, text_features, source, config, mesh, desc="zero-shot"):
-  """Logits and labels of every example of `source`, in order, on every host.
+  """Logits and labels of every example of `source`, in order, on every host, and the pass's timing.
 
   Args:
     classify: `(params, text_features, points float32[B, N, 3]) -> float32[B, C]`, jitted.
@@ -21,23 +19,32 @@ def predict(classify, params, text_features, source, config, mesh, desc="zero-sh
       `data.num_points`, `data.sampling`.
 
   Returns:
-    logits float32[M, C], labels int32[M] (numpy), and the seconds it took.
+    logits float32[M, C], labels int32[M] (numpy), and the timing dict
+    {"seconds": the whole pass, "compile_seconds": the first batch's,
+    "clouds_per_second": the steady rate (clouds after the first batch over
+    their time; the whole pass's where the split is one batch, with
+    "clouds_per_second_note" saying so), "clouds_per_second_overall": M / seconds}.
   """
-  batch_size = pipeline.eval_batch_size(config.batch_size, len(source), mesh.devices.size)
+  n = len(source)
+  batch_size = pipeline.eval_batch_size(config.batch_size, n, mesh.devices.size)
   # The classifier normalises on the device; the pipeline need not.
-  batches = pipeline.prefetch(pipeline.batches(
+  batches = pipeline.prefetch_to_device(pipeline.batches(
       source, global_batch_size=batch_size, num_points=config.data.num_points, training=False,
-      sampling=config.data.sampling, normalize_points=False))
+      sampling=config.data.sampling, normalize_points=False), mesh)
   outputs = []
-  start = time.time()
-  for local in loop.progress(iterable=batches, desc=desc, unit="batch",
-                             total=pipeline.num_batches(len(source), batch_size, training=False)):
-    batch = parallel.global_batch(mesh, local)
+  timer = throughput.Timer()
+  for i, batch in enumerate(loop.progress(iterable=batches, desc=desc, unit="batch",
+                                          total=pipeline.num_batches(n, batch_size, training=False))):
     # Kept on the device: fetching each batch would stall the dispatch queue.
-    outputs.append((classify(params, text_features, batch["points"]), batch["label"], batch["mask"]))
+    logits = timer.call(classify, params, text_features, batch["points"],
+                        clouds=min(batch_size, n - i * batch_size))  # the padding is not counted
+    outputs.append((logits, batch["label"], batch["mask"]))
     parallel.wait_for_previous(outputs)
+  timer.lap(outputs[-1][0])
   logits, labels, keep = (parallel.concat_to_host(o[i] for o in outputs) for i in range(3))
-  return logits[keep], labels[keep], time.time() - start
+  seconds = timer.elapsed()
+  return logits[keep], labels[keep], {"seconds": seconds,
+                                      **throughput.pass_fields(timer, "clouds", n, seconds)}
 
 
 def save_depth_grid(config, source, row_titles, indices, path):

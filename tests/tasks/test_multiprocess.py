@@ -86,5 +86,5 @@ def test_zeroshot_in_two_processes_on_the_built_in_shapes(tmp_path, tiny_clip_di
   results = []
   for workdir in (two_hosts, one_host):
     with open(os.path.join(workdir, "metrics.json")) as f:
-      results.append({k: v for k, v in json.load(f).items() if k not in ("seconds", "clouds_per_second")})
+      results.append({k: v for k, v in json.load(f).items() if "second" not in k})  # timings differ
   assert results[0]["num_examples"] == 16 and results[0] == results[1]
