@@ -126,18 +126,17 @@ def run(config, workdir: str) -> dict:
   logging.info("pretrain: %d shapes, %d steps per epoch, %d steps", len(rows), steps_per_epoch, num_steps)
   loop.say(f"pretrain: {len(rows)} shapes with renderings, batch {config.batch_size}, "
            f"{steps_per_epoch} steps per epoch, steps {start} -> {num_steps}")
-  batches = pipeline.prefetch(pretrain_data.batches(
+  # Read and sent to the devices `config.prefetch` batches ahead, in a background thread.
+  batches = pipeline.prefetch_to_device(pretrain_data.batches(
       source, rows, global_batch_size=config.batch_size, num_points=config.data.num_points,
       seed=config.seed, start_step=start, num_steps=max(num_steps - start, 0), points=points,
       live_images=live, image_size=config.render.image_size, workers=config.workers),
-      size=config.prefetch)
+      mesh, size=config.prefetch)
   bar = loop.progress(total=num_steps, initial=start, desc="pretrain", unit="step")
   pending, timer = [], pretraining.StepTimer()
   try:
     for step in range(start, num_steps):
-      batch = parallel.global_batch(mesh, next(batches))
-      state, step_metrics = train_step(state, frozen, batch, image_source)
-      timer.stepped(step_metrics)
+      state, step_metrics = timer.step(train_step, state, frozen, next(batches), image_source)
       pending.append((step + 1, step_metrics))
       bar.update(1)
       done = step + 1

@@ -13,7 +13,6 @@ hold exactly this tree. Frozen params travel apart and get no optimiser state.
 """
 
 import json
-import time
 from typing import Any
 
 import jax
@@ -21,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from clip2point_jax.core import layer_stack, parallel, rules
+from clip2point_jax.core import layer_stack, parallel, rules, throughput
 from clip2point_jax.core import settings as settings_diff
 from clip2point_jax.data import pretrain_data
 from clip2point_jax.errors import UserError
@@ -273,34 +272,37 @@ def interval_record(fetched, step: int, steps_per_epoch: int) -> dict[str, float
 
 
 class StepTimer:
-  """Seconds per step between two log records; the first (compiling) step of the process timed apart."""
+  """metrics.jsonl's timing fields from a `throughput.Timer`: the process's first (compiling) step apart.
+
+    state, metrics = timer.step(train_step, state, frozen, batch, image_source)
+    record.update(timer.fields(batch_size))   # after fetching the interval's metrics
+    timer.restart()                           # after evaluations and checkpoints
+  """
 
   def __init__(self):
-    self.start, self.timed, self.compile_seconds, self.compile_logged = time.time(), 0, None, False
+    self.timer, self.compile_logged = throughput.Timer(), False
 
-  def stepped(self, step_metrics) -> None:
-    """After dispatching a step; waits for the device only after the first."""
-    if self.compile_seconds is None:
-      jax.block_until_ready(step_metrics)
-      self.compile_seconds = time.time() - self.start
-      self.start = time.time()
-    else:
-      self.timed += 1
+  def step(self, train_step, *args):
+    """`train_step(*args)`; waits for the device only on the first step."""
+    return self.timer.call(train_step, *args, steps=1)
 
   def fields(self, batch_size: int) -> dict[str, float]:
-    """step_seconds and samples_per_second since `restart`; compile_seconds in the first record."""
-    seconds = time.time() - self.start
-    out = {}
-    if self.timed:
-      out.update(step_seconds=seconds / self.timed,
-                 samples_per_second=batch_size * self.timed / max(seconds, 1e-9))
+    """step_seconds and samples_per_second since the last `restart`; compile_seconds in the first record.
+
+    Called once the interval's metrics are fetched, so the device has
+    finished its last step when the clock is read.
+    """
+    lap, out = self.timer.lap(), {}
+    if lap.counts.get("steps"):
+      out.update(step_seconds=lap.seconds / lap.counts["steps"],
+                 samples_per_second=batch_size * lap.counts["steps"] / max(lap.seconds, 1e-9))
     if not self.compile_logged:
-      out["compile_seconds"], self.compile_logged = self.compile_seconds, True
+      out["compile_seconds"], self.compile_logged = self.timer.compile_seconds, True
     return out
 
   def restart(self) -> None:
     """Starts the next interval (after evaluations and checkpoints, which are not step time)."""
-    self.start, self.timed = time.time(), 0
+    self.timer.resume()
 
 
 def summary(records: list[dict], ckpt, workdir: str, num_steps: int) -> dict[str, Any]:

@@ -64,6 +64,9 @@ def test_resume_after_a_kill_is_bit_identical(data_dir, clip_dir, tmp_path, monk
   losses = [r for r in records if "loss" in r]
   assert [r["step"] for r in losses] == [4, 8, 12, 16, 20, 24]
   assert summary["steps"] == 24
+  # Throughput: the first (compiling) step in the first record only, steady figures in every one.
+  assert losses[0]["compile_seconds"] > 0 and all("compile_seconds" not in r for r in losses[1:])
+  assert all(r["step_seconds"] > 0 and r["samples_per_second"] > 0 for r in losses)
   # The loss goes down, and so does the contrastive part, not only through w.
   assert losses[-1]["loss"] < losses[0]["loss"] - 0.3
   assert losses[-1]["l_intra"] + losses[-1]["l_cross"] < losses[0]["l_intra"] + losses[0]["l_cross"]
