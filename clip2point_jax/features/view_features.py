@@ -9,7 +9,9 @@ preparation, the split, the views, the render and point settings and the
 compute dtype.
 
     identity = view_features.split_identity(config, fingerprints, source, "train", data_root)
-    features = view_features.load_or_compute(cache_root, identity, lambda: view_features.compute(...))
+    timing = {}  # the caching pass's throughput, if it runs
+    features = view_features.load_or_compute(cache_root, identity,
+                                             lambda: view_features.compute(..., timing=timing))
     features["depth"], features["clip"]   # float32[M, V, D]
     features["label"]                     # int32[M]
 """
@@ -17,13 +19,12 @@ compute dtype.
 import hashlib
 import json
 import os
-import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 from absl import logging
 
-from clip2point_jax.core import feature_cache, parallel, paths, progress
+from clip2point_jax.core import feature_cache, parallel, paths, progress, throughput
 from clip2point_jax.data import pipeline, registry
 from clip2point_jax.loading import hf_clip
 from clip2point_jax.projection import settings as render_settings
@@ -67,7 +68,8 @@ def cache_dir(root: str, identity: dict[str, Any]) -> str:
 
 
 def compute(encode: Callable, frozen, source, *, mesh, batch_size: int, num_points: int,
-            sampling: str = "first", shared: bool = False, desc: str = "caching features") -> dict:
+            sampling: str = "first", shared: bool = False, desc: str = "caching features",
+            timing: Optional[dict] = None) -> dict:
   """Both paths' per-view features of every example of `source`, in order.
 
   Args:
@@ -76,31 +78,40 @@ def compute(encode: Callable, frozen, source, *, mesh, batch_size: int, num_poin
     source: random access to {"points", "label"} examples.
     batch_size: clouds per global batch (rounded up to the device count).
     shared: the paths share weights; only "clip" is kept.
+    timing: if given, filled with the pass's throughput: {"num_clouds",
+      "seconds", "compile_seconds" (the first batch), "clouds_per_second"
+      (steady, after the first batch; with one batch the whole pass's, and
+      "clouds_per_second_note" says so), "clouds_per_second_overall"}.
 
   Returns:
     {"clip": float32[M, V, D], "depth": (unless shared), "label": int32[M]} as
     numpy arrays on every host.
   """
+  n = len(source)
   batch_size = parallel.round_to_devices(batch_size, mesh)
-  batches = pipeline.prefetch(pipeline.batches(
+  batches = pipeline.prefetch_to_device(pipeline.batches(
       source, global_batch_size=batch_size, num_points=num_points, training=False,
-      sampling=sampling, normalize_points=False))
+      sampling=sampling, normalize_points=False), mesh)
   keys = ("clip",) if shared else ("clip", "depth")
   outputs = []
-  start = time.time()
-  for local in progress.progress(iterable=batches, desc=desc, unit="batch",
-                                 total=pipeline.num_batches(len(source), batch_size, training=False)):
-    batch = parallel.global_batch(mesh, local)
-    features = encode(frozen, batch["points"], None)
+  timer = throughput.Timer()
+  for i, batch in enumerate(progress.progress(iterable=batches, desc=desc, unit="batch",
+                                              total=pipeline.num_batches(n, batch_size, training=False))):
+    features = timer.call(encode, frozen, batch["points"], None,
+                          clouds=min(batch_size, n - i * batch_size))  # the padding is not counted
     # Kept on the device until the end: fetching per batch would stall dispatch.
     outputs.append(([features[k] for k in keys], batch["label"], batch["mask"]))
     parallel.wait_for_previous(outputs)
+  timer.lap(outputs[-1][0])
   keep = parallel.concat_to_host(o[2] for o in outputs)
   result = {k: parallel.concat_to_host(o[0][i] for o in outputs)[keep] for i, k in enumerate(keys)}
   result["label"] = parallel.concat_to_host(o[1] for o in outputs)[keep].astype(np.int32)
-  seconds = time.time() - start
-  logging.info("%s: %d clouds in %.1f s (%.1f clouds/s)", desc, len(result["label"]), seconds,
-               len(result["label"]) / max(seconds, 1e-9))
+  seconds = timer.elapsed()
+  fields = {"num_clouds": n, "seconds": seconds, **throughput.pass_fields(timer, "clouds", n, seconds)}
+  logging.info("%s: %d clouds in %.1f s, %.1f clouds/s after the first batch (%.1f s, compiling)", desc, n,
+               seconds, fields["clouds_per_second"], fields["compile_seconds"])
+  if timing is not None:
+    timing.update(fields)
   return result
 
 

@@ -16,7 +16,10 @@ validation epoch is reported too, labelled as such.
 
 Writes to the workdir: `metrics.json` (per seed and aggregated over seeds:
 top-1, top-5, mean class and per-class accuracy, confusion matrices, learning
-curves), `confusion_matrix.png` (summed over seeds), `learning_curves.png`
+curves; the throughput of training, `per_seed.<s>.train_throughput` and
+`aggregate.train_throughput`, and of the caching passes, `feature_cache.train`
+and `feature_cache.test`: `training/gdpa_report.py` says which fields),
+`confusion_matrix.png` (summed over seeds), `learning_curves.png`
 and, per seed, `seed_<s>/checkpoints/` (orbax: adapters, BatchNorm
 statistics, optimiser state). `configs/zeroshot.py --config.gdpa=<workdir>`
 evaluates a trained GDPA on any split or your own files.
@@ -62,17 +65,21 @@ def run(config, workdir: str) -> dict:
   cache_root = config.cache_dir or os.path.join(workdir, "feature_cache")
   data_root = splits.data_dir(config.data, workdir)
 
-  def cached_split(source, split) -> gdpa_run.Split:
+  feature_cache = {}  # {"train", "test"}: the caching pass's throughput, or {"cached": True}
+
+  def cached_split(source, split, role) -> gdpa_run.Split:
     identity = view_features.split_identity(config, paths.fingerprints, source, split, data_root)
+    timing = {}  # filled only where the pass runs
     features = view_features.load_or_compute(cache_root, identity, lambda: view_features.compute(
         encode_jit, encoders, source, mesh=mesh, batch_size=min(config.encode_batch_size, len(source)),
         num_points=config.data.num_points, sampling=config.data.sampling, shared=paths.shared,
-        desc=f"caching {split} features"))
+        desc=f"caching {split} features", timing=timing))
+    feature_cache[role] = {"cached": not timing, **timing}
     # On the devices for the whole run; each step gathers its batch there.
     return gdpa_run.Split(source, training.to_device(features, mesh), np.asarray(features["label"]))
 
-  train = cached_split(train_source, config.data.train_split)
-  test = cached_split(test_source, config.data.test_split)
+  train = cached_split(train_source, config.data.train_split, "train")
+  test = cached_split(test_source, config.data.test_split, "test")
 
   # 3. Model and optimiser: the class prompts' text features, the GDPA, AdamW.
   text = jax.device_put(zeroshot.class_text_features(paths.loaded, class_names, tuple(config.prompts)),
@@ -90,6 +97,6 @@ def run(config, workdir: str) -> dict:
   # epoch loop, checkpointing as configured.
   per_seed = {str(seed): gdpa_run.train_one_seed(shared, int(seed)) for seed in config.seeds}
 
-  result = gdpa_report.summarize(config, per_seed, class_names, trainable_shapes)
+  result = gdpa_report.summarize(config, per_seed, class_names, trainable_shapes, feature_cache=feature_cache)
   gdpa_report.write_outputs(config, workdir, result)
   return result

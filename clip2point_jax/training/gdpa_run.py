@@ -28,7 +28,7 @@ import jax
 import numpy as np
 import optax
 
-from clip2point_jax.core import checkpoints, parallel
+from clip2point_jax.core import checkpoints, parallel, throughput
 from clip2point_jax.core import paths as storage  # `paths` names the dual-path encoders here
 from clip2point_jax.core import settings as settings_diff
 from clip2point_jax.data import pipeline, shots as shots_lib
@@ -113,6 +113,21 @@ def model_description(config, paths: dual_path.FrozenPaths, class_names, key, ha
           "fingerprints": paths.fingerprints, "has_best": has_best}
 
 
+def train_throughput(timer: throughput.Timer) -> dict:
+  """A seed's `train_throughput`, from its timer of epochs.
+
+  Returns:
+    {"compile_seconds": the first epoch's wall time (it compiles the steps for
+    the run's first seed; None where no epoch ran, a finished run resumed),
+    "steps_per_second", "samples_per_second", "epochs_per_second": steady,
+    over the epochs after the first (None where one epoch ran)}. Validation
+    and checkpoints are left out of both.
+  """
+  rates = timer.rates()
+  return {"compile_seconds": timer.compile_seconds,
+          **{k: rates.get(k) for k in ("steps_per_second", "samples_per_second", "epochs_per_second")}}
+
+
 def train_one_seed(run: Run, seed: int) -> dict:
   """Phases 5-7 for one seed: restore, train, evaluate; returns that seed's test metrics.
 
@@ -172,6 +187,9 @@ def train_one_seed(run: Run, seed: int) -> dict:
   # 7. Loop over epochs; cached features, or clouds re-rendered every step (augment).
   live_source = shots_lib.SubsetSource(run.train.source, subset) if config.augment else None
   start = time.time()
+  # The first epoch (which compiles the steps, for the first seed) timed apart; validation
+  # and checkpoints are left out of the steady rates.
+  timer = throughput.Timer()
   bar = loop.progress(iterable=range(start_epoch, config.epochs), desc=f"seed {seed}", unit="epoch",
                       initial=start_epoch, total=config.epochs)
   # An interrupted loop still finishes the save it started: a restart must find it whole.
@@ -179,10 +197,9 @@ def train_one_seed(run: Run, seed: int) -> dict:
     for epoch in bar:
       step_metrics = []
       if config.augment:
-        for local in pipeline.prefetch(training.resampled_batches(
+        for batch in pipeline.prefetch_to_device(training.resampled_batches(
             live_source, batch_size=batch_size, num_points=config.data.num_points, seed=seed,
-            start_step=epoch * per_epoch, num_steps=per_epoch)):
-          batch = parallel.global_batch(mesh, local)
+            start_step=epoch * per_epoch, num_steps=per_epoch), mesh):
           state, m = run.steps["live"](state, frozen_gdpa, run.text, run.encoders, batch["points"],
                                        batch["label"])
           step_metrics.append(m)
@@ -191,6 +208,8 @@ def train_one_seed(run: Run, seed: int) -> dict:
           state, m = run.steps["cached"](state, frozen_gdpa, run.text, run.train.data, orders[epoch, i])
           step_metrics.append(m)
       fetched = jax.device_get(step_metrics)  # One transfer per epoch.
+      timer.done(fetched, epochs=1, steps=per_epoch, samples=per_epoch * batch_size)
+      timer.lap()  # The epoch's last step is done: device_get waited for it.
       loss = float(np.mean([m["loss"] for m in fetched]))
       accuracy = float(np.sum([m["correct"] for m in fetched]) / (per_epoch * batch_size))
       curves["loss"].append([epoch + 1, loss])
@@ -206,6 +225,7 @@ def train_one_seed(run: Run, seed: int) -> dict:
       every = config.checkpoint_every_epochs
       if every and (epoch + 1) % every == 0 and epoch + 1 < config.epochs:
         save(epoch + 1)
+      timer.resume()
     seconds = time.time() - start
     # A finished run resumed again keeps its checkpoint as it is.
     if start_epoch < config.epochs or ckpt.latest_step() is None:
@@ -220,7 +240,7 @@ def train_one_seed(run: Run, seed: int) -> dict:
   result.update(seed=seed, num_train=int(len(subset)), num_val=int(len(val)), batch_size=batch_size,
                 shots_per_class={name: int(n) for name, n in zip(run.class_names, per_class)},
                 steps=int(state["step"]), train_seconds=seconds, selected="final epoch", curves=curves,
-                trainable_params=gdpa.count_params(state["params"]))
+                trainable_params=gdpa.count_params(state["params"]), train_throughput=train_throughput(timer))
   if has_val:
     best_logits = logits_of(best["variables"], run.test, everything)
     result["best_val_epoch"] = {

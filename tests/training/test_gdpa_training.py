@@ -64,8 +64,12 @@ def test_cached_training_equals_live_training_and_frozen_parameters_stay_bit_ide
   paths, encoders, encode, points, labels = _features_and_encoders(tiny_clip_dir)
   mesh = parallel.make_mesh()
   encoders = jax.device_put(encoders, parallel.replicated(mesh))
+  timing = {}
   cached = view_features.compute(jax.jit(encode), encoders, splits.ArraySource(points, labels),
-                                 mesh=mesh, batch_size=4, num_points=256)
+                                 mesh=mesh, batch_size=4, num_points=256, timing=timing)
+  # One batch: its rate is the whole pass's, compiling included, and says so.
+  assert timing["num_clouds"] == 4 and timing["compile_seconds"] > 0 and timing["clouds_per_second"] > 0
+  assert "compiling included" in timing["clouds_per_second_note"]
   assert not np.allclose(cached["depth"], cached["clip"])  # two paths, two encoders
   data = training.to_device(cached, mesh)
 
