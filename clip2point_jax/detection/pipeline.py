@@ -5,7 +5,7 @@ from typing import NamedTuple, Sequence
 import jax
 import numpy as np
 
-from clip2point_jax.core import parallel
+from clip2point_jax.core import parallel, throughput
 from clip2point_jax.detection import classifiers
 from clip2point_jax.detection import scannet
 from clip2point_jax.detection.evaluate import SceneBoxes
@@ -36,6 +36,9 @@ class CropBatcher:
   and sends the last batch and gathers everything once. Every batch has the
   same shape, so a jitted classifier compiles once. With several hosts each
   host supplies its slice of every global batch (all hosts add the same crops).
+
+  `timer` times the batches: the first (compiling) apart, then the crops
+  classified after it (`throughput.pass_fields(batcher.timer, "crops", ...)`).
   """
 
   def __init__(self, classify: classifiers.BoxClassifier, batch_size: int, num_points: int, mesh):
@@ -49,6 +52,7 @@ class CropBatcher:
     self._outputs = []
     self.num_crops = 0
     self.num_batches = 0
+    self.timer = throughput.Timer()
 
   def add(self, points: np.ndarray, mask: np.ndarray) -> None:
     """points: float32[M, N, 3], mask: bool[M, N] (the kept crops of a scene)."""
@@ -68,7 +72,8 @@ class CropBatcher:
     share = self.batch_size // hosts
     rows = slice(host * share, (host + 1) * share)
     batch = parallel.global_batch(self.mesh, {"points": self._points[rows], "mask": self._mask[rows]})
-    self._outputs.append(self.classify(batch["points"], batch["mask"]))
+    # Only the crops count, not the padding of the last batch.
+    self._outputs.append(self.timer.call(self.classify, batch["points"], batch["mask"], crops=self._fill))
     self.num_batches += 1
     # New buffers: the device may still be reading the old ones.
     self._points = np.zeros_like(self._points)
@@ -81,6 +86,7 @@ class CropBatcher:
       self._send()
     if not self._outputs:
       return np.zeros((0, 0), np.float32)
+    self.timer.lap(self._outputs[-1])
     logits = parallel.concat_to_host(self._outputs)
     self._outputs = []
     return logits[:self.num_crops]

@@ -63,6 +63,11 @@ def test_zeroshot_detection_writes_metrics_detections_and_pictures(tmp_path, tin
   for t in ("0.25", "0.5"):
     assert again[f"iou_{t}"]["mAP"] == pytest.approx(written[f"mAP@{t}"], abs=1e-9)
     assert again[f"iou_{t}"]["ap"] == pytest.approx(written["per_threshold"][f"iou_{t}"]["ap"])
+  # Throughput (issue #26): the first batch of crops apart, the crops after it steady.
+  assert written["num_kept_boxes"] > config.batch_size  # more than one batch
+  assert written["compile_seconds"] > 0 and written["crops_per_second"] > 0
+  assert "crops_per_second_note" not in written
+  assert written["scenes_per_second"] == pytest.approx(2 / written["seconds"])
   with open(tmp_path / "bev_scene0000_00.png", "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
   out = capsys.readouterr().out
@@ -78,6 +83,7 @@ def test_oracle_detection_scores_ap_1(tmp_path, scenes_dir):
   result = detect.run(config, str(tmp_path))
   assert result["mAP@0.25"] == 1.0 and result["mAP@0.5"] == 1.0
   assert result["num_detections"] == 8 * result["num_kept_boxes"]
+  assert result["crops_per_second"] is None and result["scenes_per_second"] > 0  # nothing compiled
 
 
 def test_synthetic_preset_makes_its_scenes(tmp_path):

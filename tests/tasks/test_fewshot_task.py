@@ -73,6 +73,17 @@ def test_training_on_the_built_in_shapes_beats_chance(trained, capsys):
   assert len(run["curves"]["loss"]) == 100 and run["curves"]["loss"][-1][1] < run["curves"]["loss"][0][1]
   written = json.loads(open(os.path.join(workdir, "metrics.json")).read())
   assert written["aggregate"]["top1_accuracy"]["mean"] == top1
+  # Throughput (issue #26): the first epoch apart, steady rates over the 99 after it.
+  speed = written["per_seed"]["0"]["train_throughput"]
+  assert speed["compile_seconds"] > 0 and speed["epochs_per_second"] > 0
+  assert speed["steps_per_second"] == pytest.approx(16 * speed["epochs_per_second"])
+  assert speed["samples_per_second"] == pytest.approx(128 * speed["epochs_per_second"])
+  assert written["aggregate"]["train_throughput"] == speed  # one seed
+  for role, clouds in (("train", 128), ("test", 64)):  # computed here, in batches of 16
+    cache = written["feature_cache"][role]
+    assert cache["cached"] is False and cache["num_clouds"] == clouds, cache
+    assert cache["compile_seconds"] > 0 and cache["clouds_per_second"] > 0 and cache["seconds"] > 0
+    assert "clouds_per_second_note" not in cache
   for name in ("confusion_matrix.png", "learning_curves.png", "seed_0/gdpa.json"):
     assert os.path.getsize(os.path.join(workdir, name)) > 0, name
   assert glob.glob(os.path.join(workdir, "seed_0", "checkpoints", "1600", "state"))
@@ -116,6 +127,7 @@ def test_validation_split_exact_resume_and_refusal_of_other_settings(trained, tm
                 **{"clip.dtype": config.clip.dtype})
   result = fewshot.run(small, str(tmp_path / "whole"))
   assert capsys.readouterr().out.count("using cached") == 2
+  assert result["feature_cache"] == {"train": {"cached": True}, "test": {"cached": True}}
   seed = result["per_seed"]["0"]
   assert seed["num_train"] == 16 and seed["num_val"] == 32 and seed["steps"] == 3 * 2
   best = seed["best_val_epoch"]
@@ -170,6 +182,12 @@ def test_shots_and_batches_beyond_the_data_are_reported_as_used(trained, tmp_pat
   assert set(chunks) == {128}  # the test split (64) and train (128) bound the evaluation batch
   written = json.loads(open(os.path.join(str(tmp_path / "short"), "metrics.json")).read())
   assert written["per_seed"]["1"]["shots_per_class"]["box"] == 16
+  # One epoch: its time is the compile figure, and no steady rate is made up.
+  speeds = [r["train_throughput"] for r in written["per_seed"].values()]
+  assert all(t["compile_seconds"] > 0 and t["steps_per_second"] is None for t in speeds)
+  assert written["aggregate"]["train_throughput"] == {
+      "compile_seconds": speeds[0]["compile_seconds"], "steps_per_second": None,
+      "samples_per_second": None, "epochs_per_second": None}
 
   # The caching pass encodes no bigger batches than the split has clouds.
   batch_sizes = []
@@ -242,8 +260,12 @@ def test_detection_with_the_trained_gdpa_and_with_a_depth_encoder(trained, tmp_p
     detect_config.classifier.kind = "zeroshot"
     detect_config.clip.name = config.clip.name
     detect_config.depth_encoder = encoder_dir
+    detect_config.batch_size = 64  # every crop in one batch
   result = detect.run(detect_config, str(tmp_path / "zeroshot"))
   assert 0.0 <= result["mAP@0.25"] <= 1.0
+  # One batch of crops: its rate is the whole pass's, compiling included, and says so.
+  assert result["compile_seconds"] > 0 and "compiling included" in result["crops_per_second_note"]
+  assert result["crops_per_second"] == result["crops_per_second_overall"] > 0
 
 
 def test_soft_perspective_rendering_reaches_the_cache_and_the_trained_classifier(tiny_clip_dir, tmp_path):
