@@ -89,10 +89,9 @@ def compute(source, encode_image: Callable, params, mesh, *, image_size: int, ba
   stream = (pipeline.host_slice(i, jax.process_index(), jax.process_count())
             for i in pipeline.global_indices(count, batch_size, training=False))
   outputs = []
-  for local in progress.progress(iterable=pipeline.prefetch(_host_batches(source, stream, image_size, workers)),
-                                 total=pipeline.num_batches(count, batch_size, False), desc=desc,
-                                 unit="batch"):
-    batch = parallel.global_batch(mesh, local)
+  for batch in progress.progress(
+      iterable=pipeline.prefetch_to_device(_host_batches(source, stream, image_size, workers), mesh),
+      total=pipeline.num_batches(count, batch_size, False), desc=desc, unit="batch"):
     outputs.append((encode(params, batch["images"]), batch["has_images"]))
     parallel.wait_for_previous(outputs)
   features = parallel.concat_to_host(f for f, _ in outputs)[:count]
