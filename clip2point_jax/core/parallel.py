@@ -49,6 +49,9 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def global_batch(mesh: Mesh, local_batch):
   """Builds global arrays from this host's slice of a batch.
 
+  Loops call it through `data.pipeline.prefetch_to_device`, which runs it
+  ahead of the step in a background thread (the transfer is asynchronous).
+
   Args:
     mesh: the data mesh.
     local_batch: pytree of numpy arrays whose leading axis is this host's
