@@ -156,7 +156,7 @@ def get_config(arg=None):
   c.checkpoint.every_steps = 1000  # and at every evaluation and at the end
   c.checkpoint.keep = 2  # the latest N, plus the best by validation
   c.checkpoint.async_save = True  # write checkpoints while training goes on
-  c.prefetch = 2  # batches read ahead
+  c.prefetch = 2  # batches read and sent to the devices ahead of the step (a background thread)
 
   if a["released_code"]:
     c.loss.temperature = 0.07
