@@ -114,16 +114,53 @@ def normalize_crops(points: np.ndarray, mask: np.ndarray) -> np.ndarray:
   return np.where(degenerate, 0.0, centred / np.where(degenerate, 1.0, scale)).astype(np.float32)
 
 
-def _inside(points, candidate, boxes, half):
-  """bool[K, W]: whether points[candidate[k, w]] lies in box k (half extents `half`).
+def box_frames(boxes, margin: float = 0.0):
+  """The float32 numbers the inside test and `to_box_frame` use for each box.
+
+  Both croppers (this module's and `device_crops`) take them from here, so
+  they test points with the same float32 values.
+
+  Args:
+    boxes: float[K, 6 or 7]. margin: see `points_in_boxes`.
+
+  Returns:
+    (centre float32[K, 3], cos float32[K], sin float32[K] of the heading,
+    half extents float32[K, 3], scaled by 1 + margin).
+  """
+  boxes = as_boxes(boxes)
+  half = (boxes[:, 3:6] * (1.0 + margin) / 2.0).astype(np.float32)
+  return (boxes[:, 0:3].astype(np.float32), np.cos(boxes[:, 6]).astype(np.float32),
+          np.sin(boxes[:, 6]).astype(np.float32), half)
+
+
+def sampling_draws(rng: np.random.Generator, num_boxes: int, num_points: int) -> np.ndarray:
+  """float32[K, N]: the uniform draws of `crop_boxes`' stratified sampling, row k for box k.
+
+  Drawn once per call, in box order, whatever the cropper, so the host and
+  the device cropper sample the same points from the same generator.
+  """
+  return rng.random((num_boxes, num_points), dtype=np.float32)
+
+
+def run_offsets(u: np.ndarray, run_length: np.ndarray) -> np.ndarray:
+  """int64[...]: floor(u x run_length), below run_length; in float32, as `device_crops` computes it.
+
+  One float32 product (correctly rounded on every backend, nothing to
+  contract) and a floor, so both croppers get the same offsets; the clip
+  guards against a product rounded up to the run's length.
+  """
+  offset = np.floor(u * run_length.astype(np.float32)).astype(np.int64)
+  return np.minimum(offset, run_length - 1)
+
+
+def _inside(points, candidate, centre, c, s, half):
+  """bool[K, W]: whether points[candidate[k, w]] lies in box k (`box_frames`' numbers of the K boxes).
 
   The test of `points_in_boxes` with the same float32 arithmetic as
   `to_box_frame`, one coordinate at a time to keep temporaries small.
+  `device_crops` repeats these operations in this order.
   """
-  half = half.astype(np.float32)
-  centre = boxes[:, 0:3].astype(np.float32)
-  c = np.cos(boxes[:, 6]).astype(np.float32)[:, None]
-  s = np.sin(boxes[:, 6]).astype(np.float32)[:, None]
+  c, s = c[:, None], s[:, None]
   dz = points[candidate, 2] - centre[:, 2:3]
   inside = np.abs(dz) <= half[:, 2:3]
   dx = points[candidate, 0] - centre[:, 0:1]
@@ -140,7 +177,8 @@ def crop_boxes(points: np.ndarray, boxes, *, num_points: int, margin: float = 0.
   A box holding c >= N = `num_points` points gets a stratified random sample
   of them without repeats: its points, ordered by x (then file order), are
   cut into N runs [floor(j c / N), floor((j + 1) c / N)) and one point is
-  drawn from each. A box holding fewer gets all of them and padding (mask
+  drawn from each (offset floor(u L) in a run of length L, u the box's row
+  of `sampling_draws`). A box holding fewer gets all of them and padding (mask
   False). Vectorised over boxes: each box only tests the points whose x lies
   within its reach (a window of the x-sorted cloud); boxes are processed in
   chunks of similar window length to bound memory.
@@ -151,15 +189,17 @@ def crop_boxes(points: np.ndarray, boxes, *, num_points: int, margin: float = 0.
     num_points: N, points per crop.
     margin: see `points_in_boxes`.
     min_points: boxes with fewer points inside are marked not kept.
-    rng: sampling generator.
+    rng: sampling generator; `sampling_draws` takes K x N uniforms from it.
 
   Returns:
     `Crops`; crops are in each box's frame (x along the box's heading, z up),
-    then normalised by `normalize_crops`.
+    then normalised by `normalize_crops`. `device_crops.crop_boxes` returns
+    the same on the device.
   """
   boxes = as_boxes(boxes)
   points = np.asarray(points, np.float32)
   k, p, n = len(boxes), len(points), int(num_points)
+  u = sampling_draws(rng, k, n)
   out = np.zeros((k, n, 3), np.float32)
   mask = np.zeros((k, n), bool)
   counts = np.zeros((k,), np.int64)
@@ -169,6 +209,7 @@ def crop_boxes(points: np.ndarray, boxes, *, num_points: int, margin: float = 0.
   order = np.argsort(points[:, 0], kind="stable")
   sorted_x = points[order, 0]
   half = boxes[:, 3:6] * (1.0 + margin) / 2.0
+  frames = box_frames(boxes, margin)
   # Half-width in x of the turned box, widened a little so float32 rounding
   # in the exact test below never meets the window's edge.
   reach = np.abs(np.cos(boxes[:, 6])) * half[:, 0] + np.abs(np.sin(boxes[:, 6])) * half[:, 1]
@@ -188,16 +229,15 @@ def crop_boxes(points: np.ndarray, boxes, *, num_points: int, margin: float = 0.
     offsets = np.arange(width)[None, :]
     in_window = offsets < window[rows, None]
     candidate = order[np.minimum(lo[rows, None] + offsets, p - 1)]  # [k', W] scene indices
-    inside = in_window & _inside(points, candidate, boxes[rows], half[rows])
+    inside = in_window & _inside(points, candidate, *(f[rows] for f in frames))
     count = inside.sum(1)
     many = count >= n
-    u = rng.random((len(rows), n))
     j = np.arange(n)[None, :]
     # Rank (0-based, among the box's inside points) of each sampled point.
     # Runs [floor(j c / N), floor((j + 1) c / N)) are disjoint and non-empty when c >= N.
     run_start = j * count[:, None] // n
     run_length = (j + 1) * count[:, None] // n - run_start
-    rank = np.where(many[:, None], run_start + np.floor(u * run_length).astype(np.int64), j)
+    rank = np.where(many[:, None], run_start + run_offsets(u[rows], run_length), j)
     valid = (many[:, None] | (j < count[:, None])) & (count[:, None] > 0)
     rank = np.where(valid, rank, 0)
     # The r-th inside point of row i is where the running count over the
