@@ -25,6 +25,7 @@
 #   bash bench/run_device.sh compare              # CLIP2Point, PointCLIP, PointCLIP V2: projection and zero-shot
 #   bash bench/run_device.sh zbuffer              # the hard projector's z-buffers: scatter, sort, dense
 #   bash bench/run_device.sh point_transformer    # the 3D encoder's step and zero-shot, the depth encoder's beside
+#   bash bench/run_device.sh e2e                  # each task's command as users run it against its step alone
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -63,6 +64,12 @@ point_transformer() {  # issue #24: PTv1 (authors') step at batch 256, its FPS a
   # then the depth encoder's step and zero-shot in the same process (~4 minutes on an H100)
   run 270 point_transformer $one_gpu python3 bench/bench_point_transformer.py --batch 256 \
     --zeroshot_batch 1024 --repeats 5
+}
+e2e() {  # issue #26: the CLI of pretrain, zeroshot, fewshot and detect on a ViT-B/32-sized random CLIP
+  # (written by make_tiny_clip --vit_b_32) and the built-in shapes, each against its step alone in the
+  # same process; the table also in $out/e2e.md and e2e.json. ~6-7 minutes on an H100 (estimate);
+  # its --budget_s cuts the commands' limits so the section ends before the call's 10 minutes.
+  run 550 e2e $one_gpu python3 bench/bench_e2e.py --out "$out" --budget_s 510
 }
 torch() {  # max-autotune tunes every GEMM shape first: minutes, hence its own long limit
   run 60 torch_eager $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1024
