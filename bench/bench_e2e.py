@@ -20,7 +20,7 @@ One process does it all, in three phases:
      view) (`image_features="cache"`), so its step is the recipe's whatever
      the dataset's size.
    - set B, several thousand clouds without views (1 + 1,024 per class,
-     8,200 shapes, ~5 ms a shape) for zero-shot.
+     8,200 shapes, ~1 ms a shape: ~15 s) for zero-shot.
 2. The commands, one after the other, each its own `python -m
    clip2point_jax.main --config configs/<task>.py ...` process with a time
    limit, in a fresh workdir under --root: pre-training (400 steps at batch
