@@ -59,6 +59,9 @@ def get_config(arg=None):
   c.crop.num_points = 1024  # points per crop (sampled; fewer are padded)
   c.crop.margin = 0.1  # box extents x (1 + margin) when cropping
   c.crop.min_points = 5  # boxes with fewer points are dropped (VoteNet's empty-box rule)
+  # "device": crops made by one jitted program on the device (detection/device_crops.py);
+  # "host": in numpy on the host (boxes.crop_boxes). The same crops either way.
+  c.crop.where = "device"
 
   c.classifier = ml_collections.ConfigDict()
   # "zeroshot", "gdpa" (a trained adapter: set classifier.checkpoint) or "oracle"

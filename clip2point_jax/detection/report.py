@@ -57,7 +57,8 @@ def summary(config, ap: dict, scenes: Scenes, class_names: Sequence[str], *, num
       **speed,
       "settings": {
           "num_points": config.crop.num_points, "margin": config.crop.margin,
-          "min_points": config.crop.min_points, "use_objectness": config.scores.use_objectness,
+          "min_points": config.crop.min_points, "crop_where": config.crop.where,
+          "use_objectness": config.scores.use_objectness,
           "per_class": config.scores.per_class, "use_11_point": config.eval.use_11_point,
           "views": [list(v) for v in config.views], "prompts": list(config.prompts),
           "label_format": config.data.label_format,

@@ -1,9 +1,10 @@
 """Open-vocabulary 3D detection: classify proposals with CLIP2Point, evaluate mAP.
 
-For every scene: crop the points inside each proposal box, drop boxes with
-too few points, classify the crops in padded batches on the device, score
-each kept box (class probability, times objectness if asked) and evaluate
-the detections against the ground truth as VoteNet and 3DETR do.
+For every scene: crop the points inside each proposal box (on the device,
+or on the host with `crop.where=host`), drop boxes with too few points,
+classify the crops in padded batches on the device, score each kept box
+(class probability, times objectness if asked) and evaluate the detections
+against the ground truth as VoteNet and 3DETR do.
 
 Writes to the workdir: `metrics.json` (per-class AP and recall and mAP at
 each IoU threshold, counts, settings, throughput: `compile_seconds` of the
@@ -21,7 +22,7 @@ import numpy as np
 from clip2point_jax import validation
 from clip2point_jax.core import parallel, paths
 from clip2point_jax.detection import boxes as box_lib
-from clip2point_jax.detection import classifiers, evaluate, pipeline, report, scannet, synthetic
+from clip2point_jax.detection import classifiers, device_crops, evaluate, pipeline, report, scannet, synthetic
 from clip2point_jax.loading import tiny_clip, trained_settings
 from clip2point_jax.training import loop
 
@@ -61,31 +62,39 @@ def run(config, workdir: str) -> dict:
   # crops -> logits function the batcher calls.
   oracle = config.classifier.kind == classifiers.ORACLE
   classify = None if oracle else classifiers.build(config, prompt_names, mesh)
-  batcher = None if oracle else pipeline.CropBatcher(classify, config.batch_size, config.crop.num_points, mesh)
+  on_device = config.crop.where == "device"
+  batcher = None if oracle else pipeline.CropBatcher(classify, config.batch_size, config.crop.num_points, mesh,
+                                                     on_device=on_device)
 
   # 5. Restore: nothing here; a builder that needs a checkpoint (GDPA) restores it itself.
 
-  # 6. Evals and 7. loop: one pass over the scenes, cropping on the host and
-  # classifying on the device...
+  # 6. Evals and 7. loop: one pass over the scenes, cropping (on the device
+  # or the host: `crop.where`) and classifying on the device...
   start = time.time()
   ground_truth, kept_boxes, kept_objectness, oracle_logits = [], [], [], []
   num_proposals = 0
   plotted = {}
   for i, f in enumerate(loop.progress(iterable=files, desc="detect", unit="scene")):
     scene = pipeline.load_scene(f, class_names, config.data.label_format)
-    crops = box_lib.crop_boxes(scene.scan.points, scene.proposals, num_points=config.crop.num_points,
-                               margin=config.crop.margin, min_points=config.crop.min_points,
-                               rng=np.random.default_rng([config.seed, i]))
+    crop = device_crops.crop_boxes if on_device else box_lib.crop_boxes
+    crops = crop(scene.scan.points, scene.proposals, num_points=config.crop.num_points,
+                 margin=config.crop.margin, min_points=config.crop.min_points,
+                 rng=np.random.default_rng([config.seed, i]))
+    # Device crops stay there for the batcher; only which boxes are kept
+    # comes to the host (K booleans). That waits for this scene's crops (and
+    # the batches queued before them); this scene's batches then run while
+    # the host reads the next scene.
+    kept = np.asarray(crops.kept)[:len(scene.proposals)]
     ground_truth.append(scene.gt)
-    kept_boxes.append(scene.proposals[crops.kept])
-    kept_objectness.append(scene.objectness[crops.kept])
+    kept_boxes.append(scene.proposals[kept])
+    kept_objectness.append(scene.objectness[kept])
     num_proposals += len(scene.proposals)
     if oracle:
       oracle_logits.append(classifiers.oracle_logits(
           kept_boxes[-1], scene.gt.boxes, scene.gt.labels, len(class_names),
           min(config.eval.iou_thresholds)))
     else:
-      batcher.add(crops.points[crops.kept], crops.mask[crops.kept])
+      batcher.add(crops.points, crops.mask, rows=np.nonzero(kept)[0])
     if i < config.num_plot_scenes:
       plotted[i] = scene.scan
   if oracle:

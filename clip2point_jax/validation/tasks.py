@@ -12,6 +12,7 @@ from clip2point_jax.core import paths
 from clip2point_jax.core.config_args import get_field
 from clip2point_jax.data import pretrain_data, registry
 from clip2point_jax.detection import classifiers as detection_classifiers
+from clip2point_jax.detection import device_crops
 from clip2point_jax.errors import UserError
 from clip2point_jax.loading import point_encoder
 from clip2point_jax.models import point_transformer
@@ -130,6 +131,9 @@ def _point_transformer(config, prefix):
 def _detect(config, prefix):
   if config.crop.margin <= -1:
     raise UserError(f"config.{prefix}crop.margin={config.crop.margin} must be > -1")
+  if config.crop.where not in device_crops.WHERE:
+    raise UserError(f"config.{prefix}crop.where={config.crop.where!r}; use one of "
+                    f"{', '.join(device_crops.WHERE)}")
   if config.data.name not in ("scannet", "synthetic"):
     raise UserError(f"config.{prefix}data.name={config.data.name!r}; use scannet or synthetic")
   if config.data.name != "synthetic" and not config.data.scans_dir:

@@ -48,6 +48,30 @@ def test_batcher_keeps_crop_order_across_scenes_and_compiles_once():
   assert batcher.num_batches == 4 and len(traces) == 1 and traces[0] == (4, 16, 3)
 
 
+def test_device_batcher_takes_device_rows_and_gives_the_host_batchers_logits():
+  rng = np.random.default_rng(2)
+  traces = []
+
+  @jax.jit
+  def classify(points, mask):
+    traces.append(points.shape)
+    return _content_logits(points, mask)
+
+  host = pipeline.CropBatcher(classify, batch_size=4, num_points=16, mesh=parallel.make_mesh())
+  device = pipeline.CropBatcher(classify, batch_size=4, num_points=16, mesh=parallel.make_mesh(), on_device=True)
+  before = pipeline._place._cache_size()
+  for count in (5, 0, 9, 1, 7):  # scenes' crops padded to 16 rows, as DeviceCrops are
+    points = rng.normal(size=(16, 16, 3)).astype(np.float32)
+    mask = rng.random((16, 16)) < 0.7
+    rows = np.sort(rng.choice(count + 3, count, replace=False))  # the kept rows
+    host.add(points[rows], mask[rows])
+    device.add(jnp.asarray(points), jnp.asarray(mask), rows=rows)
+  np.testing.assert_array_equal(device.finish(), host.finish())
+  assert device.num_crops == host.num_crops == 22 and device.num_batches == host.num_batches == 6
+  assert len(traces) == 1 and pipeline._place._cache_size() - before == 1  # one shape of crop arrays
+  assert device.timer.compile_seconds is not None and device.timer.rates()["crops_per_second"] > 0
+
+
 def test_batcher_shards_over_8_devices():
   from tests.conftest import run_with_fake_devices
   run_with_fake_devices("""
@@ -68,6 +92,12 @@ def test_batcher_shards_over_8_devices():
     batcher.add(points[:11], mask[:11]); batcher.add(points[11:], mask[11:])
     np.testing.assert_allclose(batcher.finish(), _expected(points, mask), rtol=1e-5, atol=1e-5)
     assert len(seen) == 3 and all(len(s.device_set) == 8 for s in seen)
+    # Batches built on the device (from crops on one device) are sharded the same way.
+    batcher = pipeline.CropBatcher(classify, batch_size=5, num_points=8, mesh=parallel.make_mesh(), on_device=True)
+    batcher.add(jax.device_put(points), jax.device_put(mask), rows=np.arange(11))
+    batcher.add(points, mask, rows=np.arange(11, 19))
+    np.testing.assert_allclose(batcher.finish(), _expected(points, mask), rtol=1e-5, atol=1e-5)
+    assert len(seen) == 6 and all(len(s.device_set) == 8 for s in seen[3:])
   """)
 
 

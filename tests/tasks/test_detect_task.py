@@ -72,6 +72,22 @@ def test_zeroshot_detection_writes_metrics_detections_and_pictures(tmp_path, tin
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
   out = capsys.readouterr().out
   assert "AP@0.25" in out and "mAP" in out and "tetrahedron" in out
+  # Crops made on the host (crop.where=host) instead of the device (the default): the same boxes kept,
+  # the same classes, scores to float32 rounding (the crops' normalisation sums in another order), the same AP.
+  assert written["settings"]["crop_where"] == "device"
+  with config.unlocked():
+    config.crop.where = "host"
+  on_host = detect.run(config, str(tmp_path / "host"))
+  assert on_host["settings"]["crop_where"] == "host" and on_host["num_kept_boxes"] == written["num_kept_boxes"]
+  for t in ("0.25", "0.5"):
+    assert on_host[f"mAP@{t}"] == pytest.approx(written[f"mAP@{t}"], abs=1e-9)
+    assert on_host["per_threshold"][f"iou_{t}"]["ap"] == pytest.approx(written["per_threshold"][f"iou_{t}"]["ap"])
+  device_rows = json.loads((tmp_path / "detections.json").read_text())["scenes"]
+  host_rows = json.loads((tmp_path / "host" / "detections.json").read_text())["scenes"]
+  assert device_rows.keys() == host_rows.keys()
+  for name, rows in device_rows.items():
+    assert [(r["box"], r["class"]) for r in rows] == [(r["box"], r["class"]) for r in host_rows[name]]
+    np.testing.assert_allclose([r["score"] for r in rows], [r["score"] for r in host_rows[name]], rtol=1e-4)
 
 
 def test_oracle_detection_scores_ap_1(tmp_path, scenes_dir):
@@ -112,6 +128,12 @@ def test_bad_files_and_settings_are_named(tmp_path, scenes_dir):
   with pytest.raises(UserError, match="classifier.kind='gpda'; use one of gdpa, oracle, zeroshot"):
     detect.run(config, str(tmp_path / "out"))
   with config.unlocked():
+    config.classifier.kind = "oracle"
+    config.crop.where = "gpu"
+  with pytest.raises(UserError, match="crop.where='gpu'; use one of device, host"):
+    detect.run(config, str(tmp_path / "out"))
+  with config.unlocked():
+    config.crop.where = "device"
     config.classifier.kind = "gdpa"
   with pytest.raises(UserError, match="kind='gdpa' needs config.classifier.checkpoint"):
     detect.run(config, str(tmp_path / "out"))
