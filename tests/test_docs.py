@@ -455,3 +455,23 @@ def test_find_test():
   assert find_test("tests/test_docs.py::test_find_test") is not None
   assert find_test("tests/test_docs.py::test_no_such_thing") is None
   assert find_test("tests/no_such_file.py::test_x") is None
+
+
+def test_the_readme_library_snippet_runs_as_written(tiny_clip_dir):
+  """The "As a library" block, run with a tiny CLIP in place of the Hub id and random clouds."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  with open(os.path.join(REPO_ROOT, README), encoding="utf-8") as f:
+    text = f.read()
+  section = text.split("## As a library", 1)[1]
+  code = section.split("```python\n", 1)[1].split("```", 1)[0]
+  assert '"openai/clip-vit-base-patch32"' in code
+  code = code.replace('"openai/clip-vit-base-patch32"', repr(tiny_clip_dir))
+  points = np.random.default_rng(0).normal(size=(2, 256, 3)).astype(np.float32)
+  scope = {"points": points}
+  exec(compile(code, "README.md (As a library)", "exec"), scope)  # pylint: disable=exec-used
+  assert scope["logits"].shape == (2, 3) and np.all(np.isfinite(scope["logits"]))
+  assert scope["depth"].shape == (2, 6, 224, 224)
+  # The weights went to the device once; a call copies only the points.
+  assert all(isinstance(x, jax.Array) for x in jax.tree.leaves(scope["params"]))

@@ -96,7 +96,9 @@ def make_classifier(encode_depth: Callable, settings: RenderSettings | None = No
   Returns:
     `classify(params, text_features float32[C, D], points float32[B, N, 3],
     point_mask bool[B, N] | None) -> float32[B, C]`, jitted. A None mask
-    keeps every point.
+    keeps every point. Pass `params` already on the device
+    (`jax.device_put(loaded.params)` once): `load_clip` gives numpy arrays,
+    which a jitted call would copy to the device again on every call.
   """
   settings = with_views(settings, views, view_weights)
   weights = jnp.asarray(settings.view_weights, jnp.float32) if settings.view_weights else None
