@@ -37,8 +37,8 @@ One process does it all, in three phases:
    the command, as `tasks/fewshot.py` builds them), detection's crop
    classifier alone (`detection.classifiers.build`), and the README's
    library path ("As a library": `hf_clip.load_clip(dir)` with its
-   defaults, `zeroshot.make_classifier`, `classify(params, text, points)`
-   with numpy points) at batch 1,024. JAX starts in this process only here:
+   defaults, the params put on the device once, `zeroshot.make_classifier`,
+   `classify(params, text, points)` with numpy points) at batch 1,024. JAX starts in this process only here:
    the commands before had the GPU to themselves, as a user's would.
 
 The table gives, per row, the command's throughput, the step-only figure,
