@@ -7,8 +7,11 @@
 The host cropper (`boxes.crop_boxes`) tests each box against a window of
 the x-sorted cloud; this one is dense: every box against every point, boxes
 a few rows at a time (`lax.map`) so that the [rows, points] temporaries stay
-near 4M elements. A GPU does a 256-box x 300k-point scene in milliseconds;
-the host needs about half a second (issue #26).
+near `STEP_ELEMENTS` (4M). More arithmetic than the host's windows, but no
+shape depends on the data: work an accelerator does well. The host needs
+about half a second for 256 boxes in a scene of 300k points, a GPU's
+classifier about a thirtieth of that for their crops (issue #26;
+bench/bench_detect_crops.py times both croppers).
 
 Same result as the host's, by construction:
 - the inside test and the box frame take their float32 numbers from
@@ -53,7 +56,7 @@ WHERE = ("device", "host")
 MIN_POINTS_BUCKET = 4096
 MIN_BOXES_BUCKET = 16
 # Elements of one step's [box rows, points] temporaries (as the host's chunks).
-_STEP_ELEMENTS = 1 << 22
+STEP_ELEMENTS = 1 << 22
 
 
 def bucket(n: int, minimum: int) -> int:
@@ -63,9 +66,9 @@ def bucket(n: int, minimum: int) -> int:
   return -(-n // (1 << e)) << e
 
 
-def _rows_per_step(num_boxes: int, num_points: int) -> int:
-  """Box rows per `lax.map` step: a power of two dividing `num_boxes`, rows x points <= _STEP_ELEMENTS."""
-  rows = 1 << max((_STEP_ELEMENTS // num_points).bit_length() - 1, 0)
+def _rows_per_step(num_boxes: int, num_points: int, step_elements: int) -> int:
+  """Box rows per `lax.map` step: a power of two dividing `num_boxes`, rows x points <= step_elements."""
+  rows = 1 << max((step_elements // num_points).bit_length() - 1, 0)
   return min(rows, num_boxes & -num_boxes)  # num_boxes & -num_boxes: its largest power-of-two divisor
 
 
@@ -91,7 +94,7 @@ class DeviceCrops(NamedTuple):
 
 
 def crop_boxes(points: np.ndarray, boxes, *, num_points: int, margin: float = 0.0, min_points: int = 1,
-               rng: np.random.Generator) -> DeviceCrops:
+               rng: np.random.Generator, step_elements: int = STEP_ELEMENTS) -> DeviceCrops:
   """`boxes.crop_boxes` on the device: the same crops for the same arguments (module doc).
 
   Dispatches and returns at once (the arrays are computed asynchronously).
@@ -105,6 +108,8 @@ def crop_boxes(points: np.ndarray, boxes, *, num_points: int, margin: float = 0.
     margin: see `boxes.points_in_boxes`.
     min_points: boxes with fewer points inside are marked not kept.
     rng: sampling generator; `boxes.sampling_draws` takes K x N uniforms from it.
+    step_elements: box rows x padded points per step (the memory of its
+      temporaries; fewer, longer steps may suit a GPU better).
 
   Returns:
     `DeviceCrops` with Kb = `bucket(K, MIN_BOXES_BUCKET)` rows.
@@ -123,7 +128,7 @@ def crop_boxes(points: np.ndarray, boxes, *, num_points: int, margin: float = 0.
   draws = np.zeros((kb, n), np.float32)
   draws[:k] = u
   out = _crop(padded, np.int32(p), frames, draws, np.int32(max(int(min_points), 1)), np.int32(0),
-              rows_per_step=_rows_per_step(kb, pb))
+              rows_per_step=_rows_per_step(kb, pb, step_elements))
   return DeviceCrops(*out, num_boxes=k)
 
 
