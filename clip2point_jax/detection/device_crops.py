@@ -27,7 +27,7 @@ numpy's two; its CPU backend does, its GPU backends may), which moves a
 point within float32 rounding of a box's face to the other side of it. So
 each product of the inside test and the box frame goes through an integer
 XOR with a zero the compiler cannot see (`_rounded`): a float32 value
-neither XLA nor LLVM nor ptxas can fuse into the add. On the CPU the masks,
+that XLA and LLVM cannot fuse into the add (nor, it should follow, ptxas). On the CPU the masks,
 counts and indices then equal the host's and the crops match to float32
 rounding (the normalisation's sums run in another order;
 tests/detection/test_device_crops.py, with points constructed on faces). On
