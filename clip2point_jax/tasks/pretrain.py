@@ -111,10 +111,17 @@ def run(config, workdir: str) -> dict:
     chosen = {best_metric: eval_metrics[best_metric]} if eval_metrics and best_metric else None
     ckpt.save(step, state, meta=pretraining.checkpoint_meta(step, len(rows), config), metrics=chosen)
 
-  # 6. Evals: zero-shot every `eval_every` steps and at the end, each followed by a checkpoint.
+  # 6. Evals: zero-shot every `eval_every` steps and at the end, each followed by a checkpoint;
+  # their programs compile in the background while the first steps run.
+  def encoder_now():
+    return (point_pretrain.encoder_variables(state, frozen) if point
+            else pretraining.encoder_params(state["params"], frozen))
+
+  if start < num_steps:
+    evals.start_compiling(encoder_now())
+
   def run_evals(done, bar):
-    result = evals(point_pretrain.encoder_variables(state, frozen) if point
-                   else pretraining.encoder_params(state["params"], frozen))
+    result = evals(encoder_now())
     log.write({"step": done, **result})
     save(done, result)
     if done < num_steps:  # The last one is drawn after the loop.

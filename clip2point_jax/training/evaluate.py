@@ -1,5 +1,6 @@
 """Running a classifier over a whole split, and pictures of what it sees."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -26,7 +27,7 @@ def predict(classify, params, text_features, source, config, mesh, desc="zero-sh
     "clouds_per_second_note" saying so), "clouds_per_second_overall": M / seconds}.
   """
   n = len(source)
-  batch_size = pipeline.eval_batch_size(config.batch_size, n, mesh.devices.size)
+  batch_size = _batch_size(config, source, mesh)
   # The classifier normalises on the device; the pipeline need not.
   batches = pipeline.prefetch_to_device(pipeline.batches(
       source, global_batch_size=batch_size, num_points=config.data.num_points, training=False,
@@ -45,6 +46,26 @@ def predict(classify, params, text_features, source, config, mesh, desc="zero-sh
   seconds = timer.elapsed()
   return logits[keep], labels[keep], {"seconds": seconds,
                                       **throughput.pass_fields(timer, "clouds", n, seconds)}
+
+
+def _batch_size(config, source, mesh) -> int:
+  return pipeline.eval_batch_size(config.batch_size, len(source), mesh.devices.size)
+
+
+def compile_for_predict(classify, params, text_features, source, config, mesh) -> None:
+  """Compiles `classify` for the batches `predict` will give it, without running it.
+
+  JAX keeps the program, so `predict` with arguments of the same layout
+  compiles nothing. Safe to run in a background thread while steps run.
+
+  Args:
+    params, text_features: arrays, or `jax.ShapeDtypeStruct`s with the
+      shardings the real ones will have.
+  """
+  batch_size = _batch_size(config, source, mesh)
+  points = jax.ShapeDtypeStruct((batch_size, config.data.num_points, 3), jnp.float32,
+                                sharding=parallel.data_sharding(mesh))
+  classify.lower(params, text_features, points).compile()
 
 
 def save_depth_grid(config, source, row_titles, indices, path):

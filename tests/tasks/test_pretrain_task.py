@@ -8,6 +8,7 @@ trained encoder, cached against live image features, stale caches refused.
 import json
 import os
 import shutil
+import threading
 
 import jax
 import numpy as np
@@ -58,8 +59,21 @@ def test_resume_after_a_kill_is_bit_identical(data_dir, clip_dir, tmp_path, monk
               "image_cache.dtype": "float32"}
   # A: uninterrupted, with validation every 12 steps (the downstream set runs the same code).
   whole = str(tmp_path / "whole")
-  summary = pretrain.run(pf.tiny_config(data_dir, clip_dir, eval_every_steps=12,
-                                        **{"evals.downstream.data.name": ""}, **settings), whole)
+  compiled = []  # (thread, function) of every XLA compilation during the run
+
+  def on_compile(event, seconds, **kwargs):
+    if event == "/jax/core/compile/backend_compile_duration":
+      compiled.append((threading.current_thread().name, kwargs.get("fun_name", "")))
+
+  jax.monitoring.register_event_duration_secs_listener(on_compile)
+  try:
+    summary = pretrain.run(pf.tiny_config(data_dir, clip_dir, eval_every_steps=12,
+                                          **{"evals.downstream.data.name": ""}, **settings), whole)
+  finally:
+    jax.monitoring.unregister_event_duration_listener(on_compile)
+  # The evaluation's classifier compiled in the background while steps ran, never in the loop.
+  assert ("compile evaluations", "jit(classify)") in compiled
+  assert ("MainThread", "jit(classify)") not in compiled, compiled
   records = _records(whole)
   losses = [r for r in records if "loss" in r]
   assert [r["step"] for r in losses] == [4, 8, 12, 16, 20, 24]
