@@ -16,7 +16,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from clip2point_jax.core import config_doc, xla_defaults
+from clip2point_jax.core import config_doc, config_errors, xla_defaults
 from clip2point_jax.errors import UserError
 from renderers.errors import InputError
 
@@ -45,43 +45,6 @@ def _fail(message: str, status: int = 2):
   logging.flush()
   print(f"error: {message}", file=sys.stderr)
   sys.exit(status)
-
-
-def _overrides(argv) -> list[str]:
-  """The dotted fields `--config.<field>=...` arguments set, in order."""
-  return [m.group(1) for a in argv for m in [re.match(r"--config\.([\w.]+)", a)] if m]
-
-
-def _config_error_message(error: BaseException, argv=()) -> str:
-  """The useful line out of the exceptions config_flags wraps around ours."""
-  chain, seen = [], error
-  while seen is not None and seen not in chain:
-    chain.append(seen)
-    seen = seen.__cause__ or seen.__context__
-  text = " ".join(str(e) for e in chain)
-  # config_flags re-raises get_config's exceptions with traceback text.
-  ours = re.findall(r"UserError: (.*)", text)
-  if ours:
-    return ours[-1].strip()
-  for e in chain:
-    if isinstance(e, UserError):
-      return str(e)
-  typo = re.search(r"'(\w+)'.*?Did you mean \"(\w+)\"", text.replace("\\'", "'"))
-  if typo:
-    return f"the config has no field {typo.group(1)!r}; did you mean {typo.group(2)!r}?"
-  for e in chain:
-    if isinstance(e, OSError) and "Failed loading config file" in str(e):
-      attempted = re.findall(r"^\s{4}(\S.*)$", str(e), re.M)
-      return f"cannot load config file {attempted[0] if attempted else ''}: no such file"
-  for e in chain:
-    if isinstance(e, (KeyError, AttributeError)):
-      missing = str(e.args[0] if e.args else e).strip("'\"")
-      named = [f for f in _overrides(argv) if missing in f.split(".")]
-      field = named[0] if named else missing
-      return (f"the config has no field {field!r}; run the same command with --help to list its "
-              "fields")
-  lines = [line for line in str(error).splitlines() if line.strip()]
-  return lines[-1].strip() if lines else repr(error)
 
 
 def _config_file(argv) -> str | None:
@@ -128,7 +91,7 @@ def parse_flags(argv):
       _fail(f"give a task's config, e.g. --config configs/zeroshot.py; {USAGE}; --help lists more")
     return flags.FLAGS(argv)
   except (flags.Error, UserError, KeyError, AttributeError, OSError) as e:
-    _fail(_config_error_message(e, argv))
+    _fail(config_errors.one_line(e, argv))
 
 
 def _initialize_distributed() -> None:
@@ -152,7 +115,7 @@ def main(argv):
     config = _CONFIG.value
     task_name = config.task  # A config that failed to load raises here.
   except Exception as e:  # pylint: disable=broad-except
-    _fail(_config_error_message(e, sys.argv))
+    _fail(config_errors.one_line(e, sys.argv))
   if _PRINT_CONFIG.value:
     _print_fields()
     return
