@@ -24,7 +24,6 @@ from clip2point_jax.loading import classifier, depth_encoder, hf_clip, point_enc
 from clip2point_jax.projection import dual_path, encode as encode_lib, point_encode, preprocess
 from clip2point_jax.projection import settings as render_settings
 from clip2point_jax.tasks import detect, fewshot, pretrain, zeroshot
-from clip2point_jax.tools import make_tiny_clip
 from clip2point_jax.training import loop, point_pretrain
 from tests.conftest import set_fields, task_config
 from tests.tasks import pretrain_fixtures as pf
@@ -32,19 +31,6 @@ from tests.tasks import pretrain_fixtures as pf
 POINT = {"encoder": "point_transformer", "optim.trainable": ("point_encoder/.*", "w")}
 SETTINGS = {**POINT, "num_steps": 6, "log_every": 2, "checkpoint.every_steps": 4,
             "image_cache.dtype": "float32", "evals.downstream.data.name": ""}
-
-
-@pytest.fixture(name="data_dir", scope="module")
-def _data_dir(tmp_path_factory):
-  return pf.prepare(str(tmp_path_factory.mktemp("shapenet_rendered")))
-
-
-@pytest.fixture(name="clip_dir", scope="module")
-def _clip_dir(tmp_path_factory):
-  return make_tiny_clip.write_tiny_clip(str(tmp_path_factory.mktemp("clip") / "clip64"),
-                                        vision_config={"image_size": 64, "patch_size": 16,
-                                                       "num_hidden_layers": 1},
-                                        text_config={"num_hidden_layers": 1})
 
 
 @pytest.fixture(name="whole", scope="module")

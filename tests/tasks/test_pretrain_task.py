@@ -32,19 +32,6 @@ from tests.tasks import pretrain_fixtures as pf
 NO_EVALS = {"evals.val.data.name": "", "evals.downstream.data.name": ""}
 
 
-@pytest.fixture(name="data_dir", scope="module")
-def _data_dir(tmp_path_factory):
-  return pf.prepare(str(tmp_path_factory.mktemp("shapenet_rendered")))
-
-
-@pytest.fixture(name="clip_dir", scope="module")
-def _clip_dir(tmp_path_factory):
-  return make_tiny_clip.write_tiny_clip(str(tmp_path_factory.mktemp("clip") / "clip64"),
-                                        vision_config={"image_size": 64, "patch_size": 16,
-                                                       "num_hidden_layers": 1},
-                                        text_config={"num_hidden_layers": 1})
-
-
 def _records(workdir):
   with open(os.path.join(workdir, loop.METRICS_FILE)) as f:
     return [json.loads(line) for line in f]
