@@ -4,7 +4,10 @@ Datasets store views as shapenet55 stores CLIP2Point's renderings: the PNG
 files' bytes, one per view, decoded by `shapenet55.decode_renderings`.
 """
 
+import concurrent.futures
+import functools
 import io
+import os
 from typing import Iterator, Sequence
 
 import jax
@@ -41,3 +44,19 @@ def png_bytes(image: np.ndarray) -> bytes:
   buffer = io.BytesIO()
   Image.fromarray(image).save(buffer, format="PNG")
   return buffer.getvalue()
+
+
+@functools.lru_cache(maxsize=1)
+def _encoders() -> concurrent.futures.ThreadPoolExecutor:
+  # Pillow's zlib compression releases the GIL, so threads scale with the cores.
+  return concurrent.futures.ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1),
+                                               thread_name_prefix="png")
+
+
+def png_bytes_many(images: Sequence[np.ndarray]) -> list[bytes]:
+  """`png_bytes` of each image, in order, encoded on several threads.
+
+  A shape's ten 224 px views take ~45 ms to encode on one core: the
+  slowest part of preparing the built-in shapes with views.
+  """
+  return list(_encoders().map(png_bytes, images))

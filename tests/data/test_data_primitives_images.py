@@ -3,7 +3,7 @@
 import numpy as np
 from scipy import ndimage
 
-from clip2point_jax.data import registry
+from clip2point_jax.data import registry, rendered_views
 from clip2point_jax.data.builders import shapenet55
 from renderers import cameras
 from renderers import points as projector
@@ -48,3 +48,8 @@ def test_primitives_without_images(tmp_path):
   source, _ = registry.load_split("primitives", "train", str(tmp_path))
   assert not source[0]["has_images"] and len(source[0]["images"]) == 0
   assert registry.metadata("primitives", str(tmp_path))["options"]["render_images"] is False
+
+
+def test_views_are_encoded_on_threads_in_order():
+  images = list(np.random.default_rng(0).integers(0, 256, (12, 32, 32, 3), dtype=np.uint8))
+  assert rendered_views.png_bytes_many(images) == [rendered_views.png_bytes(x) for x in images]

@@ -108,7 +108,7 @@ class Primitives(base.PointCloudBuilder, skip_registration=True):
     views = self._views(points, meshes) if self._render_images else None
     for k in self._progress(range(len(labels)), split):
       shape_id = f"{self.CLASS_NAMES[labels[k]]}_{k % per_class:04d}"
-      images = [rendered_views.png_bytes(v) for v in next(views)] if views else []
+      images = rendered_views.png_bytes_many(next(views)) if views else []
       yield shape_id, {"points": points[k], "label": labels[k],
                        "id": shape_id, "images": np.array(images, dtype=object),
                        "has_images": bool(images)}
