@@ -12,10 +12,11 @@ One process does it all, in three phases:
    values), and `configs/prepare.py` prepares the built-in shapes twice:
    - set A, the default options (64 + 16 shapes per class, 640 shapes, with
      their 10 rendered RGB views each) for pre-training and few-shot. The
-     views are why it is not bigger: the builder PNG-codes 10 views a shape
-     in one thread, ~45 ms a shape on a 2.6 GHz Xeon core (the mesh
-     renderer itself is ~3 ms a shape on an H100), so ~30 s for these 640
-     and minutes for several thousand. Pre-training reads them through the
+     views are why it is not bigger: PNG-coding 10 views takes ~45 ms of
+     one 2.6 GHz Xeon core per shape (the builder spreads it over up to 16
+     threads since 2026-12-07; the mesh renderer itself is ~3 ms a shape on
+     an H100), and caching their CLIP features decodes every PNG again.
+     Both scale with the shapes, not the step. Pre-training reads them through the
      config's default image source, CLIP features cached once per (shape,
      view) (`image_features="cache"`), so its step is the recipe's whatever
      the dataset's size.
