@@ -41,9 +41,16 @@ USAGE = ("usage: python -m clip2point_jax.main --config configs/<task>.py[:args]
          "[--config.<field>=<value> ...]")
 
 
-def _fail(message: str, status: int = 2):
+def _fail(message: str, status: int = 2, *, mid_run: bool = False):
   logging.flush()
   print(f"error: {message}", file=sys.stderr)
+  if mid_run:
+    # A task stopped mid-run leaves threads (input prefetch, compiles, XLA's own) inside native
+    # code, and the interpreter's shutdown can crash on them ("Fatal Python error") after this
+    # line. What is worth keeping is written: the tasks close their checkpoints on the way out.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
   sys.exit(status)
 
 
@@ -144,9 +151,9 @@ def main(argv):
   except (UserError, InputError) as e:
     if created:
       validation.workdir.release_if_unused(workdir)
-    _fail(str(e), 1)
+    _fail(str(e), 1, mid_run=True)
   except KeyboardInterrupt:
-    _fail("interrupted; rerun the same command to resume.", 130)
+    _fail("interrupted; rerun the same command to resume.", 130, mid_run=True)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import fcntl
 import os
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -151,3 +152,28 @@ def test_a_command_speaks_plainly_and_never_goes_quiet(args, tmp_path):
   limit, startup_limit = _limit(LIMIT_S), _limit(STARTUP_LIMIT_S)
   pieces, output = run_in_terminal(args + ["--workdir", str(tmp_path / "run")], _env(tmp_path))
   check_console(pieces, output, limit, startup_limit)
+
+
+def test_ctrl_c_mid_run_ends_with_its_one_line_and_status_130(tmp_path):
+  """Interrupted while its first step compiles (threads busy in native code), a run exits cleanly.
+
+  Before main.py left such a run with os._exit, the interpreter's shutdown
+  crashed on those threads after the message ("Fatal Python error:
+  Segmentation fault", status -11) in most tries.
+  """
+  args = [sys.executable, "-m", "clip2point_jax.main", "--config", "configs/pretrain.py:tiny",
+          "--config.num_steps=100000", "--config.data.primitives.num_per_class_train=2",
+          "--workdir", str(tmp_path / "run")]
+  env = {**_env(tmp_path), "PYTHONUNBUFFERED": "1"}
+  # SIGINT as a terminal's Ctrl-C delivers it (a child of a non-interactive shell may ignore it).
+  proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+  for line in proc.stdout:
+    if "steps 0 -> 100000" in line:
+      break
+  time.sleep(0.5)
+  proc.send_signal(signal.SIGINT)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 130, err[-2000:]
+  assert "error: interrupted; rerun the same command to resume." in err
+  assert "Fatal Python error" not in err
