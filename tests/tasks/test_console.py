@@ -161,13 +161,17 @@ def test_ctrl_c_mid_run_ends_with_its_one_line_and_status_130(tmp_path):
   crashed on those threads after the message ("Fatal Python error:
   Segmentation fault", status -11) in most tries.
   """
-  args = [sys.executable, "-m", "clip2point_jax.main", "--config", "configs/pretrain.py:tiny",
+  # SIGINT handled as a terminal's Ctrl-C is (a process may have inherited it ignored): the
+  # launcher restores it, then execs the command, which keeps that disposition. No preexec_fn:
+  # forking this multi-threaded process to run Python code in the child can deadlock.
+  launcher = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+              "os.execv(sys.executable, [sys.executable, '-m', 'clip2point_jax.main', *sys.argv[1:]])")
+  args = [sys.executable, "-c", launcher, "--config", "configs/pretrain.py:tiny",
           "--config.num_steps=100000", "--config.data.primitives.num_per_class_train=2",
           "--workdir", str(tmp_path / "run")]
   env = {**_env(tmp_path), "PYTHONUNBUFFERED": "1"}
-  # SIGINT as a terminal's Ctrl-C delivers it (a child of a non-interactive shell may ignore it).
   proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                          text=True)
   for line in proc.stdout:
     if "steps 0 -> 100000" in line:
       break
