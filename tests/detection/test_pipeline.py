@@ -25,8 +25,8 @@ def _expected(points, mask):
   return np.stack([m.sum(1), (points[..., 0] * m).sum(1), (points[..., 2] * m).max(1)], -1)
 
 
-def test_batcher_keeps_crop_order_across_scenes_and_compiles_once():
-  rng = np.random.default_rng(0)
+def _traced_classifier():
+  """`_content_logits` jitted, and the list of batch shapes it was traced (compiled) for."""
   traces = []
 
   @jax.jit
@@ -34,6 +34,12 @@ def test_batcher_keeps_crop_order_across_scenes_and_compiles_once():
     traces.append(points.shape)
     return _content_logits(points, mask)
 
+  return classify, traces
+
+
+def test_batcher_keeps_crop_order_across_scenes_and_compiles_once():
+  rng = np.random.default_rng(0)
+  classify, traces = _traced_classifier()
   batcher = pipeline.CropBatcher(classify, batch_size=4, num_points=16, mesh=parallel.make_mesh())
   scenes = []
   for count in (5, 0, 9, 1):  # 15 crops: batches of 4, the last padded
@@ -50,13 +56,7 @@ def test_batcher_keeps_crop_order_across_scenes_and_compiles_once():
 
 def test_device_batcher_takes_device_rows_and_gives_the_host_batchers_logits():
   rng = np.random.default_rng(2)
-  traces = []
-
-  @jax.jit
-  def classify(points, mask):
-    traces.append(points.shape)
-    return _content_logits(points, mask)
-
+  classify, traces = _traced_classifier()
   host = pipeline.CropBatcher(classify, batch_size=4, num_points=16, mesh=parallel.make_mesh())
   device = pipeline.CropBatcher(classify, batch_size=4, num_points=16, mesh=parallel.make_mesh(), on_device=True)
   before = pipeline._place._cache_size()
