@@ -63,6 +63,7 @@ def run(config, workdir: str) -> dict:
   oracle = config.classifier.kind == classifiers.ORACLE
   classify = None if oracle else classifiers.build(config, prompt_names, mesh)
   on_device = config.crop.where == "device"
+  crop = device_crops.crop_boxes if on_device else box_lib.crop_boxes
   batcher = None if oracle else pipeline.CropBatcher(classify, config.batch_size, config.crop.num_points, mesh,
                                                      on_device=on_device)
 
@@ -76,7 +77,6 @@ def run(config, workdir: str) -> dict:
   plotted = {}
   for i, f in enumerate(loop.progress(iterable=files, desc="detect", unit="scene")):
     scene = pipeline.load_scene(f, class_names, config.data.label_format)
-    crop = device_crops.crop_boxes if on_device else box_lib.crop_boxes
     crops = crop(scene.scan.points, scene.proposals, num_points=config.crop.num_points,
                  margin=config.crop.margin, min_points=config.crop.min_points,
                  rng=np.random.default_rng([config.seed, i]))
