@@ -3,7 +3,8 @@
 Every host runs the same index arithmetic and reads only its own contiguous
 slice of each global batch, which is what `parallel.global_batch` expects.
 `prefetch_to_device` reads and transfers them ahead of the step, in a
-background thread:
+background thread, and `map_batches` runs a jitted function over a whole
+evaluation pass, its outputs gathered at the end:
 
     for batch in pipeline.prefetch_to_device(pipeline.batches(
         source, global_batch_size=64, num_points=1024, training=False), mesh):
@@ -18,12 +19,12 @@ follow the source's order once, and the last one is padded with repeats that
 import itertools
 import queue
 import threading
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import jax
 import numpy as np
 
-from clip2point_jax.core import parallel
+from clip2point_jax.core import parallel, progress, throughput
 from clip2point_jax.data import fps
 from clip2point_jax.errors import UserError
 
@@ -103,7 +104,6 @@ def read_examples(source, indices: Sequence[int]) -> list[dict[str, Any]]:
   if hasattr(source, "__getitems__"):  # One batched read (array_record).
     return list(source.__getitems__([int(i) for i in indices]))
   return [source[int(i)] for i in indices]
-
 
 
 def batches(source, *, global_batch_size: int, num_points: int,
@@ -220,3 +220,37 @@ def prefetch_to_device(iterable: Iterable[Any], mesh, size: int = 2) -> Iterator
     of the producer (reading or transferring) is raised here, as it was.
   """
   return prefetch((parallel.global_batch(mesh, local) for local in iterable), size)
+
+
+def map_batches(fn: Callable[[Any], Any], batches: Iterable[Any], *, total: int, desc: str,
+                counts: Callable[[int], dict[str, int]]) -> tuple[Any, throughput.Timer]:
+  """`fn` over every batch of a pass, its outputs kept on the devices until the end.
+
+  Fetching each batch's output would stall the dispatch queue; instead the
+  loop waits only for the output before the last (`parallel.wait_for_previous`),
+  so the bar moves with the device and one batch always stays queued. The
+  first call is timed apart (`throughput.Timer`).
+
+  Args:
+    fn: `batch -> pytree of global jax.Array[b, ...]`; dispatches, need not wait.
+    batches: device batches, e.g. from `prefetch_to_device`.
+    total: the number of batches, for the bar.
+    desc: the bar's label.
+    counts: `batch index -> what that batch counts`, e.g. {"clouds": 32}
+      (leave the padding out).
+
+  Returns:
+    (the outputs' pytree, each leaf joined along axis 0 as numpy on every
+    host: [sum of b, ...]; the pass's timer, its last lap closed).
+  """
+  outputs = []
+  timer = throughput.Timer()
+  for i, batch in enumerate(progress.progress(iterable=batches, desc=desc, unit="batch", total=total)):
+    outputs.append(timer.call(fn, batch, **counts(i)))
+    parallel.wait_for_previous(outputs)
+  if not outputs:
+    raise ValueError(f"{desc}: no batches")
+  timer.lap(outputs[-1])
+  leaves = [jax.tree.leaves(o) for o in outputs]
+  joined = [parallel.concat_to_host(leaf[j] for leaf in leaves) for j in range(len(leaves[0]))]
+  return jax.tree.unflatten(jax.tree.structure(outputs[0]), joined), timer

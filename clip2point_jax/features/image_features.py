@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
 
-from clip2point_jax.core import feature_cache, parallel, progress
+from clip2point_jax.core import feature_cache, parallel
 from clip2point_jax.data import pipeline, pretrain_data, registry, splits
 from clip2point_jax.errors import UserError
 from clip2point_jax.loading import hf_clip
@@ -88,14 +88,12 @@ def compute(source, encode_image: Callable, params, mesh, *, image_size: int, ba
 
   stream = (pipeline.host_slice(i, jax.process_index(), jax.process_count())
             for i in pipeline.global_indices(count, batch_size, training=False))
-  outputs = []
-  for batch in progress.progress(
-      iterable=pipeline.prefetch_to_device(_host_batches(source, stream, image_size, workers), mesh),
-      total=pipeline.num_batches(count, batch_size, False), desc=desc, unit="batch"):
-    outputs.append((encode(params, batch["images"]), batch["has_images"]))
-    parallel.wait_for_previous(outputs)
-  features = parallel.concat_to_host(f for f, _ in outputs)[:count]
-  has_images = parallel.concat_to_host(h for _, h in outputs)[:count]
+  (features, has_images), _ = pipeline.map_batches(
+      lambda batch: (encode(params, batch["images"]), batch["has_images"]),
+      pipeline.prefetch_to_device(_host_batches(source, stream, image_size, workers), mesh),
+      total=pipeline.num_batches(count, batch_size, False), desc=desc,
+      counts=lambda i: {"shapes": min(batch_size, count - i * batch_size)})
+  features, has_images = features[:count], has_images[:count]
   return {FEATURES: features, HAS_IMAGES: has_images}
 
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 from absl import logging
 
-from clip2point_jax.core import feature_cache, parallel, paths, progress, throughput
+from clip2point_jax.core import feature_cache, parallel, paths, throughput
 from clip2point_jax.data import pipeline, registry
 from clip2point_jax.loading import hf_clip
 from clip2point_jax.projection import settings as render_settings
@@ -93,19 +93,13 @@ def compute(encode: Callable, frozen, source, *, mesh, batch_size: int, num_poin
       source, global_batch_size=batch_size, num_points=num_points, training=False,
       sampling=sampling, normalize_points=False), mesh)
   keys = ("clip",) if shared else ("clip", "depth")
-  outputs = []
-  timer = throughput.Timer()
-  for i, batch in enumerate(progress.progress(iterable=batches, desc=desc, unit="batch",
-                                              total=pipeline.num_batches(n, batch_size, training=False))):
-    features = timer.call(encode, frozen, batch["points"], None,
-                          clouds=min(batch_size, n - i * batch_size))  # the padding is not counted
-    # Kept on the device until the end: fetching per batch would stall dispatch.
-    outputs.append(([features[k] for k in keys], batch["label"], batch["mask"]))
-    parallel.wait_for_previous(outputs)
-  timer.lap(outputs[-1][0])
-  keep = parallel.concat_to_host(o[2] for o in outputs)
-  result = {k: parallel.concat_to_host(o[0][i] for o in outputs)[keep] for i, k in enumerate(keys)}
-  result["label"] = parallel.concat_to_host(o[1] for o in outputs)[keep].astype(np.int32)
+  (features, labels, keep), timer = pipeline.map_batches(
+      lambda batch: ({k: v for k, v in encode(frozen, batch["points"], None).items() if k in keys},
+                     batch["label"], batch["mask"]),
+      batches, total=pipeline.num_batches(n, batch_size, training=False), desc=desc,
+      counts=lambda i: {"clouds": min(batch_size, n - i * batch_size)})  # the padding is not counted
+  result = {k: features[k][keep] for k in keys}
+  result["label"] = labels[keep].astype(np.int32)
   seconds = timer.elapsed()
   fields = {"num_clouds": n, "seconds": seconds, **throughput.pass_fields(timer, "clouds", n, seconds)}
   logging.info("%s: %d clouds in %.1f s, %.1f clouds/s after the first batch (%.1f s, compiling)", desc, n,

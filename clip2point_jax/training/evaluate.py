@@ -8,7 +8,6 @@ from clip2point_jax.core import parallel, plots, throughput
 from clip2point_jax.data import pipeline
 from clip2point_jax.loading import classifier
 from clip2point_jax.projection import encode
-from clip2point_jax.training import loop
 
 
 def predict(classify, params, text_features, source, config, mesh, desc="zero-shot"):
@@ -32,17 +31,10 @@ def predict(classify, params, text_features, source, config, mesh, desc="zero-sh
   batches = pipeline.prefetch_to_device(pipeline.batches(
       source, global_batch_size=batch_size, num_points=config.data.num_points, training=False,
       sampling=config.data.sampling, normalize_points=False), mesh)
-  outputs = []
-  timer = throughput.Timer()
-  for i, batch in enumerate(loop.progress(iterable=batches, desc=desc, unit="batch",
-                                          total=pipeline.num_batches(n, batch_size, training=False))):
-    # Kept on the device: fetching each batch would stall the dispatch queue.
-    logits = timer.call(classify, params, text_features, batch["points"],
-                        clouds=min(batch_size, n - i * batch_size))  # the padding is not counted
-    outputs.append((logits, batch["label"], batch["mask"]))
-    parallel.wait_for_previous(outputs)
-  timer.lap(outputs[-1][0])
-  logits, labels, keep = (parallel.concat_to_host(o[i] for o in outputs) for i in range(3))
+  (logits, labels, keep), timer = pipeline.map_batches(
+      lambda batch: (classify(params, text_features, batch["points"]), batch["label"], batch["mask"]),
+      batches, total=pipeline.num_batches(n, batch_size, training=False), desc=desc,
+      counts=lambda i: {"clouds": min(batch_size, n - i * batch_size)})  # the padding is not counted
   seconds = timer.elapsed()
   return logits[keep], labels[keep], {"seconds": seconds,
                                       **throughput.pass_fields(timer, "clouds", n, seconds)}
