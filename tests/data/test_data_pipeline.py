@@ -241,6 +241,26 @@ def test_prefetch_to_device_runs_ahead_and_passes_errors_on():
     next(got)
 
 
+def test_map_batches_joins_each_output_in_order_and_times_the_first_call_apart():
+  mesh = parallel.make_mesh()
+  source = _source(21)
+  step = jax.jit(lambda points: {"mean": points.mean(axis=(1, 2)), "first": points[:, 0]})
+  (outputs, labels, mask), timer = pipeline.map_batches(
+      lambda batch: (step(batch["points"]), batch["label"], batch["mask"]),
+      pipeline.prefetch_to_device(pipeline.batches(
+          source, global_batch_size=8, num_points=N, training=False, normalize_points=False), mesh),
+      total=3, desc="test", counts=lambda i: {"clouds": min(8, 21 - 8 * i)})
+  assert outputs["mean"].shape == (24,) and outputs["first"].shape == (24, 3) and mask.sum() == 21
+  points = np.stack([e["points"][:N] for e in source])
+  np.testing.assert_allclose(outputs["mean"][mask], points.mean(axis=(1, 2)), rtol=1e-5)
+  np.testing.assert_array_equal(outputs["first"][mask], points[:, 0])
+  np.testing.assert_array_equal(labels[mask], np.arange(21))
+  assert timer.first_counts == {"clouds": 8} and timer.steady == {"clouds": 13}
+  assert timer.compile_seconds is not None and timer.steady_seconds > 0
+  with pytest.raises(ValueError, match="empty pass: no batches"):
+    pipeline.map_batches(step, [], total=0, desc="empty pass", counts=lambda i: {})
+
+
 def test_evaluation_batches_are_capped_to_the_data_and_rounded_to_the_devices():
   assert pipeline.eval_batch_size(1024, 7, devices=8) == 8
   assert pipeline.eval_batch_size(1024, 100, devices=8) == 104
