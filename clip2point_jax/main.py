@@ -16,7 +16,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from clip2point_jax.core import config_doc, config_errors, xla_defaults
+from clip2point_jax.core import config_doc, config_errors, interrupts, xla_defaults
 from clip2point_jax.errors import UserError
 from renderers.errors import InputError
 
@@ -115,6 +115,7 @@ def _initialize_distributed() -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  interrupts.keep_ctrl_c()  # A Ctrl-C during JAX's gc callback would otherwise be dropped.
   if not flags.FLAGS["verbosity"].present:
     # Progress bars and results are printed; library INFO logs only with -v 0.
     logging.set_verbosity(logging.WARNING)
