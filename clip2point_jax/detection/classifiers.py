@@ -69,18 +69,7 @@ def zeroshot_classifier(loaded: hf_clip.LoadedCLIP, prompt_names: Sequence[str],
   points_to_logits = zeroshot.make_classifier(encode.clip_depth_encoder(loaded), settings)
   total_weight = float(np.sum(settings.view_weights)) if settings.view_weights else float(len(settings.views))
   scale = min(float(np.exp(np.asarray(loaded.params["logit_scale"]))), MAX_LOGIT_SCALE) / total_weight
-  replicated = parallel.replicated(mesh)
-  params = jax.device_put(loaded.params, replicated)
-  text_features = jax.device_put(text_features, replicated)
-  scale = jax.device_put(jnp.float32(scale), replicated)
-
-  # Params are arguments of the jitted function, not constants of a closure
-  # traced into it, so a ViT-B/32 is not baked into the program.
-  @jax.jit
-  def scaled(params, text_features, scale, points, mask):
-    return scale * points_to_logits(params, text_features, points, mask)
-
-  return lambda points, mask: scaled(params, text_features, scale, points, mask)
+  return _scaled_on_mesh(points_to_logits, loaded.params, text_features, scale, mesh)
 
 
 def point_classifier(loaded: hf_clip.LoadedCLIP, model, variables, prompt_names: Sequence[str], *,
@@ -102,11 +91,16 @@ def point_classifier(loaded: hf_clip.LoadedCLIP, model, variables, prompt_names:
   text_features = text.class_text_features(loaded, list(prompt_names), tuple(templates))
   points_to_logits = point_encode.make_classifier(model, align_modelnet=align_modelnet)
   scale = min(float(np.exp(np.asarray(loaded.params["logit_scale"]))), MAX_LOGIT_SCALE)
-  replicated = parallel.replicated(mesh)
-  params = jax.device_put({point_encoder.PARAMS_KEY: variables}, replicated)
-  text_features = jax.device_put(text_features, replicated)
-  scale = jax.device_put(jnp.float32(scale), replicated)
+  return _scaled_on_mesh(points_to_logits, {point_encoder.PARAMS_KEY: variables}, text_features, scale, mesh)
 
+
+def _scaled_on_mesh(points_to_logits, params, text_features, scale: float, mesh) -> BoxClassifier:
+  """`scale * points_to_logits(params, text_features, points, mask)`, jitted, its inputs replicated on `mesh`."""
+  replicated = parallel.replicated(mesh)
+  params, text_features, scale = jax.device_put((params, text_features, jnp.float32(scale)), replicated)
+
+  # Params are arguments of the jitted function, not constants of a closure
+  # traced into it, so a ViT-B/32 is not baked into the program.
   @jax.jit
   def scaled(params, text_features, scale, points, mask):
     return scale * points_to_logits(params, text_features, points, mask)
