@@ -518,9 +518,10 @@ def step_fewshot(s: Sizes, config, num_train: int) -> dict:
 
   Built as `tasks/fewshot.py` builds them, from the command's config: the
   frozen paths of its CLIP, `dual_path.make_view_encoder` jitted; the GDPA,
-  AdamW and `training.make_steps`, stepped through `epoch_orders` over
-  features of the train split's shape with one transfer of the metrics per
-  epoch, as `gdpa_run.train_one_seed` does, without its checkpoints and bars.
+  AdamW and `training.make_steps`, an epoch of `epoch_orders` per call
+  (`cached_epoch`) over features of the train split's shape with one transfer
+  of the metrics per epoch, as `gdpa_run.train_one_seed` does, without its
+  checkpoints and bars.
   The first epoch (compiling) is timed apart.
   """
   import jax  # pylint: disable=g-import-not-at-top
@@ -558,14 +559,10 @@ def step_fewshot(s: Sizes, config, num_train: int) -> dict:
                           parallel.replicated(mesh))
   state, frozen = training.init_state(model, tx, mesh, seed=0, num_views=views, features=dim,
                                       trainable_patterns=config.optim.trainable, num_classes=classes)
-  per_epoch = orders.shape[1]
 
   def epoch(e):
     nonlocal state
-    metrics = []
-    for i in range(per_epoch):
-      state, m = steps["cached"](state, frozen, text, data, orders[e, i])
-      metrics.append(m)
+    state, metrics = steps["cached_epoch"](state, frozen, text, data, orders[e])
     jax.device_get(metrics)  # The task's one transfer per epoch.
 
   _, first = timing.seconds_of(lambda: epoch(0))

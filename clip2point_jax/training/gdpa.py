@@ -133,6 +133,10 @@ def make_steps(model: gdpa.GDPA, tx, mesh, encode=None):
       step on cached features; `data` holds {"depth", "clip": float32[M, V, D]
       ("depth" [M, 1, D] on the 3D path), "label": int32[M]} on the devices and `indices` int32[B] (on the
       device too, a row of `epoch_orders`) picks the batch there.
+    cached_epoch(state, frozen_gdpa, text, data, epoch_indices) -> (state,
+      metrics): `cached` over the rows of `epoch_indices` int32[S, B] (an
+      epoch of `epoch_orders`) in one jitted `lax.scan`, the same floats;
+      metrics stacked: {"loss": float32[S], "correct": int32[S]}.
     live(state, frozen_gdpa, text, encoders, points, labels) -> (state,
       metrics): one step that renders and encodes `points` float32[B, N, 3]
       first (needs `encode`).
@@ -169,10 +173,18 @@ def _new_steps(model: gdpa.GDPA, tx, mesh, encode):
   def gather(data, indices):
     return {k: constrain(data[k][indices]) for k in FEATURE_KEYS}, constrain(data["label"][indices])
 
-  @functools.partial(jax.jit, donate_argnums=0)
-  def cached(state, frozen_gdpa, text, data, indices):
+  def cached_step(state, frozen_gdpa, text, data, indices):
     features, labels = gather(data, indices)
     return update(state, frozen_gdpa, text, features, labels)
+
+  cached = jax.jit(cached_step, donate_argnums=0)
+
+  @functools.partial(jax.jit, donate_argnums=0)
+  def cached_epoch(state, frozen_gdpa, text, data, epoch_indices):
+    # One dispatch for the epoch: an adapter step takes microseconds on a GPU, less than
+    # launching it from Python does.
+    return jax.lax.scan(lambda state, indices: cached_step(state, frozen_gdpa, text, data, indices),
+                        state, epoch_indices)
 
   @functools.partial(jax.jit, donate_argnums=0)
   def live(state, frozen_gdpa, text, encoders, points, labels):
@@ -184,7 +196,8 @@ def _new_steps(model: gdpa.GDPA, tx, mesh, encode):
     features, _ = gather(data, indices)
     return model.apply(variables, features["depth"], features["clip"], text, train=False)
 
-  return {"cached": cached, "live": live if encode is not None else None, "predict": predict}
+  return {"cached": cached, "cached_epoch": cached_epoch, "live": live if encode is not None else None,
+          "predict": predict}
 
 
 def evaluate(predict, variables, text, data, indices: np.ndarray, chunk: int) -> np.ndarray:

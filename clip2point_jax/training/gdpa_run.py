@@ -195,8 +195,8 @@ def train_one_seed(run: Run, seed: int) -> dict:
   # An interrupted loop still finishes the save it started: a restart must find it whole.
   try:
     for epoch in bar:
-      step_metrics = []
       if config.augment:
+        step_metrics = []
         for batch in pipeline.prefetch_to_device(training.resampled_batches(
             live_source, batch_size=batch_size, num_points=config.data.num_points, seed=seed,
             start_step=epoch * per_epoch, num_steps=per_epoch), mesh):
@@ -204,14 +204,15 @@ def train_one_seed(run: Run, seed: int) -> dict:
                                        batch["label"])
           step_metrics.append(m)
       else:
-        for i in range(per_epoch):
-          state, m = run.steps["cached"](state, frozen_gdpa, run.text, run.train.data, orders[epoch, i])
-          step_metrics.append(m)
+        state, step_metrics = run.steps["cached_epoch"](state, frozen_gdpa, run.text, run.train.data,
+                                                        orders[epoch])
       fetched = jax.device_get(step_metrics)  # One transfer per epoch.
       timer.done(fetched, epochs=1, steps=per_epoch, samples=per_epoch * batch_size)
       timer.lap()  # The epoch's last step is done: device_get waited for it.
-      loss = float(np.mean([m["loss"] for m in fetched]))
-      accuracy = float(np.sum([m["correct"] for m in fetched]) / (per_epoch * batch_size))
+      if config.augment:  # One metrics dict per step, stacked as the scan stacks them.
+        fetched = {k: np.stack([m[k] for m in fetched]) for k in fetched[0]}
+      loss = float(np.mean(fetched["loss"]))
+      accuracy = float(np.sum(fetched["correct"]) / (per_epoch * batch_size))
       curves["loss"].append([epoch + 1, loss])
       curves["train_top1"].append([epoch + 1, accuracy])
       postfix = {"loss": f"{loss:.3f}", "train": f"{100 * accuracy:.1f}%"}

@@ -150,6 +150,42 @@ def test_training_sharded_over_8_devices_matches_one_device():
   """)
 
 
+def test_an_epoch_in_one_scan_takes_the_same_steps_as_one_call_per_step():
+  # The task's cached path: AdamW and dropout (keyed by the step), BatchNorm's statistics.
+  config = _config()
+  assert config.model.dropout > 0
+  model, tx, _ = training.build(config, 16)
+  mesh = parallel.make_mesh()
+  rng = np.random.default_rng(3)
+  data = training.to_device({"clip": rng.normal(size=(24, 10, 16)).astype(np.float32),
+                             "depth": rng.normal(size=(24, 10, 16)).astype(np.float32),
+                             "label": rng.integers(0, 4, 24).astype(np.int32)}, mesh)
+  text = jnp.asarray(np.linalg.qr(rng.normal(size=(16, 4)))[0].T, jnp.float32)
+  orders = jax.device_put(training.epoch_orders(np.arange(24), 8, seed=2, epochs=2), parallel.replicated(mesh))
+  steps = training.make_steps(model, tx, mesh)
+  init = lambda: training.init_state(model, tx, mesh, seed=4, num_views=10, features=16,
+                                     trainable_patterns=config.optim.trainable)
+  state, frozen = init()
+  per_step = []
+  for epoch in range(2):
+    for i in range(orders.shape[1]):
+      state, metrics = steps["cached"](state, frozen, text, data, orders[epoch, i])
+      per_step.append(jax.device_get(metrics))
+  scanned_state, frozen = init()
+  scanned = []
+  for epoch in range(2):
+    scanned_state, metrics = steps["cached_epoch"](scanned_state, frozen, text, data, orders[epoch])
+    scanned.append(jax.device_get(metrics))
+  assert int(scanned_state["step"]) == int(state["step"]) == 6
+  np.testing.assert_allclose(np.concatenate([m["loss"] for m in scanned]), [m["loss"] for m in per_step],
+                             rtol=1e-6)
+  np.testing.assert_array_equal(np.concatenate([m["correct"] for m in scanned]),
+                                [m["correct"] for m in per_step])
+  for got, want in zip(jax.tree.leaves(jax.device_get(scanned_state)), jax.tree.leaves(jax.device_get(state)),
+                       strict=True):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
 LEGACY = os.path.join(LEGACY_DIR, "reference.npz")
 
 
