@@ -101,7 +101,7 @@ def build_pretrain_step(mesh, workdirs):
 
 
 def build_gdpa_step(mesh, workdirs):
-  """tasks/fewshot.py's GDPA step on cached per-view features (its default, augment=False)."""
+  """tasks/fewshot.py's GDPA epoch of steps on cached per-view features (its default, augment=False)."""
   del workdirs
   config = task_config("fewshot", "dataset=primitives,tiny")
   features, num_views, num_classes = 32, len(config.views), 8
@@ -116,9 +116,9 @@ def build_gdpa_step(mesh, workdirs):
           "clip": jax.ShapeDtypeStruct((cached, num_views, features), jnp.float32),
           "label": jax.ShapeDtypeStruct((cached,), jnp.int32)}
   text = jax.ShapeDtypeStruct((num_classes, features), jnp.float32)
-  indices = jax.ShapeDtypeStruct((BATCH,), jnp.int32)
-  args = (state, frozen, text, data, indices)
-  return steps["cached"], exporting.abstract(args, replicated)
+  epoch_indices = jax.ShapeDtypeStruct((3, BATCH), jnp.int32)  # 3 steps
+  args = (state, frozen, text, data, epoch_indices)
+  return steps["cached_epoch"], exporting.abstract(args, replicated)
 
 
 def build_mesh_renderer(mesh, workdirs):
