@@ -28,11 +28,8 @@ try:
   print("went on", flush=True)
 except KeyboardInterrupt:
   print("stopped", flush=True)
-try:
-  raise_in_finalizer = type("Bad", (), {"__del__": lambda self: 1 / 0})()
-  del raise_in_finalizer
-except ZeroDivisionError:
-  print("finalizer error escaped", flush=True)
+failing_finalizer = type("Bad", (), {"__del__": lambda self: 1 / 0})()
+del failing_finalizer  # its ZeroDivisionError is unraisable too: the previous hook prints it
 """
 
 
