@@ -7,10 +7,10 @@
 
 import threading
 
-import jax
 import ml_collections
 from absl import logging
 
+from clip2point_jax.core import checkpoints
 from clip2point_jax.data import splits
 from clip2point_jax.loading import classifier, depth_encoder, point_encoder
 from clip2point_jax.training import evaluate, metrics
@@ -81,7 +81,8 @@ class ZeroShotEvals:
     which the training step donates. A failure here is only logged: the
     evaluation then compiles, and reports any real error, itself.
     """
-    layouts = [(classify, _layout(self._params(clip_params, encoder_params)), _layout(text), source, cfg)
+    layouts = [(classify, checkpoints.abstract_like(self._params(clip_params, encoder_params)),
+                checkpoints.abstract_like(text), source, cfg)
                for _, cfg, source, _, classify, clip_params, text in self.evals]
 
     def compile_all():
@@ -115,8 +116,3 @@ class ZeroShotEvals:
       out[f"{name}_top1"] = result["top1_accuracy"]
       out[f"{name}_mean_class"] = result["mean_class_accuracy"]
     return out
-
-
-def _layout(tree):
-  """`jax.ShapeDtypeStruct`s of `tree`'s arrays, with their shardings."""
-  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
