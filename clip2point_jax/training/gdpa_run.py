@@ -25,6 +25,7 @@ import time
 from typing import Any, NamedTuple, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -196,21 +197,20 @@ def train_one_seed(run: Run, seed: int) -> dict:
   try:
     for epoch in bar:
       if config.augment:
-        step_metrics = []
+        per_step = []
         for batch in pipeline.prefetch_to_device(training.resampled_batches(
             live_source, batch_size=batch_size, num_points=config.data.num_points, seed=seed,
             start_step=epoch * per_epoch, num_steps=per_epoch), mesh):
           state, m = run.steps["live"](state, frozen_gdpa, run.text, run.encoders, batch["points"],
                                        batch["label"])
-          step_metrics.append(m)
+          per_step.append(m)
+        step_metrics = jax.tree.map(lambda *steps: jnp.stack(steps), *per_step)  # as the scan stacks them
       else:
         state, step_metrics = run.steps["cached_epoch"](state, frozen_gdpa, run.text, run.train.data,
                                                         orders[epoch])
       fetched = jax.device_get(step_metrics)  # One transfer per epoch.
       timer.done(fetched, epochs=1, steps=per_epoch, samples=per_epoch * batch_size)
       timer.lap()  # The epoch's last step is done: device_get waited for it.
-      if config.augment:  # One metrics dict per step, stacked as the scan stacks them.
-        fetched = {k: np.stack([m[k] for m in fetched]) for k in fetched[0]}
       loss = float(np.mean(fetched["loss"]))
       accuracy = float(np.sum(fetched["correct"]) / (per_epoch * batch_size))
       curves["loss"].append([epoch + 1, loss])

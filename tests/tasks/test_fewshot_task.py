@@ -161,6 +161,18 @@ def test_validation_split_exact_resume_and_refusal_of_other_settings(trained, tm
     fewshot.run(small, str(tmp_path / "whole"))
 
 
+def test_augmented_training_runs_on_live_renders_and_records_every_epoch(trained, tmp_path):
+  config, workdir, _ = trained
+  small = _tiny(config.clip.name, config.data.data_dir, cache_dir=os.path.join(workdir, "feature_cache"),
+                shots=4, epochs=2, batch_size=8, augment=True, **{"clip.dtype": config.clip.dtype})
+  seed = fewshot.run(small, str(tmp_path / "live"))["per_seed"]["0"]
+  assert seed["num_train"] == 32 and seed["steps"] == 2 * 4
+  losses = [loss for _, loss in seed["curves"]["loss"]]
+  accuracies = [top1 for _, top1 in seed["curves"]["train_top1"]]
+  assert [e for e, _ in seed["curves"]["loss"]] == [1, 2] and all(np.isfinite(losses))
+  assert all(0 <= a <= 1 and (a * 32) == round(a * 32) for a in accuracies), accuracies  # correct / 32 samples
+
+
 def test_shots_and_batches_beyond_the_data_are_reported_as_used(trained, tmp_path, capsys, monkeypatch):
   config, workdir, _ = trained
   # 20 shots of classes with 16 training clouds each, batches far beyond the data.
