@@ -181,8 +181,8 @@ def _new_steps(model: gdpa.GDPA, tx, mesh, encode):
 
   @functools.partial(jax.jit, donate_argnums=0)
   def cached_epoch(state, frozen_gdpa, text, data, epoch_indices):
-    # One dispatch for the epoch: an adapter step takes microseconds on a GPU, less than
-    # launching it from Python does.
+    # One dispatch for the epoch: an adapter step is small, so dispatching each from Python
+    # is a visible share of its time (tiny CPU run: 1,216 -> 1,509 steps/s).
     return jax.lax.scan(lambda state, indices: cached_step(state, frozen_gdpa, text, data, indices),
                         state, epoch_indices)
 
