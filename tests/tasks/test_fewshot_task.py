@@ -171,6 +171,14 @@ def test_augmented_training_runs_on_live_renders_and_records_every_epoch(trained
   accuracies = [top1 for _, top1 in seed["curves"]["train_top1"]]
   assert [e for e, _ in seed["curves"]["loss"]] == [1, 2] and all(np.isfinite(losses))
   assert all(0 <= a <= 1 and (a * 32) == round(a * 32) for a in accuracies), accuracies  # correct / 32 samples
+  # The re-rendered clouds are what trains: the same run on the cache learns otherwise, and a
+  # repeat of the augmented run (its subsets drawn from the seed and step) learns the same.
+  again = fewshot.run(small, str(tmp_path / "live_again"))["per_seed"]["0"]
+  assert again["curves"]["loss"] == seed["curves"]["loss"]
+  with small.unlocked():
+    small.augment = False
+  cached = fewshot.run(small, str(tmp_path / "cached"))["per_seed"]["0"]
+  assert [loss for _, loss in cached["curves"]["loss"]] != losses
 
 
 def test_shots_and_batches_beyond_the_data_are_reported_as_used(trained, tmp_path, capsys, monkeypatch):
