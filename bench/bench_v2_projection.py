@@ -11,6 +11,8 @@ same floats) before it is timed. The official grid of [views, 8 slices,
   shipped      `pointclip_v2.depth_maps` as it is in the tree: the max-pool's
                row pass done by the scatter (each point written into the 7
                pooled rows it reaches), no grid
+  shipped_f32  the same with the scatter-max on float32 values (shipped
+               before 2026-12-07; now it scatters their int32 bits)
   grid         the official grid, then `grid_to_image` (shipped before 2026-12-06)
   scatter49    both pool passes done by the scatter (49 writes per point)
   folded       the grid with one zero border of 3 for the pool and the blur
@@ -23,6 +25,7 @@ same floats) before it is timed. The official grid of [views, 8 slices,
 
 import argparse
 import functools
+from unittest import mock
 
 from clip2point_jax.core import xla_defaults
 
@@ -36,6 +39,7 @@ from bench.lib import device as device_lib  # pylint: disable=g-import-not-at-to
 from bench.lib import inputs as inputs_lib
 from renderers import pointclip
 from renderers import pointclip_v2 as v2
+from renderers import scatter
 
 RES = v2.RESOLUTION
 SLICES = v2.DEPTH_SLICES
@@ -182,8 +186,19 @@ def chunked(inner, k):
   return run
 
 
+@jax.jit
+def shipped_f32(points, mask):
+  """The shipped maps with the scatter-max on float32 values, as before 2026-12-07 (the shipped
+  one scatters their int32 bits; XLA:GPU runs a float scatter-max as a compare-and-swap loop)."""
+  def float_max(flat, values, size):
+    return scatter.per_cloud("max", v2.BACKGROUND, size, flat, values)
+  # Patched while the caller's trace runs; `_depth_maps`' own jit cache is bypassed.
+  with mock.patch.object(v2, "_scatter_max_per_cloud", float_max):
+    return v2._depth_maps.__wrapped__(points, mask)  # pylint: disable=protected-access
+
+
 def variants():
-  table = {"shipped": shipped, "grid": grid, "scatter49": scatter49,
+  table = {"shipped": shipped, "shipped_f32": shipped_f32, "grid": grid, "scatter49": scatter49,
            "folded": folded, "no_slice0": no_slice0,
            "folded_no_slice0": folded_no_slice0, "reduce_window": reduce_window}
   for k in (4, 16, 64):

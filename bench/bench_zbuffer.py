@@ -15,23 +15,29 @@ loop's body once, so it undercounts dense's `lax.map` over row tiles).
 """
 
 import argparse
+import functools
 import math
 import sys
+from unittest import mock
 
 from clip2point_jax.core import xla_defaults
 
 xla_defaults.apply()  # Before jax starts: the flags the project's programs run with.
 
 import jax  # pylint: disable=g-import-not-at-top
+import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
 from bench.lib import device as device_lib  # pylint: disable=g-import-not-at-top
 from bench.lib import inputs
 from renderers import cameras
 from renderers import points as projector
+from renderers import scatter
 from renderers import zbuffer
 
 MODES = ("scatter", "sort", "dense")
+# The scatter on float32 values, as shipped before 2026-12-07: a row to compare, not a mode.
+FLOAT_SCATTER = "scatter-f32"
 TINY = dict(batch=[2, 4], points=128, image_size=32, repeats=2)
 
 
@@ -45,7 +51,7 @@ def analytic_cost(mode: str, *, points: int, views: int, image_size: int, radius
   k = projector.footprint_size(image_size, radius)
   candidates = views * points * k * k
   pixels = views * image_size * image_size
-  if mode == "scatter":
+  if mode in ("scatter", FLOAT_SCATTER):
     # Each candidate reads its index and depth and does one atomic min; the
     # image is filled with +inf first.
     return dict(ops=candidates, bytes=candidates * (8 + 4) + pixels * 4)
@@ -79,7 +85,22 @@ def xla_cost(compiled, batch: int) -> dict:
 
 
 def renderer(mode: str, views: np.ndarray, image_size: int):
+  if mode == FLOAT_SCATTER:
+    return jax.jit(functools.partial(float_scatter_render, views=views, image_size=image_size))
   return jax.jit(lambda p: projector.render_depth(p, views, image_size=image_size, zbuffer=mode))
+
+
+def float_scatter_render(points, *, views, image_size):
+  """`render_depth` with the scatter-min on float32 values (the shipped one scatters their
+  int32 bits: `renderers.scatter`); XLA:GPU runs it as a compare-and-swap loop per update."""
+  def float_min(flat, values, size, fill=float("inf")):
+    return scatter.per_cloud("min", fill, size, flat, values)
+  # Patched while this trace runs only; `_render_hard`'s own jit cache is bypassed.
+  with mock.patch.object(scatter, "nonnegative_min", float_min):
+    return projector._render_hard.__wrapped__(  # pylint: disable=protected-access
+        points, jnp.asarray(views, jnp.float32), 1.0, jnp.ones(points.shape[:2], bool),
+        image_size=image_size, radius=projector.POINT_RADIUS, camera=cameras.ORTHOGRAPHIC,
+        zbuffer="scatter")
 
 
 def unit_clouds(batch: int, points: int, seed: int) -> jax.Array:
@@ -116,7 +137,7 @@ def main():
   parser.add_argument("--views", type=int, default=6, help="the first of the zero-shot views, then pre-training's")
   parser.add_argument("--image_size", type=int, default=projector.IMAGE_SIZE)
   parser.add_argument("--repeats", type=int, default=10)
-  parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+  parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES + (FLOAT_SCATTER,))
   parser.add_argument("--check_batch", type=int, default=8, help="clouds in the correctness check")
   parser.add_argument("--tiny", action="store_true", help=f"{TINY} where not given")
   args = parser.parse_args()
@@ -133,9 +154,9 @@ def main():
   wrong, costs = check_and_cost(args.modes, views, args.image_size, args.points, args.check_batch)
 
   rows = []
-  print(f"\n| {'z-buffer':<8} | {'batch':>5} | {'ms / batch':>10} | {'clouds / s':>10} | {'GiB':>6} | "
+  print(f"\n| {'z-buffer':<11} | {'batch':>5} | {'ms / batch':>10} | {'clouds / s':>10} | {'GiB':>6} | "
         f"{'compile s':>9} |", flush=True)
-  print(f"|{'-' * 10}|{'-' * 6}:|{'-' * 11}:|{'-' * 11}:|{'-' * 7}:|{'-' * 10}:|", flush=True)
+  print(f"|{'-' * 13}|{'-' * 6}:|{'-' * 11}:|{'-' * 11}:|{'-' * 7}:|{'-' * 10}:|", flush=True)
   for batch in args.batch:
     clouds = [unit_clouds(batch, args.points, seed) for seed in range(2)]
     for mode in args.modes:
@@ -143,24 +164,24 @@ def main():
       try:
         seconds, compile_s, _, gib, _ = device_lib.time_compiled(jitted, (), clouds, args.repeats)
       except jax.errors.JaxRuntimeError as e:  # Out of memory: the row says so, the rest still run.
-        print(f"| {mode:<8} | {batch:>5} | {'failed':>10} | {'':>10} | {'':>6} | {'':>9} | "
+        print(f"| {mode:<11} | {batch:>5} | {'failed':>10} | {'':>10} | {'':>6} | {'':>9} | "
               f"{str(e).splitlines()[0][:120]}", flush=True)
         continue
       row = dict(mode=mode, batch=batch, ms=1e3 * seconds, clouds_per_s=batch / seconds, gib=gib)
       rows.append(row)
-      print(f"| {mode:<8} | {batch:>5} | {row['ms']:>10.2f} | {row['clouds_per_s']:>10.0f} | {gib:>6.2f} | "
+      print(f"| {mode:<11} | {batch:>5} | {row['ms']:>10.2f} | {row['clouds_per_s']:>10.0f} | {gib:>6.2f} | "
             f"{compile_s:>9.1f} |", flush=True)
 
   print(f"\nPer cloud (XLA: this device's compiled render_depth at batch {args.check_batch}, all of it;"
         "\nanalytic: the z-buffer's reduction alone; an estimate at R 32-bit vector Tops/s is"
         "\nR * 1e12 / analytic ops clouds/s, or the bandwidth over the analytic bytes; sort's bytes"
         "\nare an upper bound, every stage of its sorting network through memory):")
-  print(f"| {'z-buffer':<8} | {'analytic Gops':>13} | {'analytic MB':>11} | {'XLA GFLOP':>9} | {'XLA MB':>8} |")
-  print(f"|{'-' * 10}|{'-' * 14}:|{'-' * 12}:|{'-' * 10}:|{'-' * 9}:|")
+  print(f"| {'z-buffer':<11} | {'analytic Gops':>13} | {'analytic MB':>11} | {'XLA GFLOP':>9} | {'XLA MB':>8} |")
+  print(f"|{'-' * 13}|{'-' * 14}:|{'-' * 12}:|{'-' * 10}:|{'-' * 9}:|")
   for mode in args.modes:
     a = analytic_cost(mode, points=args.points, views=args.views, image_size=args.image_size, radius=radius)
     x = costs[mode]
-    print(f"| {mode:<8} | {a['ops'] / 1e9:>13.4g} | {a['bytes'] / 1e6:>11.4g} | {x['flops'] / 1e9:>9.4g} | "
+    print(f"| {mode:<11} | {a['ops'] / 1e9:>13.4g} | {a['bytes'] / 1e6:>11.4g} | {x['flops'] / 1e9:>9.4g} | "
           f"{x['bytes'] / 1e6:>8.4g} |", flush=True)
   if wrong:
     sys.exit(f"z-buffers that differ from the scatter's: {', '.join(wrong)}")

@@ -73,18 +73,20 @@ e2e() {  # issue #26: the CLI of pretrain, zeroshot, fewshot and detect on a ViT
   # its --budget_s cuts the commands' limits so the section ends before the call's 10 minutes.
   run 550 e2e $one_gpu python3 bench/bench_e2e.py --out "$out" --budget_s 510
 }
-open_issues() {  # what issues #23 and #24 still wait for, and both detection croppers, in one call
-  # (~7.5 minutes on an H100): each method's projector against its zero-shot step at 1,024 (#23),
+open_issues() {  # what issues #23 and #24 still wait for, the z-buffer's scatter, both detection croppers
+  # (~8 minutes on an H100): each method's projector against its zero-shot step at 1,024 (#23),
   # the 3D encoder's step and zero-shot beside the depth encoder's (#24)
   run 140 compare $one_gpu python3 bench/bench_compare.py --batch 1024 --modes hard pointclip pointclip_v2 \
     --repeats 5
   run 250 point_transformer $one_gpu python3 bench/bench_point_transformer.py --batch 256 \
     --zeroshot_batch 1024 --repeats 5
+  # the hard projector's scatter-min on the depths' int32 bits (shipped) against float32's
+  run 45 zbuffer $one_gpu python3 bench/bench_zbuffer.py --batch 1024 --modes scatter scatter-f32 --repeats 5
   run 60 detect_crops $one_gpu python3 bench/bench_detect_crops.py --where host device
 }
-v2_projection() {  # PointCLIP V2's projection by variant (the shipped scatter pool, the grid, 49 writes)
+v2_projection() {  # PointCLIP V2's projection by variant (the shipped scatter pool, on float32, the grid, 49 writes)
   run 90 v2_projection $one_gpu python3 bench/bench_v2_projection.py --batch 1024 --repeats 5 \
-    --variants shipped grid scatter49
+    --variants shipped shipped_f32 grid scatter49
 }
 torch() {  # max-autotune tunes every GEMM shape first: minutes, hence its own long limit
   run 60 torch_eager $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1024

@@ -53,6 +53,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from renderers import scatter
 from renderers.errors import InputError
 
 RESOLUTION = 128  # mv_utils_zs.RESOLUTION
@@ -134,15 +135,6 @@ def check_points(points, mask):
   return points, mask
 
 
-def scatter_add_per_cloud(flat: jax.Array, values: jax.Array, size: int) -> jax.Array:
-  """float32[B, size]: `values` float32[B, M] summed at `flat` int32[B, M].
-
-  One scatter per cloud (vmapped), so a batch split over devices is rendered
-  where it lives; indices outside [0, size) are dropped.
-  """
-  return jax.vmap(lambda i, x: jnp.zeros((size,), x.dtype).at[i].add(x, mode="drop"))(flat, values)
-
-
 def depth_maps(points: jax.Array, mask: jax.Array | None = None) -> jax.Array:
   """PointCLIP's six depth maps of each cloud, at its native 128 x 128.
 
@@ -181,8 +173,8 @@ def _depth_maps(points, mask):
   flat = jnp.where(kept, image + jnp.where(kept, row, 0).astype(jnp.int32) * size
                    + jnp.where(kept, col, 0).astype(jnp.int32), pixels)
   flat = flat.reshape(b, -1)
-  weight_sum = scatter_add_per_cloud(flat, weight.reshape(b, -1), pixels)
-  value_sum = scatter_add_per_cloud(flat, weighted.reshape(b, -1), pixels)
+  weight_sum = scatter.per_cloud("add", 0.0, pixels, flat, weight.reshape(b, -1))
+  value_sum = scatter.per_cloud("add", 0.0, pixels, flat, weighted.reshape(b, -1))
   # distribute: empty pixels divide by 1 instead of 0.
   maps = value_sum / jnp.where(weight_sum == 0.0, 1.0, weight_sum)
   return maps.reshape(b, NUM_VIEWS, size, size)

@@ -75,6 +75,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from renderers import pointclip
+from renderers import scatter
 
 # mv_utils_zs.params and TRANS.
 RESOLUTION = 112  # 'resolution': the grid's x and y cells
@@ -216,8 +217,9 @@ def _grid_coordinates(points, mask):
 
 
 def _scatter_max_per_cloud(flat, values, size):
-  # Into zeros (bg_clr) like torch_scatter's max with `out` given: every value is >= 1.
-  return jax.vmap(lambda i, x: jnp.full((size,), BACKGROUND, x.dtype).at[i].max(x, mode="drop"))(flat, values)
+  # Into zeros (bg_clr) like torch_scatter's max with `out` given. Every value is >= 1,
+  # so the maximum can run on the floats' bits (integer atomics on GPUs).
+  return scatter.nonnegative_max(flat, values.astype(jnp.float32), size, fill=BACKGROUND)
 
 
 def grid_to_image(grid: jax.Array) -> jax.Array:

@@ -4,7 +4,8 @@ CLIP2Point renders depth maps with PyTorch3D's `PointsRasterizer` behind
 `look_at_view_transform` cameras and an orthographic projection. The hard
 projector reproduces that pipeline with the same float32 formulas, batched
 over clouds and views: every point is splatted into its static footprint of
-candidate pixels and each pixel keeps the nearest depth by a scatter-min, or,
+candidate pixels and each pixel keeps the nearest depth by a scatter-min (on
+the depths' bits: `renderers.scatter`), or,
 for TPUs, by one of the scatter-free equivalents in `renderers.zbuffer`
 (`zbuffer=`). Cameras and pixel conventions are PyTorch3D's, from
 `renderers.cameras`.
@@ -52,6 +53,7 @@ import jax
 import jax.numpy as jnp
 
 from renderers import cameras
+from renderers import scatter
 from renderers import zbuffer as zbuffers
 from renderers.errors import InputError
 
@@ -146,20 +148,6 @@ def point_footprints(ndc: jax.Array, *, image_size: int, reach: float) -> Footpr
   return Footprints(dist2, inside, flat, rows, cols)
 
 
-def _scatter_per_cloud(method: str, fill, pixels: int, flat: jax.Array, values: jax.Array) -> jax.Array:
-  """float[B, pixels]: `values` float[B, M] combined by `method` ("min", "max", "add")
-  at `flat` int32[B, M] into a buffer of `fill`, separately for each cloud.
-
-  One scatter per cloud (vmapped) rather than one over all B*V*H*W pixels:
-  XLA can then split it over the devices that hold the batch; a single flat
-  scatter would make every device render the whole global batch.
-  Out-of-range indices are dropped.
-  """
-  def one(index, value):
-    return getattr(jnp.full((pixels,), fill, values.dtype).at[index], method)(value, mode="drop")
-  return jax.vmap(one)(flat, values)
-
-
 def rasterize_zbuffer(ndc: jax.Array, mask: jax.Array, *, image_size: int,
                       radius: float, zbuffer: str = "auto") -> jax.Array:
   """Nearest depth per pixel (PyTorch3D points_per_pixel=1).
@@ -199,7 +187,7 @@ def rasterize_zbuffer(ndc: jax.Array, mask: jax.Array, *, image_size: int,
   if zbuffer == "sort":
     zbuf = zbuffers.sort_min(flat, depth, pixels)
   else:
-    zbuf = _scatter_per_cloud("min", jnp.inf, pixels, flat, depth)
+    zbuf = scatter.nonnegative_min(flat, depth, pixels)  # Covered depths are >= 0.
   return zbuf.reshape(b, v, image_size, image_size)
 
 
@@ -328,7 +316,7 @@ def rasterize_soft(ndc: jax.Array, mask: jax.Array, *, image_size: int,
   # Log-weights, with the double `where` keeping log(0) out of the gradient.
   log_cover = jnp.where(covered, jnp.log(jnp.where(covered, cover, 1.0)), -jnp.inf)
   log_w = (log_cover - (z / gamma)[..., None, None]).reshape(b, -1)
-  top = _scatter_per_cloud("max", -jnp.inf, pixels, flat, jax.lax.stop_gradient(log_w))
+  top = scatter.per_cloud("max", -jnp.inf, pixels, flat, jax.lax.stop_gradient(log_w))
   top = jnp.take_along_axis(top, flat, axis=1, mode="fill", fill_value=0.0)
   w = jnp.exp(jnp.where(covered.reshape(b, -1), log_w - top, -jnp.inf))
   z_cand = jnp.broadcast_to(z[..., None, None], covered.shape).reshape(b, -1)
@@ -339,9 +327,9 @@ def rasterize_soft(ndc: jax.Array, mask: jax.Array, *, image_size: int,
   log_miss = jnp.where(partial, jnp.log1p(-jnp.where(partial, cover, 0.0)),
                        jnp.where(covered, jnp.log(1e-30), 0.0)).reshape(b, -1)
   # Three scalar scatters: on XLA:CPU they beat one scatter of 3-vectors.
-  w_sum = _scatter_per_cloud("add", 0.0, pixels, flat, w)
-  wz_sum = _scatter_per_cloud("add", 0.0, pixels, flat, w * z_cand)
-  log_miss = _scatter_per_cloud("add", 0.0, pixels, flat, log_miss)
+  w_sum = scatter.per_cloud("add", 0.0, pixels, flat, w)
+  wz_sum = scatter.per_cloud("add", 0.0, pixels, flat, w * z_cand)
+  log_miss = scatter.per_cloud("add", 0.0, pixels, flat, log_miss)
   # w_sum >= 1 wherever something covers the pixel (its top weight is 1).
   depth = jnp.where(w_sum > 0, wz_sum / jnp.where(w_sum > 0, w_sum, 1.0), 0.0)
   alpha = -jnp.expm1(log_miss)
