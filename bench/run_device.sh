@@ -26,7 +26,8 @@
 #   bash bench/run_device.sh zbuffer              # the hard projector's z-buffers: scatter, sort, dense
 #   bash bench/run_device.sh point_transformer    # the 3D encoder's step and zero-shot, the depth encoder's beside
 #   bash bench/run_device.sh e2e                  # issue #26: each task's command as users run it against its step alone
-#   bash bench/run_device.sh open_issues          # #23's, #24's and the device cropper's figures, one call
+#   bash bench/run_device.sh open_issues          # #23's and #24's figures, one call
+#   bash bench/run_device.sh scatter_and_crops    # float32 scatters against their int32 bits; detection croppers
 #   bash bench/run_device.sh v2_projection        # PointCLIP V2's projection by variant
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
@@ -73,15 +74,18 @@ e2e() {  # issue #26: the CLI of pretrain, zeroshot, fewshot and detect on a ViT
   # its --budget_s cuts the commands' limits so the section ends before the call's 10 minutes.
   run 550 e2e $one_gpu python3 bench/bench_e2e.py --out "$out" --budget_s 510
 }
-open_issues() {  # what issues #23 and #24 still wait for, the z-buffer's scatter, both detection croppers
-  # (~8 minutes on an H100): each method's projector against its zero-shot step at 1,024 (#23),
-  # the 3D encoder's step and zero-shot beside the depth encoder's (#24)
+open_issues() {  # what issues #23 and #24 still wait for, in one call (~6.5 minutes on an H100):
+  # each method's projector against its zero-shot step at 1,024 (#23), the 3D encoder's step and
+  # zero-shot beside the depth encoder's (#24)
   run 140 compare $one_gpu python3 bench/bench_compare.py --batch 1024 --modes hard pointclip pointclip_v2 \
     --repeats 5
   run 250 point_transformer $one_gpu python3 bench/bench_point_transformer.py --batch 256 \
     --zeroshot_batch 1024 --repeats 5
-  # the hard projector's scatter-min on the depths' int32 bits (shipped) against float32's
+}
+scatter_and_crops() {  # the hard projector's scatter-min on the depths' int32 bits (shipped) against
+  # float32's, PointCLIP V2's projection likewise, both detection croppers (~3.5 minutes)
   run 45 zbuffer $one_gpu python3 bench/bench_zbuffer.py --batch 1024 --modes scatter scatter-f32 --repeats 5
+  v2_projection
   run 60 detect_crops $one_gpu python3 bench/bench_detect_crops.py --where host device
 }
 v2_projection() {  # PointCLIP V2's projection by variant (the shipped scatter pool, on float32, the grid, 49 writes)
