@@ -21,11 +21,11 @@ With V = 10 and D = 512 the trainable parameters number 5,775,382 with the
 gate and 5,773,332 without it (supplementary Table 1: 5.78M).
 
 Layers follow PyTorch's semantics, since the reference results come from it:
-`BatchNorm` is `nn.BatchNorm1d` (momentum 0.1, eps 1e-5, running variance
-updated with the unbiased batch variance) and `TorchDense` initialises like
-`nn.Linear` (uniform in +-1/sqrt(fan_in), bias too). BatchNorm statistics
-live in the flax collection "batch_stats"; dropout draws from the "dropout"
-rng stream.
+`BatchNorm` is `nn.BatchNorm1d` (models/batch_norm.py: momentum 0.1,
+eps 1e-5, running variance updated with the unbiased batch variance) and
+`TorchDense` initialises like `nn.Linear` (uniform in +-1/sqrt(fan_in), bias
+too). BatchNorm statistics live in the flax collection "batch_stats"; dropout
+draws from the "dropout" rng stream.
 
 `from_config` builds the model `config.model.kind` names: this GDPA or
 CLIP's linear probe (models/linear_probe.py), which takes the same arguments.
@@ -53,6 +53,7 @@ import jax
 import jax.numpy as jnp
 
 from clip2point_jax.errors import UserError
+from clip2point_jax.models.batch_norm import BatchNorm
 from clip2point_jax.models.clip import l2_normalize
 
 FUSIONS = ("gate", "mean")
@@ -82,38 +83,6 @@ class TorchDense(nn.Module):
     return x @ kernel + bias
 
 
-class BatchNorm(nn.Module):
-  """PyTorch `BatchNorm1d` over the last axis, statistics over all others.
-
-  Training normalises with the biased batch variance and moves the running
-  variance towards the unbiased one, as PyTorch does; evaluation uses the
-  running statistics.
-  """
-  momentum: float = 0.1
-  epsilon: float = 1e-5
-
-  @nn.compact
-  def __call__(self, x, train: bool):
-    """x: float32[..., D] -> float32[..., D]."""
-    features = x.shape[-1]
-    scale = self.param("scale", nn.initializers.ones, (features,), jnp.float32)
-    bias = self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
-    running_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
-    running_var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
-    if train:
-      axes = tuple(range(x.ndim - 1))
-      mean = x.mean(axes)
-      var = jnp.square(x - mean).mean(axes)
-      if not self.is_initializing():
-        count = x.size // features
-        unbiased = var * (count / max(count - 1, 1))
-        running_mean.value = (1 - self.momentum) * running_mean.value + self.momentum * mean
-        running_var.value = (1 - self.momentum) * running_var.value + self.momentum * unbiased
-    else:
-      mean, var = running_mean.value, running_var.value
-    return (x - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
-
-
 class ViewAdapter(nn.Module):
   """One path's adapter: V per-view D-d features -> one D-d feature.
 
@@ -135,10 +104,10 @@ class ViewAdapter(nn.Module):
     if self.view_weights:
       weights = self.param("view_weights", nn.initializers.constant(self.view_init), (v,), jnp.float32)
       x = x * weights[:, None]
-    x = BatchNorm(name="norm_views")(x, train)  # shared by the views: stats over B*V
+    x = BatchNorm(name="norm_views")(x, not train)  # shared by the views: stats over B*V
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     x = TorchDense(d, name="fc1")(x.reshape(b, v * d))
-    x = BatchNorm(name="norm_hidden")(x, train)
+    x = BatchNorm(name="norm_hidden")(x, not train)
     x = nn.Dropout(self.dropout, deterministic=not train)(nn.relu(x))
     return TorchDense(d, name="fc2")(x)
 

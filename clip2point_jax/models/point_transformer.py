@@ -38,18 +38,14 @@ points and asks for 16), `missing_neighbours`:
     cloud's first point, with its true offset and features.
 Padded clouds follow the same rule with their real points only.
 
-BatchNorm is `flax.linen.BatchNorm` with PyTorch's settings (momentum 0.1,
-i.e. flax momentum 0.9; eps 1e-5), statistics in float32 over every point
-(and neighbour slot) of the batch. Padded points are masked out of them;
-the missing neighbours of real points are not (see above). One difference
-from PyTorch stays: the running variance moves towards the biased batch
-variance, PyTorch's towards the unbiased one (a factor n / (n - 1), n the
-count of normalised rows: tiny inside the encoder, 1/(B - 1) in the
-classification head). Under `jax.jit` with the batch sharded over devices
-XLA already reduces over the global batch; `batch_norm_axis_name` is for
-`shard_map`/`pmap`, where each device sees its shard only: it names the
-mapped axis to `pmean` over. With padding, that pmean averages per-device
-means, exact when each device holds the same number of real points.
+BatchNorm is PyTorch's BatchNorm1d (models/batch_norm.py: momentum 0.1,
+eps 1e-5, the running variance towards the unbiased batch variance),
+statistics in float32 over every point (and neighbour slot) of the batch.
+Padded points are masked out of them; the missing neighbours of real points
+are not (see above). Under `jax.jit` with the batch sharded over devices XLA
+already reduces over the global batch; `batch_norm_axis_name` is for
+`shard_map`/`vmap`, where each instance sees its shard only: it names the
+mapped axis whose sums and counts make the global batch's statistics.
 
 Parameters are float32; `dtype=jnp.bfloat16` runs the Linear layers in
 bfloat16 while BatchNorm, the softmax and the aggregation stay float32.
@@ -76,6 +72,7 @@ import jax.numpy as jnp
 
 from clip2point_jax.errors import UserError
 from clip2point_jax.models import point_ops
+from clip2point_jax.models.batch_norm import BatchNorm
 from clip2point_jax.models.gdpa import count_params  # noqa: F401  (re-exported)
 from clip2point_jax.models.gdpa import torch_uniform_init
 
@@ -95,9 +92,6 @@ MISSING_NEIGHBOURS = ("pointcept", "authors")
 HEADS = ("clip", "cls", "none")
 # Pointcept's classification head: hidden widths after the encoder.
 CLS_HIDDEN = (256, 128)
-# PyTorch's BatchNorm1d(momentum=0.1) in flax's convention (weight of the old value).
-BN_MOMENTUM = 0.9
-BN_EPSILON = 1e-5
 
 
 def _stat_dtype(dtype):
@@ -112,10 +106,8 @@ def _dense(features: int, fan_in: int, dtype, name: str, use_bias: bool = True) 
                   kernel_init=init, bias_init=init, name=name)
 
 
-def _batch_norm(dtype, axis_name, name: str) -> nn.BatchNorm:
-  # Two-pass variance: E[x^2] - E[x]^2 loses digits that PyTorch keeps.
-  return nn.BatchNorm(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=_stat_dtype(dtype),
-                      axis_name=axis_name, use_fast_variance=False, name=name)
+def _batch_norm(dtype, axis_name, name: str) -> BatchNorm:
+  return BatchNorm(dtype=_stat_dtype(dtype), axis_name=axis_name, name=name)
 
 
 def _bn_mask(mask, ndim: int):
@@ -341,8 +333,8 @@ class PointTransformer(nn.Module):
     num_classes: the "cls" head's output width.
     dropout: the "cls" head's dropout rate.
     missing_neighbours: "pointcept" or "authors" (MISSING_NEIGHBOURS).
-    batch_norm_axis_name: the mapped axis BatchNorm averages statistics over
-      under shard_map/pmap; None under jit (see the module docstring).
+    batch_norm_axis_name: the mapped axis BatchNorm sums statistics over
+      under shard_map/vmap; None under jit (see the module docstring).
     dtype: the Linear layers' compute dtype (parameters stay float32).
     planes, strides, neighbours, share_planes: the architecture (defaults:
       the references').

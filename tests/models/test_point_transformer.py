@@ -22,11 +22,15 @@ def _np_dense(x, p):
 
 
 def _np_bn(x, p, rows=None):
-  """Training-mode BatchNorm over every row of x's last axis (or the rows `rows` selects)."""
+  """Training-mode BatchNorm over every row of x's last axis (or the rows `rows` selects).
+
+  Returns the output and what PyTorch moves its running statistics towards:
+  the batch mean and the unbiased batch variance.
+  """
   flat = x.reshape(-1, x.shape[-1])
   used = flat if rows is None else flat[rows.reshape(-1)]
   mean, var = used.mean(0), used.var(0)
-  return (x - mean) / np.sqrt(var + EPS) * p["scale"] + p["bias"], (mean, var)
+  return (x - mean) / np.sqrt(var + EPS) * p["scale"] + p["bias"], (mean, used.var(0, ddof=1))
 
 
 def _relu(x):
