@@ -31,7 +31,8 @@ def get_config(arg=None):
   # drawn; the test accuracy at the best validation epoch is then reported too.
   c.val_fraction = 0.0
   # False: train on cached features. True: re-render every step from a fresh
-  # random subset of each cloud's stored points (slower: the encoders run live).
+  # random subset of each cloud's stored points (slower: the encoders run live;
+  # data.num_points must be below the stored count).
   c.augment = False
   c.checkpoint_every_epochs = 0  # 0: only the final checkpoint.
 

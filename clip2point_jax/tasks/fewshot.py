@@ -57,6 +57,8 @@ def run(config, workdir: str) -> dict:
   #    encoders, computed once and cached.
   train_source, class_names = splits.load(config.data, config.data.train_split, workdir)
   test_source, _ = splits.load(config.data, config.data.test_split, workdir)
+  if config.augment:
+    training.check_resampling(train_source, config.data.num_points)
   paths = dual_path.load_frozen_paths(config.clip, config.depth_encoder, image_size=render.image_size)
   encode = dual_path.make_view_encoder(encode_lib.vision_encoder(paths.loaded), render,
                                        shared=paths.shared, point_model=paths.point_model)

@@ -230,6 +230,25 @@ def epoch_orders(subset: np.ndarray, batch_size: int, seed: int, epochs: int) ->
                    for e in range(epochs)]).reshape(epochs, steps, batch_size).astype(np.int32)
 
 
+def check_resampling(source, num_points: int) -> int:
+  """The stored points per cloud, if `num_points`-point subsets of them are augmentations.
+
+  A subset of every stored point is the cloud itself in another order, and the
+  projection does not depend on the order: training would see the cached
+  features again, slower. So `config.augment` needs fewer points than stored.
+  """
+  stored = np.shape(source[0]["points"])[0]
+  if num_points > stored:
+    raise UserError(f"config.data.num_points={num_points}, but the dataset stores {stored} points per cloud")
+  if num_points == stored:
+    raise UserError(
+        f"config.augment=True re-renders random subsets of each cloud's {stored} stored points, but "
+        f"config.data.num_points={num_points} takes them all: every subset renders the same maps "
+        f"(the projection ignores point order), so nothing would be augmented; set "
+        f"config.data.num_points below {stored}, or config.augment=False")
+  return stored
+
+
 def resampled_batches(source, *, batch_size: int, num_points: int, seed: int, start_step: int,
                       num_steps: int):
   """Training batches whose clouds are a fresh random subset of their stored points.
@@ -237,9 +256,7 @@ def resampled_batches(source, *, batch_size: int, num_points: int, seed: int, st
   The example order is `pipeline.batches`' (so it matches `epoch_orders`);
   the subset of each step is drawn from (seed, step, host).
   """
-  stored = np.shape(source[0]["points"])[0]
-  if num_points > stored:
-    raise UserError(f"config.data.num_points={num_points}, but the dataset stores {stored} points per cloud")
+  stored = check_resampling(source, num_points)
   batches = pipeline.batches(source, global_batch_size=batch_size, num_points=stored, training=True,
                              seed=seed, start_step=start_step, num_steps=num_steps, normalize_points=False)
   for step, local in enumerate(batches, start_step):
