@@ -10,9 +10,16 @@ same floats) before it is timed. The official grid of [views, 8 slices,
 
   shipped      `pointclip_v2.depth_maps` as it is in the tree: the max-pool's
                row pass done by the scatter (each point written into the 7
-               pooled rows it reaches), no grid
-  shipped_f32  the same with the scatter-max on float32 values (shipped
+               pooled rows it reaches) into a grid with zero borders, so the
+               column pool and the blur pad nothing; the maximum over slices
+               unrolled (elementwise)
+  shipped_reduce  the same with the maximum over slices as a reduction
+  previous     shipped until 2026-12-07: no borders (the column pool and the
+               blur pad their input), the maximum over slices a reduction
+  shipped_f32  shipped with the scatter-max on float32 values (shipped
                before 2026-12-07; now it scatters their int32 bits)
+  s49_border   both pool passes done by the scatter (49 writes per point)
+               into a grid with the blur's zero border, the maximum unrolled
   grid         the official grid, then `grid_to_image` (shipped before 2026-12-06)
   scatter49    both pool passes done by the scatter (49 writes per point)
   folded       the grid with one zero border of 3 for the pool and the blur
@@ -197,8 +204,58 @@ def shipped_f32(points, mask):
     return v2._depth_maps.__wrapped__(points, mask)  # pylint: disable=protected-access
 
 
+def _previous_row_pooled_grid(cells):
+  """Shipped until 2026-12-07: float32[B, V, 7, 110, 112], rows pooled by the scatter, no borders."""
+  b = cells.value.shape[0]
+  rows = cells.row[..., None] + (jnp.arange(7, dtype=jnp.int32) - 4)
+  inside = cells.valid[..., None] & (rows >= 0) & (rows < MAP)
+  plane = jnp.arange(v2.NUM_VIEWS, dtype=jnp.int32)[None, :, None] * KEPT + cells.slice - 1
+  flat = (plane[..., None] * MAP + rows) * RES + cells.col[..., None]
+  total = v2.NUM_VIEWS * KEPT * MAP * RES
+  flat = jnp.where(inside, flat, total)
+  values = jnp.broadcast_to(cells.value[..., None], flat.shape)
+  grid = v2._scatter_max_per_cloud(flat.reshape(b, -1), values.reshape(b, -1), total)  # pylint: disable=protected-access
+  return grid.reshape(b, v2.NUM_VIEWS, KEPT, MAP, RES)
+
+
+@jax.jit
+def previous(points, mask):
+  pooled = v2._max_filter(_previous_row_pooled_grid(v2._cells(points, mask)), -1, padding=0.0)  # pylint: disable=protected-access
+  return v2._blur_and_flatten(pooled)  # pylint: disable=protected-access
+
+
+@jax.jit
+def shipped_reduce(points, mask):
+  """The shipped path with `jnp.max` over the slices instead of the unrolled maxima."""
+  blurred = v2._blurred_slices(v2._row_pooled_grid(v2._cells(points, mask)))  # pylint: disable=protected-access
+  return _finish(jnp.max(blurred, axis=-3))
+
+
+@jax.jit
+def s49_border(points, mask):
+  """Both pool passes by the scatter (49 writes per point) into a grid with the blur's zero
+  border: float32[B, V, 7, 112, 112]; then the valid blur and the unrolled maximum."""
+  b = points.shape[0]
+  c = v2._cells(points, mask)  # pylint: disable=protected-access
+  side = MAP + 2
+  offsets = jnp.arange(7) - 4
+  r = c.row[..., None, None] + offsets[:, None]
+  col = c.col[..., None, None] + offsets[None, :]
+  ok = c.valid[..., None, None] & (r >= 0) & (r < MAP) & (col >= 0) & (col < MAP)
+  view = jnp.arange(v2.NUM_VIEWS)[None, :, None]
+  size = v2.NUM_VIEWS * KEPT * side * side
+  flat = ((view * KEPT + c.slice - 1)[..., None, None] * side + r + 1) * side + col + 1
+  flat = jnp.where(ok, flat, size)
+  vals = jnp.broadcast_to(c.value[..., None, None], flat.shape)
+  pooled = v2._scatter_max_per_cloud(flat.reshape(b, -1), vals.reshape(b, -1), size)  # pylint: disable=protected-access
+  blurred = _blur_valid(pooled.reshape(b, v2.NUM_VIEWS, KEPT, side, side))
+  return _finish(functools.reduce(jnp.maximum, [blurred[..., k, :, :] for k in range(KEPT)]))
+
+
 def variants():
-  table = {"shipped": shipped, "shipped_f32": shipped_f32, "grid": grid, "scatter49": scatter49,
+  table = {"shipped": shipped, "shipped_reduce": shipped_reduce, "previous": previous,
+           "s49_border": s49_border,
+           "shipped_f32": shipped_f32, "grid": grid, "scatter49": scatter49,
            "folded": folded, "no_slice0": no_slice0,
            "folded_no_slice0": folded_no_slice0, "reduce_window": reduce_window}
   for k in (4, 16, 64):

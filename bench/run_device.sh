@@ -29,6 +29,7 @@
 #   bash bench/run_device.sh open_issues          # #23's and #24's figures, one call
 #   bash bench/run_device.sh scatter_and_crops    # float32 scatters against their int32 bits; detection croppers
 #   bash bench/run_device.sh v2_projection        # PointCLIP V2's projection by variant
+#   bash bench/run_device.sh v2_share             # those variants, then #23's compare for hard and V2
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -88,9 +89,13 @@ scatter_and_crops() {  # the hard projector's scatter-min on the depths' int32 b
   v2_projection
   run 60 detect_crops $one_gpu python3 bench/bench_detect_crops.py --where host device
 }
-v2_projection() {  # PointCLIP V2's projection by variant (the shipped scatter pool, on float32, the grid, 49 writes)
+v2_projection() {  # PointCLIP V2's projection by variant (bench_v2_projection.py's docstring says which)
   run 90 v2_projection $one_gpu python3 bench/bench_v2_projection.py --batch 1024 --repeats 5 \
-    --variants shipped shipped_f32 grid scatter49
+    --variants shipped shipped_reduce previous s49_border shipped_f32 scatter49
+}
+v2_share() {  # #23's open figure: PointCLIP V2's projection variants, then its share of its zero-shot step
+  v2_projection
+  run 100 compare $one_gpu python3 bench/bench_compare.py --batch 1024 --modes hard pointclip_v2 --repeats 5
 }
 torch() {  # max-autotune tunes every GEMM shape first: minutes, hence its own long limit
   run 60 torch_eager $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1024

@@ -49,10 +49,11 @@ How it runs: the grid of step 3 (8 x 112 x 112 cells per view, 4 GiB at
 1,024 clouds) is never built. The scatter of step 3 writes each point into
 the 7 rows of step 4's max-pool output that its window reaches, so it makes
 the grid already pooled over rows; the columns are pooled by shifted maxima,
-then blurred. Maxima do not round, so the maps are the same floats as
-`grid_to_image` of the official grid (which the tests and
-bench/bench_v2_projection.py keep as the reference); slice 0, which no point
-reaches, is not stored.
+then blurred. Maxima do not round, so the maps are `grid_to_image` of the
+official grid (which the tests and bench/bench_v2_projection.py keep as the
+reference) up to how XLA contracts the blur's multiply-adds in each program
+(within 1e-6 on the CPU; the same floats on the GPUs measured); slice 0,
+which no point reaches, is not stored.
 
 Deviations: a view whose points all coincide (r = 0) divides by zero in the
 official code (NaN cast to indices, an undefined scatter); here r = 1 there,
@@ -246,7 +247,11 @@ def _blur_and_flatten(pooled: jax.Array) -> jax.Array:
   size = pooled.shape[-1]
   blurred = sum(float(kernel[i, j]) * padded[..., i:i + size, j:j + size]
                 for i in range(BLUR_SIZE) for j in range(BLUR_SIZE))
-  image = jnp.max(blurred, axis=-3)
+  return _normalise(jnp.max(blurred, axis=-3))
+
+
+def _normalise(image: jax.Array) -> jax.Array:
+  """Divided by each image's maximum (an empty image stays 0), 1 minus that."""
   top = jnp.max(image, axis=(-2, -1), keepdims=True)
   return 1.0 - image / jnp.where(top > 0, top, 1.0)
 
@@ -274,35 +279,78 @@ def _max_filter(x: jax.Array, axis: int, padding: float = -jnp.inf) -> jax.Array
   return jnp.maximum(shifted(four, 0, n - 6), shifted(four, 3, n - 6))  # [i, i+6]
 
 
+# The shipped path's grid (`_row_pooled_grid`): rows already pooled, with the
+# zero borders the column pool and the blur read, so no pass pads it.
+ROW_BORDER = BLUR_PADDING  # rows 0 and 111: the blur's zero padding
+COLUMN_BORDER = POOL_SIZE // 2  # 3 zero columns each side: the pool's output has the blur's ring
+POOLED_ROWS = MAP_SIZE + 2 * ROW_BORDER  # 112
+GRID_COLUMNS = RESOLUTION + 2 * COLUMN_BORDER  # 118
+
+
 def _row_pooled_grid(cells: _Cells) -> jax.Array:
   """Slices 1 .. 7 of the grid with the max-pool's pass over rows already done:
-  float32[B, V, 7, 110, 112].
+  float32[B, V, 7, 112, 118], pooled row r at row r + 1, grid column c at column c + 3,
+  zeros elsewhere.
 
   The pool's output row r is the maximum of grid rows r - 2 .. r + 4, so a
   point in row x reaches output rows x - 4 .. x + 2: the scatter-max writes
   each point into those 7 rows of its column (into zeros, as the official
   grid starts), which is the grid pooled over rows, exactly (a maximum does
-  not round), without the 4 GiB grid at batch 1,024 or a pass over it.
+  not round), without the 4 GiB grid at batch 1,024 or a pass over it. The
+  zero rows 0 and 111 are the blur's padding; the 3 zero columns each side
+  let the column pool (`_maps_from_row_pooled`) run without padding: zeros
+  stand for its -inf padding since every cell is 0 or at least 1.
   """
   b = cells.value.shape[0]
-  res, size, slices = RESOLUTION, MAP_SIZE, DEPTH_SLICES - 1
+  slices = DEPTH_SLICES - 1
   rows = cells.row[..., None] + (jnp.arange(POOL_SIZE, dtype=jnp.int32) - (POOL_SIZE - 1 - POOL_PADDING))
-  inside = cells.valid[..., None] & (rows >= 0) & (rows < size)
+  inside = cells.valid[..., None] & (rows >= 0) & (rows < MAP_SIZE)
   plane = jnp.arange(NUM_VIEWS, dtype=jnp.int32)[None, :, None] * slices + cells.slice - 1
-  flat = (plane[..., None] * size + rows) * res + cells.col[..., None]
-  total = NUM_VIEWS * slices * size * res
+  flat = ((plane[..., None] * POOLED_ROWS + rows + ROW_BORDER) * GRID_COLUMNS
+          + cells.col[..., None] + COLUMN_BORDER)
+  total = NUM_VIEWS * slices * POOLED_ROWS * GRID_COLUMNS
   flat = jnp.where(inside, flat, total)
   values = jnp.broadcast_to(cells.value[..., None], flat.shape)
   grid = _scatter_max_per_cloud(flat.reshape(b, -1), values.reshape(b, -1), total)
-  return grid.reshape(b, NUM_VIEWS, slices, size, res)
+  return grid.reshape(b, NUM_VIEWS, slices, POOLED_ROWS, GRID_COLUMNS)
+
+
+def _maps_from_row_pooled(grid: jax.Array) -> jax.Array:
+  """`_row_pooled_grid`'s float32[..., 7, 112, 118] -> the maps float32[..., 110, 110].
+
+  The maximum over the 7 slices is an unrolled chain of elementwise maxima:
+  one loop over the maps' pixels rather than a reduction over a major axis.
+  Every operation is `grid_to_image`'s, in its order.
+  """
+  blurred = _blurred_slices(grid)
+  return _normalise(functools.reduce(jnp.maximum, [blurred[..., k, :, :] for k in range(blurred.shape[-3])]))
+
+
+def _blurred_slices(grid: jax.Array) -> jax.Array:
+  """`_row_pooled_grid`'s float32[..., 7, 112, 118] -> each slice pooled and blurred, [..., 7, 110, 110].
+
+  The column pool as shifted maxima (windows 2, 4, 7) gives map columns
+  -1 .. 110; columns -1 and 110 are set to zero, the blur's padding, so the
+  blur reads no padded copy.
+  """
+  n = grid.shape[-1]
+  shifted = lambda a, start, length: a[..., start:start + length]
+  two = jnp.maximum(shifted(grid, 0, n - 1), shifted(grid, 1, n - 1))
+  four = jnp.maximum(shifted(two, 0, n - 3), shifted(two, 2, n - 3))
+  pooled = jnp.maximum(shifted(four, 0, n - 6), shifted(four, 3, n - 6))  # 112 columns
+  column = jnp.arange(pooled.shape[-1])
+  pooled = jnp.where((column >= BLUR_PADDING) & (column < pooled.shape[-1] - BLUR_PADDING), pooled, 0.0)
+  kernel = gaussian_kernel()
+  size = MAP_SIZE
+  return sum(float(kernel[i, j]) * pooled[..., i:i + size, j:j + size]
+             for i in range(BLUR_SIZE) for j in range(BLUR_SIZE))
 
 
 @jax.jit
 def _depth_maps(points, mask):
   # Rows pooled by the scatter, columns by shifted maxima (zeros pad them:
   # every cell is 0 or at least 1), then the blur and the maximum over slices.
-  pooled = _max_filter(_row_pooled_grid(_cells(points, mask)), -1, padding=0.0)
-  return _blur_and_flatten(pooled)
+  return _maps_from_row_pooled(_row_pooled_grid(_cells(points, mask)))
 
 
 @functools.partial(jax.jit, static_argnames=("image_size", "normalize"))

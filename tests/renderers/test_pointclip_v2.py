@@ -8,6 +8,7 @@ import pytest
 
 from renderers import pointclip
 from renderers import pointclip_v2 as v2
+from renderers import scatter
 
 E = math.exp(-1 / 18)  # the Gaussian's weight one cell off centre (sigma 3)
 SPILL = E / (1 + 2 * E)  # the blur's weight on the row (or column) next to the centre: 0.327105
@@ -160,6 +161,22 @@ def test_matches_an_independent_transcription_of_the_official_algorithm():
   clouds = _random_clouds(3, n=200)
   clouds[1] = clouds[1] * 7 + 3
   np.testing.assert_allclose(_maps(clouds), _official_transcription(clouds), atol=2e-6)
+
+
+def test_maps_are_the_official_grid_pooled_blurred_and_flattened():
+  """The shipped path (rows pooled by the scatter, bordered grid) against `grid_to_image` of the
+  official [V, 8, 112, 112] grid, with padding, edge cells and a flat cloud."""
+  clouds = _random_clouds(8, b=4, n=400)
+  clouds[1, :, 2] = 0.0  # flat: every point in one depth slice of the top and bottom views
+  clouds[2] = np.clip(clouds[2], -1.0, 1.0)  # many points on the box's faces: the grid's edge cells
+  mask = np.random.default_rng(9).random(clouds.shape[:2]) > 0.2
+  flat, value = v2._grid_coordinates(clouds, mask)
+  cells = v2.NUM_VIEWS * v2.DEPTH_SLICES * v2.RESOLUTION ** 2
+  grid = scatter.per_cloud("max", v2.BACKGROUND, cells, flat.reshape(4, -1), value.reshape(4, -1))
+  grid = grid.reshape(4, v2.NUM_VIEWS, v2.DEPTH_SLICES, v2.RESOLUTION, v2.RESOLUTION)
+  # Maxima do not round; the blur's multiply-adds may be contracted otherwise in another program.
+  np.testing.assert_allclose(_maps(clouds, mask), np.asarray(jax.jit(v2.grid_to_image)(grid)),
+                             rtol=0, atol=1e-6)
 
 
 def test_clip_input_is_the_unnormalised_map_at_224():
