@@ -1,4 +1,4 @@
-"""PointCLIP V2's realistic projection: ways to run the same maps, checked bit for bit, then timed.
+"""PointCLIP V2's realistic projection: ways to run the same maps, checked against the shipped ones, then timed.
 
   PYTHONPATH=. python bench/bench_v2_projection.py                 # batch 1024, 1024 points
   PYTHONPATH=. python bench/bench_v2_projection.py --batch 16 --repeats 2   # a CPU check
@@ -8,20 +8,23 @@ prints its largest difference from the shipped maps on this device (0: the
 same floats) before it is timed. The official grid of [views, 8 slices,
 112, 112] cells is 4 GiB at batch 1024; the passes over it cost most.
 
-  shipped      `pointclip_v2.depth_maps` as it is in the tree: the max-pool's
-               row pass done by the scatter (each point written into the 7
-               pooled rows it reaches) into a grid with zero borders, so the
-               column pool and the blur pad nothing; the maximum over slices
-               unrolled (elementwise)
-  shipped_reduce  the same with the maximum over slices as a reduction
-  previous     shipped until 2026-12-07: no borders (the column pool and the
-               blur pad their input), the maximum over slices a reduction
+  shipped      `pointclip_v2.depth_maps` as it is in the tree; on GPUs the
+               7 x 7 max-pool done by the scatter (each point written into
+               the 49 pooled cells it reaches) into a grid with the blur's
+               zero border, so the blur pads nothing; the maximum over
+               slices unrolled (elementwise)
+  shipped_reduce  the GPUs' path with the maximum over slices as a reduction
+  rowpool_border  other backends' path (the GPUs' at 3b7065b): the scatter
+               pools rows only (7 writes per point) into a bordered grid,
+               the columns by shifted maxima
+  previous     shipped until 2026-12-07: rows pooled by the scatter, no
+               borders (the column pool and the blur pad their input), the
+               maximum over slices a reduction
   shipped_f32  shipped with the scatter-max on float32 values (shipped
                before 2026-12-07; now it scatters their int32 bits)
-  s49_border   both pool passes done by the scatter (49 writes per point)
-               into a grid with the blur's zero border, the maximum unrolled
   grid         the official grid, then `grid_to_image` (shipped before 2026-12-06)
-  scatter49    both pool passes done by the scatter (49 writes per point)
+  scatter49    both pool passes done by the scatter (49 writes per point), no
+               border (the blur pads a copy), the maximum a reduction
   folded       the grid with one zero border of 3 for the pool and the blur
                (the pool's -inf padding may be 0: every cell is >= 0)
   no_slice0    the grid without slice 0, which no point reaches
@@ -227,34 +230,19 @@ def previous(points, mask):
 @jax.jit
 def shipped_reduce(points, mask):
   """The shipped path with `jnp.max` over the slices instead of the unrolled maxima."""
-  blurred = v2._blurred_slices(v2._row_pooled_grid(v2._cells(points, mask)))  # pylint: disable=protected-access
-  return _finish(jnp.max(blurred, axis=-3))
+  pooled = v2._pooled_grid(v2._cells(points, mask))  # pylint: disable=protected-access
+  return _finish(jnp.max(_blur_valid(pooled), axis=-3))
 
 
 @jax.jit
-def s49_border(points, mask):
-  """Both pool passes by the scatter (49 writes per point) into a grid with the blur's zero
-  border: float32[B, V, 7, 112, 112]; then the valid blur and the unrolled maximum."""
-  b = points.shape[0]
-  c = v2._cells(points, mask)  # pylint: disable=protected-access
-  side = MAP + 2
-  offsets = jnp.arange(7) - 4
-  r = c.row[..., None, None] + offsets[:, None]
-  col = c.col[..., None, None] + offsets[None, :]
-  ok = c.valid[..., None, None] & (r >= 0) & (r < MAP) & (col >= 0) & (col < MAP)
-  view = jnp.arange(v2.NUM_VIEWS)[None, :, None]
-  size = v2.NUM_VIEWS * KEPT * side * side
-  flat = ((view * KEPT + c.slice - 1)[..., None, None] * side + r + 1) * side + col + 1
-  flat = jnp.where(ok, flat, size)
-  vals = jnp.broadcast_to(c.value[..., None, None], flat.shape)
-  pooled = v2._scatter_max_per_cloud(flat.reshape(b, -1), vals.reshape(b, -1), size)  # pylint: disable=protected-access
-  blurred = _blur_valid(pooled.reshape(b, v2.NUM_VIEWS, KEPT, side, side))
-  return _finish(functools.reduce(jnp.maximum, [blurred[..., k, :, :] for k in range(KEPT)]))
+def rowpool_border(points, mask):
+  """Other backends' path (and the GPUs' at 3b7065b): the scatter pools rows only."""
+  return v2._maps_row_pooled(v2._cells(points, mask))  # pylint: disable=protected-access
 
 
 def variants():
-  table = {"shipped": shipped, "shipped_reduce": shipped_reduce, "previous": previous,
-           "s49_border": s49_border,
+  table = {"shipped": shipped, "shipped_reduce": shipped_reduce, "rowpool_border": rowpool_border,
+           "previous": previous,
            "shipped_f32": shipped_f32, "grid": grid, "scatter49": scatter49,
            "folded": folded, "no_slice0": no_slice0,
            "folded_no_slice0": folded_no_slice0, "reduce_window": reduce_window}

@@ -91,7 +91,7 @@ scatter_and_crops() {  # the hard projector's scatter-min on the depths' int32 b
 }
 v2_projection() {  # PointCLIP V2's projection by variant (bench_v2_projection.py's docstring says which)
   run 90 v2_projection $one_gpu python3 bench/bench_v2_projection.py --batch 1024 --repeats 5 \
-    --variants shipped shipped_reduce previous s49_border shipped_f32 scatter49
+    --variants shipped shipped_reduce rowpool_border previous shipped_f32 scatter49
 }
 v2_share() {  # #23's open figure: PointCLIP V2's projection variants, then its share of its zero-shot step
   v2_projection

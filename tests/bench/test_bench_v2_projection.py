@@ -5,7 +5,7 @@ import sys
 
 from bench import bench_v2_projection
 
-VARIANTS = ("shipped", "shipped_reduce", "previous", "s49_border", "grid")
+VARIANTS = ("shipped", "shipped_reduce", "rowpool_border", "previous", "grid")
 
 
 def test_tiny_run_checks_and_times_the_variants(monkeypatch, capsys):

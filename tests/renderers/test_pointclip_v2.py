@@ -1,6 +1,7 @@
 """PointCLIP V2's realistic projection: hand-worked clouds, its invariances, batching, and a NumPy transcription."""
 
 import math
+import re
 
 import jax
 import numpy as np
@@ -177,6 +178,27 @@ def test_maps_are_the_official_grid_pooled_blurred_and_flattened():
   # Maxima do not round; the blur's multiply-adds may be contracted otherwise in another program.
   np.testing.assert_allclose(_maps(clouds, mask), np.asarray(jax.jit(v2.grid_to_image)(grid)),
                              rtol=0, atol=1e-6)
+
+
+def test_the_gpu_path_and_the_other_backends_path_give_the_same_maps():
+  """GPUs pool by a 49-write scatter, other backends by a 7-write one and a pass; both run here."""
+  clouds = _random_clouds(10, b=3, n=500)
+  clouds[2] = np.clip(clouds[2], -1.0, 1.0)
+  mask = np.random.default_rng(11).random(clouds.shape[:2]) > 0.2
+  cells = jax.jit(v2._cells)(clouds, mask)
+  gpu = np.asarray(jax.jit(v2._maps_scatter_pooled)(cells))
+  other = np.asarray(jax.jit(v2._maps_row_pooled)(cells))
+  assert (gpu < 1).any()
+  np.testing.assert_array_equal(gpu, other)
+
+
+@pytest.mark.parametrize("platform,grid_cells", [("cuda", 10 * 7 * 112 * 112), ("rocm", 10 * 7 * 112 * 112),
+                                                 ("tpu", 10 * 7 * 112 * 118), ("cpu", 10 * 7 * 112 * 118)])
+def test_each_platform_lowers_its_own_path(platform, grid_cells):
+  spec = jax.ShapeDtypeStruct((2, 64, 3), np.float32)
+  module = jax.export.export(jax.jit(v2.depth_maps), platforms=(platform,))(spec).mlir_module()
+  sizes = {int(n) for n in re.findall(r"[<x](\d{6})x", module)}
+  assert grid_cells in sizes and not sizes & ({10 * 7 * 112 * 112, 10 * 7 * 112 * 118} - {grid_cells})
 
 
 def test_clip_input_is_the_unnormalised_map_at_224():
