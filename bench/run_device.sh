@@ -29,7 +29,7 @@
 #   bash bench/run_device.sh open_issues          # #23's and #24's figures, one call
 #   bash bench/run_device.sh scatter_and_crops    # float32 scatters against their int32 bits; detection croppers
 #   bash bench/run_device.sh v2_projection        # PointCLIP V2's projection by variant
-#   bash bench/run_device.sh v2_share             # those variants, then #23's compare for hard and V2
+#   bash bench/run_device.sh v2_share             # those variants, then #23's compare of the three
 # Each line above stays under 10 minutes (the device tool's per-call limit)
 # by its sections' limits; combine sections only as far as their sum allows.
 set -uo pipefail
@@ -93,9 +93,10 @@ v2_projection() {  # PointCLIP V2's projection by variant (bench_v2_projection.p
   run 90 v2_projection $one_gpu python3 bench/bench_v2_projection.py --batch 1024 --repeats 5 \
     --variants shipped shipped_reduce rowpool_border previous shipped_f32 scatter49
 }
-v2_share() {  # #23's open figure: PointCLIP V2's projection variants, then its share of its zero-shot step
+v2_share() {  # #23's open figure: PointCLIP V2's projection variants, then the three projectors' shares
   v2_projection
-  run 100 compare $one_gpu python3 bench/bench_compare.py --batch 1024 --modes hard pointclip_v2 --repeats 5
+  run 120 compare $one_gpu python3 bench/bench_compare.py --batch 1024 --modes hard pointclip pointclip_v2 \
+    --repeats 5
 }
 torch() {  # max-autotune tunes every GEMM shape first: minutes, hence its own long limit
   run 60 torch_eager $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1024
