@@ -8,6 +8,7 @@ import os
 import matplotlib
 
 matplotlib.use("Agg")  # Files only; no display on servers and CI.
+import matplotlib.figure  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -100,7 +101,8 @@ def save_learning_curves(records, path: str, title: str = "") -> None:
 
   Panels: the loss and its terms (total, L_intra, L_cross), the balance weight
   w, the learning rate, and the zero-shot accuracies (keys ending in
-  "_top1"), each drawn from the records that have it.
+  "_top1"), each drawn from the records that have it. Safe to call from a
+  thread: it does not touch pyplot's global state.
   """
   records = [r for r in records if "step" in r]
   series = lambda key: [(r["step"], r[key]) for r in records if r.get(key) is not None]
@@ -109,7 +111,9 @@ def save_learning_curves(records, path: str, title: str = "") -> None:
             ("zero-shot top-1 accuracy", sorted({k for r in records for k in r if k.endswith("_top1")}))]
   panels = [(name, [k for k in keys if series(k)]) for name, keys in panels]
   panels = [(name, keys) for name, keys in panels if keys]
-  fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(3.6 * max(len(panels), 1), 3.0), squeeze=False)
+  # A pyplot-free figure: training draws these in a background thread.
+  fig = matplotlib.figure.Figure(figsize=(3.6 * max(len(panels), 1), 3.0))
+  axes = fig.subplots(1, max(len(panels), 1), squeeze=False)
   for ax, (name, keys) in zip(axes[0], panels):
     for key in keys:
       xs, ys = zip(*series(key))

@@ -124,8 +124,8 @@ def run(config, workdir: str) -> dict:
     result = evals(encoder_now())
     log.write({"step": done, **result})
     save(done, result)
-    if done < num_steps:  # The last one is drawn after the loop.
-      log.plot(f"pre-training, step {done}")
+    if done < num_steps:  # The last one is drawn after the loop; this one while training goes on.
+      log.plot(f"pre-training, step {done}", background=True)
     bar.write(f"step {done}: " + "  ".join(f"{k} {100 * v:.2f}%" for k, v in result.items()
                                             if k.endswith("_top1")))
 

@@ -7,6 +7,7 @@
     step_fn = STEPS.get(key, lambda: jax.jit(...))        # one compiled program per key
 """
 
+import concurrent.futures
 import json
 import os
 import sys
@@ -87,6 +88,8 @@ class MetricsLog:
     self.curves = os.path.join(workdir, CURVES_FILE)
     self.writer = _event_writer(workdir) if tensorboard else None
     self.records = []
+    self._plotter = None  # the background plot's one worker, made on first use
+    self._pending_plot = None
     if resume_step and paths.path(self.path).exists():
       lines = paths.path(self.path).read_text().splitlines()
       self.records = [r for r in map(json.loads, filter(str.strip, lines)) if r["step"] <= resume_step]
@@ -109,10 +112,37 @@ class MetricsLog:
       self.writer.write_scalars(record["step"], {k: v for k, v in record.items()
                                                  if k != "step" and isinstance(v, (int, float))})
 
-  def plot(self, title: str) -> None:
-    if is_host0() and self.records:
-      plots.save_learning_curves(self.records, self.curves, title=title)
+  def plot(self, title: str, background: bool = False) -> None:
+    """Draws learning_curves.png from the records so far.
+
+    `background`: in a worker thread, so training goes on meanwhile (about
+    half a second of matplotlib); a later plot or `close` waits for it.
+    """
+    self._wait_for_plot()
+    if not (is_host0() and self.records):
+      return
+    records = list(self.records)
+    if background:
+      if self._plotter is None:
+        self._plotter = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="learning-curves")
+      self._pending_plot = self._plotter.submit(plots.save_learning_curves, records, self.curves, title=title)
+    else:
+      plots.save_learning_curves(records, self.curves, title=title)
+
+  def _wait_for_plot(self) -> None:
+    pending, self._pending_plot = self._pending_plot, None
+    if pending is not None:
+      pending.result()  # A failed plot raises here, in the training thread.
 
   def close(self) -> None:
-    if self.writer is not None:
-      self.writer.close()
+    try:
+      self._wait_for_plot()
+    except Exception as error:  # pylint: disable=broad-except
+      # The records are written; a failed picture must not hide why training stopped.
+      say(f"warning: learning_curves.png was not drawn: {error!r}")
+    finally:
+      if self._plotter is not None:
+        self._plotter.shutdown()
+        self._plotter = None
+      if self.writer is not None:
+        self.writer.close()
