@@ -26,6 +26,7 @@
 #   bash bench/run_device.sh zbuffer              # the hard projector's z-buffers: scatter, sort, dense
 #   bash bench/run_device.sh point_transformer    # the 3D encoder's step and zero-shot, the depth encoder's beside
 #   bash bench/run_device.sh e2e                  # issue #26: each task's command as users run it against its step alone
+#   bash bench/run_device.sh e2e_pretrain         # its pre-training rows only, with the run's metrics.jsonl
 #   bash bench/run_device.sh open_issues          # #23's and #24's figures, one call
 #   bash bench/run_device.sh scatter_and_crops    # float32 scatters against their int32 bits; detection croppers
 #   bash bench/run_device.sh v2_projection        # PointCLIP V2's projection by variant
@@ -68,6 +69,11 @@ point_transformer() {  # issue #24: PTv1 (authors') step at batch 256, its FPS a
   # then the depth encoder's step and zero-shot in the same process (~4 minutes on an H100)
   run 270 point_transformer $one_gpu python3 bench/bench_point_transformer.py --batch 256 \
     --zeroshot_batch 1024 --repeats 5
+}
+e2e_pretrain() {  # #26's pre-training rows alone (~2 minutes), its metrics.jsonl (evaluation and
+  # checkpoint seconds) copied out beside the table
+  run 200 e2e_pretrain $one_gpu python3 bench/bench_e2e.py --out "$out" --tasks pretrain --budget_s 180
+  cp /tmp/bench_e2e/work/pretrain/metrics.jsonl "$out/pretrain_metrics.jsonl" 2>/dev/null || true
 }
 e2e() {  # issue #26: the CLI of pretrain, zeroshot, fewshot and detect on a ViT-B/32-sized random CLIP
   # (written by make_tiny_clip --vit_b_32) and the built-in shapes, each against its step alone in the

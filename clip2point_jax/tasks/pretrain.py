@@ -25,6 +25,7 @@ resumes), `metrics.jsonl` (one JSON record per log step and per evaluation),
 """
 
 import os
+import time
 
 from absl import logging
 import jax
@@ -121,9 +122,13 @@ def run(config, workdir: str) -> dict:
     evals.start_compiling(encoder_now())
 
   def run_evals(done, bar):
+    started = time.perf_counter()
     result = evals(encoder_now())
-    log.write({"step": done, **result})
+    evaluated = time.perf_counter()
     save(done, result)
+    # How long training paused for each: the save's blocking part (orbax writes in the background).
+    log.write({"step": done, **result, "eval_seconds": evaluated - started,
+               "checkpoint_seconds": time.perf_counter() - evaluated})
     if done < num_steps:  # The last one is drawn after the loop; this one while training goes on.
       log.plot(f"pre-training, step {done}", background=True)
     bar.write(f"step {done}: " + "  ".join(f"{k} {100 * v:.2f}%" for k, v in result.items()
