@@ -57,9 +57,11 @@ def run(config, workdir: str) -> dict:
   #    encoders, computed once and cached.
   train_source, class_names = splits.load(config.data, config.data.train_split, workdir)
   test_source, _ = splits.load(config.data, config.data.test_split, workdir)
-  if config.augment:
-    training.check_resampling(train_source, config.data.num_points)
   paths = dual_path.load_frozen_paths(config.clip, config.depth_encoder, image_size=render.image_size)
+  if config.augment:
+    # A 3D encoder's farthest-point sampling starts from the first point, so a reordered cloud
+    # is already another sample for it.
+    training.check_resampling(train_source, config.data.num_points, order_matters=paths.point_path)
   encode = dual_path.make_view_encoder(encode_lib.vision_encoder(paths.loaded), render,
                                        shared=paths.shared, point_model=paths.point_model)
   encoders = dual_path.put_encoders(paths, parallel.replicated(mesh))

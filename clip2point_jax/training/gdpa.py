@@ -230,17 +230,19 @@ def epoch_orders(subset: np.ndarray, batch_size: int, seed: int, epochs: int) ->
                    for e in range(epochs)]).reshape(epochs, steps, batch_size).astype(np.int32)
 
 
-def check_resampling(source, num_points: int) -> int:
+def check_resampling(source, num_points: int, order_matters: bool = False) -> int:
   """The stored points per cloud, if `num_points`-point subsets of them are augmentations.
 
   A subset of every stored point is the cloud itself in another order, and the
   projection does not depend on the order: training would see the cached
-  features again, slower. So `config.augment` needs fewer points than stored.
+  features again, slower. So `config.augment` needs fewer points than stored,
+  unless an encoder reads the order (`order_matters`: a 3D encoder's
+  farthest-point sampling starts from the first point).
   """
   stored = np.shape(source[0]["points"])[0]
   if num_points > stored:
     raise UserError(f"config.data.num_points={num_points}, but the dataset stores {stored} points per cloud")
-  if num_points == stored:
+  if num_points == stored and not order_matters:
     raise UserError(
         f"config.augment=True re-renders random subsets of each cloud's {stored} stored points, but "
         f"config.data.num_points={num_points} takes them all: every subset renders the same maps "
@@ -256,7 +258,7 @@ def resampled_batches(source, *, batch_size: int, num_points: int, seed: int, st
   The example order is `pipeline.batches`' (so it matches `epoch_orders`);
   the subset of each step is drawn from (seed, step, host).
   """
-  stored = check_resampling(source, num_points)
+  stored = check_resampling(source, num_points, order_matters=True)  # the task checked the setting
   batches = pipeline.batches(source, global_batch_size=batch_size, num_points=stored, training=True,
                              seed=seed, start_step=start_step, num_steps=num_steps, normalize_points=False)
   for step, local in enumerate(batches, start_step):

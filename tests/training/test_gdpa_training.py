@@ -7,12 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import ml_collections
 import optax
+import pytest
 
 from clip2point_jax.core import parallel, rules
 from clip2point_jax.features import view_features
 from clip2point_jax.training import gdpa as training
 from clip2point_jax.core.config_args import load_sibling
 from clip2point_jax.data import primitives, shots, splits
+from clip2point_jax.errors import UserError
 from clip2point_jax.models import gdpa
 from clip2point_jax.projection import dual_path, encode as encode_lib, settings as render_settings
 from renderers import cameras
@@ -43,6 +45,17 @@ def test_resampled_batches_follow_the_cached_order_with_fresh_point_subsets():
   resumed = next(training.resampled_batches(shots.SubsetSource(source, subset), batch_size=4,
                                             num_points=16, seed=5, start_step=2, num_steps=1))
   np.testing.assert_array_equal(resumed["points"], batches[2]["points"])
+
+
+def test_resampling_all_stored_points_is_refused_unless_an_encoder_reads_their_order():
+  source = splits.ArraySource(np.random.default_rng(1).normal(size=(3, 64, 3)).astype(np.float32),
+                              np.arange(3, dtype=np.int32))
+  assert training.check_resampling(source, 63) == 64
+  with pytest.raises(UserError, match="num_points=64 takes them all"):
+    training.check_resampling(source, 64)
+  assert training.check_resampling(source, 64, order_matters=True) == 64  # a 3D encoder's FPS
+  with pytest.raises(UserError, match="stores 64 points per cloud"):
+    training.check_resampling(source, 65, order_matters=True)
 
 
 VIEWS = cameras.VIEWS_PRETRAIN[4:6]  # two corner views keep the live step small
