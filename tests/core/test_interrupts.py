@@ -22,7 +22,9 @@ gc.callbacks.append(callback)
 try:
   gc.collect()
   import time
-  deadline = time.monotonic() + 3
+  # Re-delivered, it lands here within milliseconds; a loaded CI machine may take longer, and
+  # only the plain run, which never gets it, waits the whole time.
+  deadline = time.monotonic() + (30 if sys.argv[1] == "keep" else 3)
   while time.monotonic() < deadline:  # the interrupt, if delivered, lands here
     pass
   print("went on", flush=True)
