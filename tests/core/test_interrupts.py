@@ -1,5 +1,6 @@
 """A Ctrl-C raised inside a garbage-collector callback still stops the program."""
 
+import signal
 import subprocess
 import sys
 
@@ -22,9 +23,7 @@ gc.callbacks.append(callback)
 try:
   gc.collect()
   import time
-  # Re-delivered, it lands here within milliseconds; a loaded CI machine may take longer, and
-  # only the plain run, which never gets it, waits the whole time.
-  deadline = time.monotonic() + (30 if sys.argv[1] == "keep" else 3)
+  deadline = time.monotonic() + 3
   while time.monotonic() < deadline:  # the interrupt, if delivered, lands here
     pass
   print("went on", flush=True)
@@ -35,9 +34,17 @@ del failing_finalizer  # its ZeroDivisionError is unraisable too: the previous h
 """
 
 
+def _default_ctrl_c():
+  # A child inherits an ignored SIGINT, and Python then installs no handler for it, so
+  # `_thread.interrupt_main` does nothing: a test earlier in the same pytest worker can
+  # leave SIGINT ignored (seen twice in clean-clone suite runs), so the child starts with
+  # the default disposition, as a terminal's process does.
+  signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _run(mode):
   return subprocess.run([sys.executable, "-c", PROGRAM, mode], cwd=REPO_ROOT, capture_output=True, text=True,
-                        timeout=60, check=True)
+                        timeout=60, check=True, preexec_fn=_default_ctrl_c)
 
 
 def test_an_interrupt_swallowed_by_a_gc_callback_is_delivered_again():
