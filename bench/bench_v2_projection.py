@@ -74,32 +74,17 @@ def _grid(points, mask, first_slice=0):
   return grid.reshape(b, v2.NUM_VIEWS, size // (v2.NUM_VIEWS * RES * RES), RES, RES)
 
 
-def _finish(image):
-  top = jnp.max(image, axis=(-2, -1), keepdims=True)
-  return 1.0 - image / jnp.where(top > 0, top, 1.0)
-
-
-def _shift_max(x, axis, window):
-  """Valid max filter of `window` (7) along `axis` by shifted maxima (2, 4, 7)."""
-  assert window == 7
-  n = x.shape[axis]
-  s = lambda a, start, length: jax.lax.slice_in_dim(a, start, start + length, axis=axis)
-  two = jnp.maximum(s(x, 0, n - 1), s(x, 1, n - 1))
-  four = jnp.maximum(s(two, 0, n - 3), s(two, 2, n - 3))
-  return jnp.maximum(s(four, 0, n - 6), s(four, 3, n - 6))
-
-
-def _blur_valid(x):
-  kernel = v2.gaussian_kernel()
-  size = x.shape[-1] - 2
-  return sum(float(kernel[i, j]) * x[..., i:i + size, j:j + size] for i in range(3) for j in range(3))
+# The shipped path's pieces, shared by the variants (same operations, same order).
+_finish = v2._normalise  # pylint: disable=protected-access
+_blur_valid = v2._blurred  # pylint: disable=protected-access
+_window_max = v2._window_max  # pylint: disable=protected-access
 
 
 def folded_image(grid):
   """grid float32[..., D, 112, 112] -> float32[..., 110, 110], one zero border for pool and blur."""
   lead = grid.ndim - 2
   padded = jnp.pad(grid, ((0, 0),) * lead + ((3, 3),) * 2)  # 118
-  pooled = _shift_max(_shift_max(padded, -2, 7), -1, 7)  # 112: official rows -1 .. 110
+  pooled = _window_max(_window_max(padded, -2), -1)  # 112: official rows -1 .. 110
   ring = np.zeros((RES, RES), bool)
   ring[1:-1, 1:-1] = True
   pooled = jnp.where(ring, pooled, 0.0)  # the blur's zero padding

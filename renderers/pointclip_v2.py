@@ -243,13 +243,18 @@ def _blur_and_flatten(pooled: jax.Array) -> jax.Array:
   slices, divided by the image's maximum, 1 minus that.
   """
   lead = pooled.ndim - 2
-  kernel = gaussian_kernel()
   p = BLUR_PADDING
   padded = jnp.pad(pooled, ((0, 0),) * lead + ((p, p),) * 2)
-  size = pooled.shape[-1]
-  blurred = sum(float(kernel[i, j]) * padded[..., i:i + size, j:j + size]
-                for i in range(BLUR_SIZE) for j in range(BLUR_SIZE))
-  return _normalise(jnp.max(blurred, axis=-3))
+  return _normalise(jnp.max(_blurred(padded), axis=-3))
+
+
+def _blurred(padded: jax.Array) -> jax.Array:
+  """The 3 x 3 Gaussian over slices that hold their zero padding: float32[..., H + 2, W + 2] ->
+  float32[..., H, W]."""
+  kernel = gaussian_kernel()
+  rows, cols = padded.shape[-2] - 2 * BLUR_PADDING, padded.shape[-1] - 2 * BLUR_PADDING
+  return sum(float(kernel[i, j]) * padded[..., i:i + rows, j:j + cols]
+             for i in range(BLUR_SIZE) for j in range(BLUR_SIZE))
 
 
 def _normalise(image: jax.Array) -> jax.Array:
@@ -266,17 +271,21 @@ def _max_filter(x: jax.Array, axis: int, padding: float = -jnp.inf) -> jax.Array
   whole zero-shot step's projection budget on an H100 (bench/RESULTS.md).
   `padding` 0 gives the same wherever every value is >= 0 (the grid's cells).
   """
-  assert POOL_SIZE == 7 and POOL_PADDING == 2, "the shifts below are for a window of 7"
   axis = axis % x.ndim
   pad = [(0, 0)] * x.ndim
   pad[axis] = (POOL_PADDING, POOL_PADDING)
-  padded = jnp.pad(x, pad, constant_values=padding)
+  return _window_max(jnp.pad(x, pad, constant_values=padding), axis)
+
+
+def _window_max(x: jax.Array, axis: int) -> jax.Array:
+  """The maximum over each window of 7 along `axis`, no padding (n -> n - 6), as shifted maxima."""
+  assert POOL_SIZE == 7, "the shifts below are for a window of 7"
 
   def shifted(a, start, length):
     return jax.lax.slice_in_dim(a, start, start + length, axis=axis)
 
-  n = padded.shape[axis]
-  two = jnp.maximum(shifted(padded, 0, n - 1), shifted(padded, 1, n - 1))  # [i, i+1]
+  n = x.shape[axis]
+  two = jnp.maximum(shifted(x, 0, n - 1), shifted(x, 1, n - 1))  # [i, i+1]
   four = jnp.maximum(shifted(two, 0, n - 3), shifted(two, 2, n - 3))  # [i, i+3]
   return jnp.maximum(shifted(four, 0, n - 6), shifted(four, 3, n - 6))  # [i, i+6]
 
@@ -324,18 +333,14 @@ def _maps_from_pooled(grid: jax.Array) -> jax.Array:
   on an H100 with the row-pooled grid). Every operation is
   `grid_to_image`'s, in its order.
   """
-  kernel = gaussian_kernel()
-  size = MAP_SIZE
-  blurred = sum(float(kernel[i, j]) * grid[..., i:i + size, j:j + size]
-                for i in range(BLUR_SIZE) for j in range(BLUR_SIZE))
+  blurred = _blurred(grid)
   return _normalise(functools.reduce(jnp.maximum, [blurred[..., k, :, :] for k in range(blurred.shape[-3])]))
 
 
 # Other backends' grid (`_row_pooled_grid`): rows already pooled, with the
 # zero borders the column pool and the blur read, so no pass pads it.
-ROW_BORDER = BLUR_PADDING  # rows 0 and 111: the blur's zero padding
+# Its rows are the GPUs' grid's (POOLED_SIDE, the blur's zero rows 0 and 111).
 COLUMN_BORDER = POOL_SIZE // 2  # 3 zero columns each side: the pool's output has the blur's ring
-POOLED_ROWS = MAP_SIZE + 2 * ROW_BORDER  # 112
 GRID_COLUMNS = RESOLUTION + 2 * COLUMN_BORDER  # 118
 
 
@@ -358,13 +363,13 @@ def _row_pooled_grid(cells: _Cells) -> jax.Array:
   rows = cells.row[..., None] + (jnp.arange(POOL_SIZE, dtype=jnp.int32) - (POOL_SIZE - 1 - POOL_PADDING))
   inside = cells.valid[..., None] & (rows >= 0) & (rows < MAP_SIZE)
   plane = jnp.arange(NUM_VIEWS, dtype=jnp.int32)[None, :, None] * slices + cells.slice - 1
-  flat = ((plane[..., None] * POOLED_ROWS + rows + ROW_BORDER) * GRID_COLUMNS
+  flat = ((plane[..., None] * POOLED_SIDE + rows + BLUR_PADDING) * GRID_COLUMNS
           + cells.col[..., None] + COLUMN_BORDER)
-  total = NUM_VIEWS * slices * POOLED_ROWS * GRID_COLUMNS
+  total = NUM_VIEWS * slices * POOLED_SIDE * GRID_COLUMNS
   flat = jnp.where(inside, flat, total)
   values = jnp.broadcast_to(cells.value[..., None], flat.shape)
   grid = _scatter_max_per_cloud(flat.reshape(b, -1), values.reshape(b, -1), total)
-  return grid.reshape(b, NUM_VIEWS, slices, POOLED_ROWS, GRID_COLUMNS)
+  return grid.reshape(b, NUM_VIEWS, slices, POOLED_SIDE, GRID_COLUMNS)
 
 
 def _column_pooled(grid: jax.Array) -> jax.Array:
@@ -374,11 +379,7 @@ def _column_pooled(grid: jax.Array) -> jax.Array:
   The column pool as shifted maxima (windows 2, 4, 7) gives map columns
   -1 .. 110; columns -1 and 110 are set to zero, the blur's padding.
   """
-  n = grid.shape[-1]
-  shifted = lambda a, start, length: a[..., start:start + length]
-  two = jnp.maximum(shifted(grid, 0, n - 1), shifted(grid, 1, n - 1))
-  four = jnp.maximum(shifted(two, 0, n - 3), shifted(two, 2, n - 3))
-  pooled = jnp.maximum(shifted(four, 0, n - 6), shifted(four, 3, n - 6))  # 112 columns
+  pooled = _window_max(grid, -1)  # 112 columns
   column = jnp.arange(pooled.shape[-1])
   return jnp.where((column >= BLUR_PADDING) & (column < pooled.shape[-1] - BLUR_PADDING), pooled, 0.0)
 
