@@ -115,8 +115,8 @@ class MetricsLog:
   def plot(self, title: str, background: bool = False) -> None:
     """Draws learning_curves.png from the records so far.
 
-    `background`: in a worker thread, so training goes on meanwhile (about
-    half a second of matplotlib); a later plot or `close` waits for it.
+    `background`: in a worker thread, so training goes on while matplotlib
+    draws; a later plot or `close` waits for it.
     """
     self._wait_for_plot()
     if not (is_host0() and self.records):
