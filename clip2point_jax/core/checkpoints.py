@@ -8,7 +8,15 @@ anything needed to resume exactly).
 
 The manager keeps the latest `keep` checkpoints plus, when `best_metric` is
 set, the one with the best validation value passed to `save(metrics=...)`.
-Saving is asynchronous: the step loop goes on while files are written.
+Saving is asynchronous (`async_save`, the default). In a single process,
+`save` copies the state into fresh device buffers, queued behind the step
+that wrote it, and returns; a worker thread hands the copy to orbax, which
+moves it to the host and writes it there. The step loop waits for none of
+it, and the next step may donate the state's buffers. With several processes
+orbax's save synchronises the hosts through the devices, which must not
+race the steps' own collectives from another thread: there `save` waits
+while orbax moves the state to the host, and the writes run in the
+background.
 
     ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=2,
                                     best_metric="val_top1")
@@ -19,6 +27,8 @@ Saving is asynchronous: the step loop goes on while files are written.
     ckpt.close()
 """
 
+import concurrent.futures
+import copy
 import importlib
 from typing import Any, Callable, Optional
 
@@ -110,6 +120,22 @@ def abstract_like(tree, shardings=None):
                       tree, shardings)
 
 
+def copy_on_devices(tree):
+  """`tree` with each jax.Array leaf copied into new buffers, on the same devices and sharding.
+
+  Nothing waits for the devices and nothing compiles: the copies are queued
+  behind whatever writes the arrays, so the originals may be donated to the
+  next step at once. Arrays must be fully addressable (one process).
+  """
+  leaves, treedef = jax.tree.flatten(tree)
+  where = [i for i, leaf in enumerate(leaves) if isinstance(leaf, jax.Array)]
+  arrays = [leaves[i] for i in where]
+  copies = jax.device_put(arrays, [x.sharding for x in arrays], may_alias=False) if arrays else []
+  for i, x in zip(where, copies):
+    leaves[i] = x
+  return jax.tree.unflatten(treedef, leaves)
+
+
 class Checkpointer:
   """Saves and restores (state pytree, meta dict) per step in `directory`."""
 
@@ -124,7 +150,10 @@ class Checkpointer:
       best_metric: a key of the `metrics` passed to `save`; the best
         checkpoint by it is kept too, whatever its age.
       best_mode: "max" or "min": which values of `best_metric` are better.
-      async_save: write in a background thread.
+      async_save: write in the background; in a single process `save`
+        returns once the state's copy is queued on the devices (see above).
+        At most one such copy waits for its turn, so saving faster than the
+        disk allows blocks instead of filling the devices.
     """
     if keep < 1:
       raise UserError(f"checkpoints: keep={keep}; keep at least the latest one")
@@ -149,30 +178,51 @@ class Checkpointer:
         enable_async_checkpointing=async_save)
     self._manager = ocp.CheckpointManager(self.directory, options=options,
                                           item_names=(STATE, META))
+    self._worker = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="checkpoint")
+                    if async_save and jax.process_count() == 1 else None)
+    self._handed = None  # the save the worker is handing to orbax
+
+  def _finish_handing(self) -> None:
+    """Waits until the worker has handed its save to orbax; raises what went wrong there."""
+    handed, self._handed = self._handed, None
+    if handed is not None:
+      handed.result()
 
   def latest_step(self) -> Optional[int]:
     """The newest saved step, or None if there is none."""
+    self._finish_handing()
     return self._manager.latest_step()
 
   def best_step(self) -> Optional[int]:
     """The saved step with the best `best_metric`, or None."""
     if not self.best_metric:
       return None
+    self._finish_handing()
     # The manager falls back to the latest step when none has metrics.
     if not any(self._manager.metrics(s) for s in self._manager.all_steps()):
       return None
     return self._manager.best_step()
 
   def all_steps(self) -> list[int]:
+    self._finish_handing()
     return list(self._manager.all_steps())
 
   def save(self, step: int, state, *, meta: Optional[dict[str, Any]] = None,
-           metrics: Optional[dict[str, float]] = None, force: bool = True) -> bool:
-    """Starts saving `state` and `meta` as `step`; returns whether it saves."""
-    args = ocp.args.Composite(**{STATE: ocp.args.StandardSave(state),
-                                 META: ocp.args.JsonSave(dict(meta or {}))})
+           metrics: Optional[dict[str, float]] = None) -> None:
+    """Saves `state` (a pytree of arrays) and `meta` (a JSON dict) as `step`.
+
+    With `async_save` in a single process it returns once the copies are
+    queued on the devices; an error in the background is raised by the next
+    call of this object.
+    """
     metrics = {k: float(v) for k, v in metrics.items()} if metrics else None
-    return self._manager.save(int(step), args=args, metrics=metrics, force=force)
+    if self._worker is None:
+      self._manager.save(int(step), args=_save_args(state, meta), metrics=metrics, force=True)
+      return
+    self._finish_handing()
+    args = _save_args(copy_on_devices(state), copy.deepcopy(meta))
+    self._handed = self._worker.submit(self._manager.save, int(step), args=args, metrics=metrics,
+                                       force=True)
 
   def restore(self, abstract_state, step: Optional[int] = None):
     """Restores (state, meta) of `step` (default: the latest).
@@ -185,7 +235,7 @@ class Checkpointer:
       UserError if there is no such checkpoint or it does not fit the target.
     """
     step = self.latest_step() if step is None else int(step)
-    if step is None or step not in self._manager.all_steps():
+    if step is None or step not in self.all_steps():
       raise UserError(f"no checkpoint{'' if step is None else f' for step {step}'} in "
                       f"{self.directory}; it has steps {self.all_steps()}")
     if any(isinstance(x, jax.Array) for x in jax.tree.leaves(abstract_state)):
@@ -202,8 +252,20 @@ class Checkpointer:
 
   def wait(self):
     """Blocks until pending asynchronous saves are on disk."""
+    self._finish_handing()
     self._manager.wait_until_finished()
 
   def close(self):
-    self._manager.wait_until_finished()
-    self._manager.close()
+    """Finishes the pending saves (raising what failed in them) and closes the manager."""
+    try:
+      self._finish_handing()
+    finally:
+      if self._worker is not None:
+        self._worker.shutdown()
+      self._manager.wait_until_finished()
+      self._manager.close()
+
+
+def _save_args(state, meta: Optional[dict[str, Any]]):
+  return ocp.args.Composite(**{STATE: ocp.args.StandardSave(state),
+                               META: ocp.args.JsonSave(dict(meta or {}))})

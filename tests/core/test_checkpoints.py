@@ -1,4 +1,7 @@
-"""orbax checkpoints: round trip, retention of latest + best across restarts, sharded restore."""
+"""orbax checkpoints: round trip, retention of latest + best across restarts, sharded restore,
+saves that never make the step loop wait."""
+
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -59,6 +62,59 @@ def test_keeps_latest_and_best_across_a_restart(tmp_path):
   restored, _ = ckpt.restore(jax.eval_shape(lambda: _state(0, rng)), step=2)
   assert int(restored["step"]) == 2
   ckpt.close()
+
+
+def test_copy_on_devices_gives_new_buffers_with_the_same_values():
+  state = _state(4, np.random.default_rng(3))
+  state["count"] = 7  # not an array: kept as it is
+  copied = checkpoints.copy_on_devices(state)
+  assert copied["count"] == 7
+  arrays = lambda tree: [x for x in jax.tree.leaves(tree) if isinstance(x, jax.Array)]
+  assert len(arrays(copied)) == 3
+  for original, copy in zip(arrays(state), arrays(copied)):
+    assert copy.unsafe_buffer_pointer() != original.unsafe_buffer_pointer()
+    assert copy.sharding == original.sharding and copy.dtype == original.dtype
+    np.testing.assert_array_equal(copy, original)
+
+
+def test_an_async_save_returns_at_once_and_the_step_may_donate_the_state(tmp_path, monkeypatch):
+  rng = np.random.default_rng(4)
+  state = _state(3, rng)
+  expected = jax.device_get(state)
+  ckpt = checkpoints.Checkpointer(str(tmp_path / "ckpt"))
+  release = threading.Event()
+  orbax_save = ckpt._manager.save  # pylint: disable=protected-access
+
+  def held_save(*args, **kwargs):
+    assert release.wait(30)
+    return orbax_save(*args, **kwargs)
+
+  monkeypatch.setattr(ckpt._manager, "save", held_save)  # pylint: disable=protected-access
+  ckpt.save(3, state, meta={"curves": [1]})
+  # The next step takes the state's buffers (donation, which the CPU ignores) before orbax sees them.
+  layout = jax.eval_shape(lambda: state)
+  jax.tree.map(lambda x: x.delete(), state)
+  release.set()
+  assert ckpt.latest_step() == 3  # waits for the hand-over
+  restored, meta = ckpt.restore(layout)
+  jax.tree.map(np.testing.assert_array_equal, restored, expected)
+  assert meta == {"curves": [1]}
+  ckpt.close()
+
+
+def test_a_background_save_that_failed_is_raised_by_the_next_call(tmp_path, monkeypatch):
+  ckpt = checkpoints.Checkpointer(str(tmp_path / "ckpt"))
+
+  def full_disk(*args, **kwargs):
+    raise OSError("No space left on device")
+
+  monkeypatch.setattr(ckpt._manager, "save", full_disk)  # pylint: disable=protected-access
+  ckpt.save(1, _state(1, np.random.default_rng(5)))
+  with pytest.raises(OSError, match="No space left"):
+    ckpt.save(2, _state(2, np.random.default_rng(5)))
+  ckpt.save(3, _state(3, np.random.default_rng(5)))
+  with pytest.raises(OSError, match="No space left"):
+    ckpt.close()
 
 
 def test_errors_name_the_folder(tmp_path):
