@@ -1,9 +1,14 @@
 """PNG figures for results: confusion matrices, depth-map grids, learning curves.
 
 Each is written through `save` to a local or remote (gs://...) path.
+Learning curves can also be drawn by a child process from a metrics file:
+
+    python -m clip2point_jax.core.plots METRICS_JSONL PNG [TITLE]
 """
 
+import json
 import os
+import sys
 
 import matplotlib
 
@@ -129,6 +134,16 @@ def save_learning_curves(records, path: str, title: str = "") -> None:
   save(fig, path, dpi=90)
 
 
+def learning_curves_from_file(metrics_path: str, path: str, title: str = "") -> None:
+  """`save_learning_curves` of the records in a metrics.jsonl (local or remote).
+
+  A last line without its newline is still being written, and is left out.
+  """
+  complete_lines = paths.path(metrics_path).read_text().split("\n")[:-1]
+  save_learning_curves([json.loads(line) for line in complete_lines if line.strip()], path,
+                       title=title)
+
+
 def save_view_grid(rgb: np.ndarray, depth: np.ndarray, path: str, view_titles=None,
                    title: str = "") -> None:
   """The views of one shape: RGB renderings on top, depth maps below.
@@ -178,3 +193,7 @@ def save_image_depth_pairs(rgb, depth, names, path: str, columns: int = 5) -> No
     axes[r, 2 * c + 1].set_title(f"{names[i]}-depth", fontsize=7)
   fig.tight_layout()
   save(fig, path, dpi=100)
+
+
+if __name__ == "__main__":
+  learning_curves_from_file(*sys.argv[1:4])

@@ -126,7 +126,7 @@ def run(config, workdir: str) -> dict:
     result = evals(encoder_now())
     evaluated = time.perf_counter()
     save(done, result)
-    # How long training paused for each: the save's blocking part (orbax writes in the background).
+    # How long training paused for each (a save only queues a copy of the state on the devices).
     log.write({"step": done, **result, "eval_seconds": evaluated - started,
                "checkpoint_seconds": time.perf_counter() - evaluated})
     if done < num_steps:  # The last one is drawn after the loop; this one while training goes on.
@@ -146,32 +146,33 @@ def run(config, workdir: str) -> dict:
       mesh, size=config.prefetch)
   bar = loop.progress(total=num_steps, initial=start, desc="pretrain", unit="step")
   pending, timer = [], pretraining.StepTimer()
-  try:
-    for step in range(start, num_steps):
-      state, step_metrics = timer.step(train_step, state, frozen, next(batches), image_source)
-      pending.append((step + 1, step_metrics))
-      bar.update(1)
-      done = step + 1
-      is_eval = done == num_steps or (eval_every and done % eval_every == 0)
-      is_ckpt = done % config.checkpoint.every_steps == 0
-      if not (done % config.log_every == 0 or is_eval or is_ckpt):
-        continue
-      fetched = jax.device_get(pending)  # The only wait for the device, every log_every steps.
-      for fetched_step, fetched_metrics in fetched:
-        loop.check_finite(fetched_step, float(fetched_metrics["loss"]), ckpt)
-      record = {**pretraining.interval_record(fetched, done, steps_per_epoch),
-                **timer.fields(config.batch_size)}
-      log.write(record)
-      bar.set_postfix(loss=f"{record['loss']:.4f}", w=f"{record['w']:.3f}")
-      pending = []
-      if is_eval and evals.names:
-        run_evals(done, bar)
-      elif is_eval or is_ckpt:
-        save(done)
-      timer.restart()
-  finally:
-    bar.close()
-    ckpt.close()
-    log.close()
+  with loop.frozen_heap():  # no full garbage collection walks the setup's objects mid-run
+    try:
+      for step in range(start, num_steps):
+        state, step_metrics = timer.step(train_step, state, frozen, next(batches), image_source)
+        pending.append((step + 1, step_metrics))
+        bar.update(1)
+        done = step + 1
+        is_eval = done == num_steps or (eval_every and done % eval_every == 0)
+        is_ckpt = done % config.checkpoint.every_steps == 0
+        if not (done % config.log_every == 0 or is_eval or is_ckpt):
+          continue
+        fetched = jax.device_get(pending)  # The only wait for the device, every log_every steps.
+        for fetched_step, fetched_metrics in fetched:
+          loop.check_finite(fetched_step, float(fetched_metrics["loss"]), ckpt)
+        record = {**pretraining.interval_record(fetched, done, steps_per_epoch),
+                  **timer.fields(config.batch_size)}
+        log.write(record)
+        bar.set_postfix(loss=f"{record['loss']:.4f}", w=f"{record['w']:.3f}")
+        pending = []
+        if is_eval and evals.names:
+          run_evals(done, bar)
+        elif is_eval or is_ckpt:
+          save(done)
+        timer.restart()
+    finally:
+      bar.close()
+      ckpt.close()
+      log.close()
   log.plot(f"pre-training, step {num_steps}")
   return pretraining.summary(log.records, ckpt, workdir, num_steps)

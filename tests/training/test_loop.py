@@ -100,3 +100,12 @@ def test_say_prints_above_an_open_bar(clock, capsys):
   message, bar_line = screen_lines(capsys.readouterr().out)
   assert message == "step 1: validation 50%"
   assert bar_line.startswith("train: 100%") and bar_line.endswith("| 3/3 [00:01<00:00,  2.00it/s]")
+
+
+def test_frozen_heap_exempts_the_objects_alive_at_entry_and_gives_them_back():
+  import gc  # pylint: disable=g-import-not-at-top
+  before = gc.get_freeze_count()
+  alive = [object() for _ in range(1000)]
+  with loop.frozen_heap():
+    assert gc.get_freeze_count() >= before + len(alive)
+  assert gc.get_freeze_count() == 0
