@@ -7,7 +7,8 @@ rasteriser (PyTorch3D is not installed on the device image): the 6 views of
 each cloud as 224x224 RGB images through `CLIPVisionModelWithProjection` in
 bfloat16 with SDPA attention. It gets the images for free, so it is an upper
 bound on the original pipeline's speed. Rows are in clouds/s, comparable
-with `bench_zeroshot.py`.
+with `bench_zeroshot.py`. `--matmul` first prints cuBLAS's bf16 rate on an
+8192^3 product through torch, the ideal issue #26 measures against.
 """
 
 import argparse
@@ -21,14 +22,32 @@ from bench.lib import timing
 VIEWS = 6
 
 
+def matmul_tflops(device, size: int, repeats: int) -> float:
+  """torch's (cuBLAS's) bf16 rate on a size^3 product: median of `repeats` waited calls after as many warm-ups."""
+  a, b = (torch.randn(size, size, device=device, dtype=torch.bfloat16) for _ in range(2))
+
+  def product():
+    out = a @ b
+    if device.type == "cuda":
+      torch.cuda.synchronize()
+    return out
+
+  return 2 * size**3 / timing.median_seconds(product, max(repeats, 30), warmup=max(repeats, 30)) / 1e12
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--batch", type=int, nargs="+", default=[1024], help="clouds per batch")
   parser.add_argument("--compile", default="", help="a torch.compile mode, e.g. max-autotune-no-cudagraphs")
   parser.add_argument("--repeats", type=int, default=10)
   parser.add_argument("--tiny", action="store_true")
+  parser.add_argument("--matmul", action="store_true", help="first time torch's bf16 8192^3 matmul")
   args = parser.parse_args()
   device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+  if args.matmul:
+    size = 1024 if args.tiny else 8192
+    print(f"torch bf16 matmul {size}^3: {matmul_tflops(device, size, args.repeats):.1f} TFLOP/s "
+          "(median, waited)", flush=True)
   config = (transformers.CLIPVisionConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=2,
                                           num_attention_heads=4, projection_dim=32)
             if args.tiny else transformers.CLIPVisionConfig())  # ViT-B/32

@@ -27,6 +27,7 @@
 #   bash bench/run_device.sh point_transformer    # the 3D encoder's step and zero-shot, the depth encoder's beside
 #   bash bench/run_device.sh e2e                  # issue #26: each task's command as users run it against its step alone
 #   bash bench/run_device.sh e2e_pretrain         # its pre-training rows only, with the run's metrics.jsonl
+#   bash bench/run_device.sh profiles             # where the default zero-shot and pre-training steps spend GPU time
 #   bash bench/run_device.sh open_issues          # #23's and #24's figures, one call
 #   bash bench/run_device.sh scatter_and_crops    # float32 scatters against their int32 bits; detection croppers
 #   bash bench/run_device.sh v2_projection        # PointCLIP V2's projection by variant
@@ -75,6 +76,12 @@ e2e_pretrain() {  # #26's pre-training rows alone (~3 minutes), its metrics.json
   # step-only phase and gives a command what is left after setup: 180 s left pretrain 30 s.
   run 360 e2e_pretrain $one_gpu python3 bench/bench_e2e.py --out "$out" --tasks pretrain --budget_s 330
   cp /tmp/bench_e2e/work/pretrain/metrics.jsonl "$out/pretrain_metrics.jsonl" 2>/dev/null || true
+}
+profiles() {  # #26's encoder levers: the kernels of the default zero-shot step at 1,024 clouds and of
+  # the pre-training step at 256, each with the HLO ops fused into it (~3 minutes on an H100)
+  run 100 profile_zeroshot $one_gpu python3 bench/profile_zeroshot.py --variant depth-pallas-bf16res \
+    --batch 1024 --top 40
+  run 130 profile_pretrain $one_gpu python3 bench/bench_pretrain.py --batch 256 --dtypes bfloat16 --profile
 }
 e2e() {  # issue #26: the CLI of pretrain, zeroshot, fewshot and detect on a ViT-B/32-sized random CLIP
   # (written by make_tiny_clip --vit_b_32) and the built-in shapes, each against its step alone in the
@@ -197,7 +204,7 @@ defaults() {  # the shipped defaults (Pallas kernels, bf16 residual, command buf
 against_torch() {  # compiled torch at its best batch and our zero-shot, in one call
   # max-autotune compiled in 92-106 s on an H200, then needs ~10 s of timing.
   run 200 torch_compiled $one_gpu python3 bench/bench_torch_zeroshot.py --batch 1536 \
-    --compile max-autotune-no-cudagraphs
+    --compile max-autotune-no-cudagraphs --matmul
   run 120 zeroshot $one_gpu python3 bench/bench_zeroshot.py --batch 1024 --repeats 10 \
     --variants depth-pallas-bf16res depth-pallas --no-projector
 }
