@@ -27,6 +27,7 @@
 #   bash bench/run_device.sh point_transformer    # the 3D encoder's step and zero-shot, the depth encoder's beside
 #   bash bench/run_device.sh e2e                  # issue #26: each task's command as users run it against its step alone
 #   bash bench/run_device.sh e2e_pretrain         # its pre-training rows only, with the run's metrics.jsonl
+#   bash bench/run_device.sh checkpoint_overlap   # how much each way of saving slows the pre-training steps after it
 #   bash bench/run_device.sh profiles             # where the default zero-shot and pre-training steps spend GPU time
 #   bash bench/run_device.sh open_issues          # #23's and #24's figures, one call
 #   bash bench/run_device.sh scatter_and_crops    # float32 scatters against their int32 bits; detection croppers
@@ -76,6 +77,9 @@ e2e_pretrain() {  # #26's pre-training rows alone (~3 minutes), its metrics.json
   # step-only phase and gives a command what is left after setup: 180 s left pretrain 30 s.
   run 360 e2e_pretrain $one_gpu python3 bench/bench_e2e.py --out "$out" --tasks pretrain --budget_s 330
   cp /tmp/bench_e2e/work/pretrain/metrics.jsonl "$out/pretrain_metrics.jsonl" 2>/dev/null || true
+}
+checkpoint_overlap() {  # #26: the steps around a checkpoint save, by way of saving (~2 minutes)
+  run 180 checkpoint_overlap $one_gpu python3 bench/bench_checkpoint_overlap.py --batch 256
 }
 profiles() {  # #26's encoder levers: the kernels of the default zero-shot step at 1,024 clouds and of
   # the pre-training step at 256, each with the HLO ops fused into it (~3 minutes on an H100)
