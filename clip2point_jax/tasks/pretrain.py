@@ -146,7 +146,7 @@ def run(config, workdir: str) -> dict:
       mesh, size=config.prefetch)
   bar = loop.progress(total=num_steps, initial=start, desc="pretrain", unit="step")
   pending, timer = [], pretraining.StepTimer()
-  with loop.feeding_devices():  # no garbage collection pauses, quick turns of the interpreter lock
+  with loop.frozen_heap():  # no full garbage collection walks the setup's objects mid-run
     try:
       for step in range(start, num_steps):
         state, step_metrics = timer.step(train_step, state, frozen, next(batches), image_source)

@@ -56,31 +56,20 @@ class JitCache:
     return self.entries[key]
 
 
-# How long a thread that wants the interpreter lock waits for a busy one (Python's default: 5 ms).
-FEEDING_SWITCH_INTERVAL_S = 1e-4
-
-
 @contextlib.contextmanager
-def feeding_devices():
-  """Inside, the thread that dispatches steps is not held up by the host's other work.
+def frozen_heap():
+  """Inside, the objects alive at entry are exempt from Python's garbage collections.
 
-  - The objects alive at entry are exempt from Python's garbage collections:
-    a full collection walks every tracked object, and setup leaves hundreds
-    of thousands (modules, traced and compiled functions, dataset metadata:
-    0.1 s a collection after the imports alone), a pause between two steps
-    whenever one runs. On exit they are collected as before, so a process
-    that runs many tasks leaks no cycles.
-  - Threads swap the interpreter lock every 0.1 ms instead of 5: while a
-    background thread runs Python (checkpoint hand-over, batch prefetch),
-    each of this thread's waits for the lock costs at most that.
+  Enter it once setup is done: a full collection walks every tracked object,
+  and setup leaves hundreds of thousands (modules, traced and compiled
+  functions, dataset metadata: 0.1 s a collection after the imports alone,
+  on a CPU), a pause between two steps whenever one runs. On exit they are
+  collected as before, so a process that runs many tasks leaks no cycles.
   """
-  switch_interval = sys.getswitchinterval()
   gc.freeze()
-  sys.setswitchinterval(FEEDING_SWITCH_INTERVAL_S)
   try:
     yield
   finally:
-    sys.setswitchinterval(switch_interval)
     gc.unfreeze()
 
 
