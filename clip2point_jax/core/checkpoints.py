@@ -12,7 +12,8 @@ Saving is asynchronous (`async_save`, the default). In a single process,
 `save` copies the state into fresh device buffers, queued behind the step
 that wrote it, and returns; a worker thread hands the copy to orbax, which
 moves it to the host and writes it there. The step loop waits for none of
-it, and the next step may donate the state's buffers. With several processes
+it, and the next step may donate the state's buffers; the copy holds as much
+device memory as the state until it is on the host. With several processes
 orbax's save synchronises the hosts through the devices, which must not
 race the steps' own collectives from another thread: there `save` waits
 while orbax moves the state to the host, and the writes run in the
