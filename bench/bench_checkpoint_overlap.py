@@ -19,6 +19,16 @@ dispatch steps). Ways of saving:
   earlier behaviour: the thread waits while orbax moves the state to the host);
 - device_get_worker: only the copy and `jax.device_get` of it in a worker
   thread, no orbax: whether the transfer alone starves the training thread;
+- host_async_worker: the same, with every copy's transfer to the host
+  started on the training thread (`copy_to_host_async`) before the worker
+  waits for them;
+- yielding_worker: the same transfer one array at a time, the worker giving
+  up the lock (`time.sleep(0)`) after each;
+- pinned_host_worker: the state moved straight into the host's pinned memory
+  (`device_put` to memory kind "pinned_host", no device copy), then
+  `jax.device_get` of that in a worker;
+- shipped_pinned_host: `Checkpointer.save` with that pinned-host copy in
+  place of the device copy (what a fix would ship if pinned_host_worker wins);
 - shipped_fast_switch: shipped with `sys.setswitchinterval(1e-4)`.
 """
 
@@ -34,12 +44,14 @@ from clip2point_jax.core import xla_defaults
 xla_defaults.apply()  # Before jax starts.
 
 import jax  # pylint: disable=g-import-not-at-top
+import numpy as np
 
 from bench import bench_pretrain
 from bench.lib import device as device_lib
 from clip2point_jax.core import checkpoints, parallel
 
-MODES = ("none", "shipped", "orbax_on_thread", "device_get_worker", "shipped_fast_switch", "shipped_warm")
+MODES = ("none", "shipped", "orbax_on_thread", "device_get_worker", "host_async_worker", "yielding_worker",
+         "pinned_host_worker", "shipped_pinned_host", "shipped_fast_switch", "shipped_warm")
 
 
 class LockSampler:
@@ -62,6 +74,47 @@ class LockSampler:
   def __exit__(self, *exc):
     self._stop.set()
     self._thread.join()
+
+
+def _pinned_host(tree):
+  """`tree`'s arrays moved to the host's pinned memory, each by one transfer the device runs."""
+  return jax.tree.map(lambda x: jax.device_put(x, x.sharding.with_memory_kind("pinned_host")), tree)
+
+
+def _each_array_yielding(tree):
+  for leaf in jax.tree.leaves(tree):
+    np.asarray(leaf)
+    time.sleep(0)  # let a waiting thread have the lock
+
+
+def _in_thread(target, *args):
+  thread = threading.Thread(target=target, args=args)
+  thread.start()
+  return thread
+
+
+def start_save(mode, ckpt, state, step):
+  """Starts one save the mode's way; returns the thread to join, if the mode made one."""
+  if mode == "device_get_worker":
+    return _in_thread(jax.device_get, checkpoints.copy_on_devices(state))
+  if mode == "host_async_worker":
+    snapshot = checkpoints.copy_on_devices(state)
+    for leaf in jax.tree.leaves(snapshot):
+      leaf.copy_to_host_async()
+    return _in_thread(jax.device_get, snapshot)
+  if mode == "yielding_worker":
+    return _in_thread(_each_array_yielding, checkpoints.copy_on_devices(state))
+  if mode == "pinned_host_worker":
+    return _in_thread(jax.device_get, _pinned_host(state))
+  if mode == "shipped_pinned_host":
+    device_copy, checkpoints.copy_on_devices = checkpoints.copy_on_devices, _pinned_host
+    try:
+      ckpt.save(step, state, meta={"mode": mode})
+    finally:
+      checkpoints.copy_on_devices = device_copy
+    return None
+  ckpt.save(step, state, meta={"mode": mode})
+  return None
 
 
 def run_mode(mode, compiled, box, frozen, inputs, cache, args, root):
@@ -90,12 +143,7 @@ def run_mode(mode, compiled, box, frozen, inputs, cache, args, root):
         late_s = sampler.late
       if interval == args.save_after and mode != "none":
         started = time.perf_counter()
-        if mode == "device_get_worker":
-          snapshot = checkpoints.copy_on_devices(box[0])
-          worker = threading.Thread(target=jax.device_get, args=(snapshot,))
-          worker.start()
-        else:
-          ckpt.save(interval, box[0], meta={"mode": mode})
+        worker = start_save(mode, ckpt, box[0], interval)
         save_s = time.perf_counter() - started
   finally:
     sys.setswitchinterval(switch)

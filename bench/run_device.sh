@@ -78,7 +78,7 @@ e2e_pretrain() {  # #26's pre-training rows alone (~3 minutes), its metrics.json
   run 360 e2e_pretrain $one_gpu python3 bench/bench_e2e.py --out "$out" --tasks pretrain --budget_s 330
   cp /tmp/bench_e2e/work/pretrain/metrics.jsonl "$out/pretrain_metrics.jsonl" 2>/dev/null || true
 }
-checkpoint_overlap() {  # #26: the steps around a checkpoint save, by way of saving (~2 minutes)
+checkpoint_overlap() {  # #26: the steps around a checkpoint save, by way of saving (~2.5 minutes)
   run 180 checkpoint_overlap $one_gpu python3 bench/bench_checkpoint_overlap.py --batch 256
 }
 profiles() {  # #26's encoder levers: the kernels of the default zero-shot step at 1,024 clouds and of
