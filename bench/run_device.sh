@@ -72,9 +72,9 @@ point_transformer() {  # issue #24: PTv1 (authors') step at batch 256, its FPS a
   run 270 point_transformer $one_gpu python3 bench/bench_point_transformer.py --batch 256 \
     --zeroshot_batch 1024 --repeats 5
 }
-e2e_pretrain() {  # #26's pre-training rows alone (~3 minutes), its metrics.jsonl (evaluation and
-  # checkpoint seconds) copied out beside the table. bench_e2e keeps 150 s of its budget for the
-  # step-only phase and gives a command what is left after setup: 180 s left pretrain 30 s.
+e2e_pretrain() {  # #26's pre-training rows alone (~2.5 minutes), its metrics.jsonl (evaluation and
+  # checkpoint seconds) copied out beside the table. bench_e2e keeps 45 s of its budget for
+  # pre-training's step-only phase and gives the command what is left after setup (~60 s).
   run 360 e2e_pretrain $one_gpu python3 bench/bench_e2e.py --out "$out" --tasks pretrain --budget_s 330
   cp /tmp/bench_e2e/work/pretrain/metrics.jsonl "$out/pretrain_metrics.jsonl" 2>/dev/null || true
 }
