@@ -141,22 +141,14 @@ def _scatter_windows(points, mask, rows: bool, cols: bool):
   that axis by the scatter (7 updates each), else leave the grid's 112 cells.
   Returns float32[B, V, 7, R, C] (R, C = 110 where pooled, else 112).
   """
-  b = points.shape[0]
-  c = v2._cells(points, mask)  # pylint: disable=protected-access
-  valid, slice_, x, y, value = c.valid, c.slice, c.row, c.col, c.value
-  view = jnp.broadcast_to(jnp.arange(v2.NUM_VIEWS)[None, :, None], valid.shape)
+  cells = v2._cells(points, mask)  # pylint: disable=protected-access
   n_r, n_c = (MAP if rows else RES), (MAP if cols else RES)
-  dr = jnp.arange(7) - 4 if rows else jnp.zeros((1,), jnp.int32)
-  dc = jnp.arange(7) - 4 if cols else jnp.zeros((1,), jnp.int32)
-  r = x[..., None, None] + dr[:, None]
-  c = y[..., None, None] + dc[None, :]
-  ok = valid[..., None, None] & (r >= 0) & (r < n_r) & (c >= 0) & (c < n_c)
-  size = v2.NUM_VIEWS * KEPT * n_r * n_c
-  flat = ((view * KEPT + slice_ - 1)[..., None, None] * n_r + r) * n_c + c
-  flat = jnp.where(ok, flat, size)
-  vals = jnp.broadcast_to(value[..., None, None], flat.shape)
-  grid = v2._scatter_max_per_cloud(flat.reshape(b, -1), vals.reshape(b, -1), size)  # pylint: disable=protected-access
-  return grid.reshape(b, v2.NUM_VIEWS, KEPT, n_r, n_c)
+  dr = v2._pool_reach() if rows else jnp.zeros((1,), jnp.int32)  # pylint: disable=protected-access
+  dc = v2._pool_reach() if cols else jnp.zeros((1,), jnp.int32)  # pylint: disable=protected-access
+  r = cells.row[..., None, None] + dr[:, None]
+  c = cells.col[..., None, None] + dc[None, :]
+  ok = cells.valid[..., None, None] & (r >= 0) & (r < n_r) & (c >= 0) & (c < n_c)
+  return v2._scatter_planes(cells, r * n_c + c, ok, (n_r, n_c))  # pylint: disable=protected-access
 
 
 def _blur_max(pooled):
@@ -194,16 +186,9 @@ def shipped_f32(points, mask):
 
 def _previous_row_pooled_grid(cells):
   """Shipped until 2026-12-07: float32[B, V, 7, 110, 112], rows pooled by the scatter, no borders."""
-  b = cells.value.shape[0]
-  rows = cells.row[..., None] + (jnp.arange(7, dtype=jnp.int32) - 4)
+  rows = cells.row[..., None] + v2._pool_reach()  # pylint: disable=protected-access
   inside = cells.valid[..., None] & (rows >= 0) & (rows < MAP)
-  plane = jnp.arange(v2.NUM_VIEWS, dtype=jnp.int32)[None, :, None] * KEPT + cells.slice - 1
-  flat = (plane[..., None] * MAP + rows) * RES + cells.col[..., None]
-  total = v2.NUM_VIEWS * KEPT * MAP * RES
-  flat = jnp.where(inside, flat, total)
-  values = jnp.broadcast_to(cells.value[..., None], flat.shape)
-  grid = v2._scatter_max_per_cloud(flat.reshape(b, -1), values.reshape(b, -1), total)  # pylint: disable=protected-access
-  return grid.reshape(b, v2.NUM_VIEWS, KEPT, MAP, RES)
+  return v2._scatter_planes(cells, rows * RES + cells.col[..., None], inside, (MAP, RES))  # pylint: disable=protected-access
 
 
 @jax.jit

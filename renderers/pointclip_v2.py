@@ -290,6 +290,29 @@ def _window_max(x: jax.Array, axis: int) -> jax.Array:
   return jnp.maximum(shifted(four, 0, n - 6), shifted(four, 3, n - 6))  # [i, i+6]
 
 
+def _pool_reach() -> jax.Array:
+  """int32[7], -4 .. 2: the max-pool's output row r covers grid rows r - 2 .. r + 4, so a point
+  in row x reaches output rows x - 4 .. x + 2 (columns likewise)."""
+  return jnp.arange(POOL_SIZE, dtype=jnp.int32) - (POOL_SIZE - 1 - POOL_PADDING)
+
+
+def _scatter_planes(cells: _Cells, in_plane: jax.Array, inside: jax.Array, plane_shape) -> jax.Array:
+  """Each point's value scatter-maxed (into zeros, as the official grid starts) into the cells
+  `in_plane` of its view's depth-slice plane, where `inside`: float32[B, V, 7, *plane_shape].
+
+  in_plane, inside: int32 / bool[B, V, N, ...], a flat cell of the plane per point and reach.
+  """
+  b, slices = cells.value.shape[0], DEPTH_SLICES - 1
+  reach = (None,) * (in_plane.ndim - cells.value.ndim)
+  plane = (jnp.arange(NUM_VIEWS, dtype=jnp.int32)[None, :, None] * slices + cells.slice - 1)[(..., *reach)]
+  plane_size = math.prod(plane_shape)
+  total = NUM_VIEWS * slices * plane_size
+  flat = jnp.where(inside, plane * plane_size + in_plane, total)
+  values = jnp.broadcast_to(cells.value[(..., *reach)], flat.shape)
+  grid = _scatter_max_per_cloud(flat.reshape(b, -1), values.reshape(b, -1), total)
+  return grid.reshape(b, NUM_VIEWS, slices, *plane_shape)
+
+
 # The GPUs' grid (`_pooled_grid`): pooled by the scatter, with the blur's zero border.
 POOLED_SIDE = MAP_SIZE + 2 * BLUR_PADDING  # 112
 
@@ -298,29 +321,20 @@ def _pooled_grid(cells: _Cells) -> jax.Array:
   """Slices 1 .. 7 of the grid after the 7 x 7 max-pool, inside the blur's zero border:
   float32[B, V, 7, 112, 112], pooled cell (r, c) at (r + 1, c + 1).
 
-  The pool's output row r is the maximum of grid rows r - 2 .. r + 4, so a
-  point in row x reaches output rows x - 4 .. x + 2, and likewise columns:
-  the scatter-max writes each point into the 49 pooled cells its window
-  reaches (into zeros, as the official grid starts), which is the pooled
-  grid, exactly (a maximum does not round), with no pass over a grid. On an
-  H100 at batch 1,024 this took 6.9 ms against 11.0 ms for 7 writes per
-  point (`_row_pooled_grid`) and a pass for the columns (bench/RESULTS.md,
-  2026-12-07); on a CPU it is the slower one (72 against 31 ms at batch 8).
+  The scatter-max writes each point into the 49 pooled cells its window
+  reaches (`_pool_reach`), which is the pooled grid, exactly (a maximum does
+  not round), with no pass over a grid. On an H100 at batch 1,024 this took
+  6.9 ms against 11.0 ms for 7 writes per point (`_row_pooled_grid`) and a
+  pass for the columns (bench/RESULTS.md, 2026-12-07); on a CPU it is the
+  slower one (72 against 31 ms at batch 8).
   """
-  b = cells.value.shape[0]
-  slices, side = DEPTH_SLICES - 1, POOLED_SIDE
-  offsets = jnp.arange(POOL_SIZE, dtype=jnp.int32) - (POOL_SIZE - 1 - POOL_PADDING)
-  rows = cells.row[..., None, None] + offsets[:, None]
-  cols = cells.col[..., None, None] + offsets[None, :]
+  reach = _pool_reach()
+  rows = cells.row[..., None, None] + reach[:, None]
+  cols = cells.col[..., None, None] + reach[None, :]
   inside = (cells.valid[..., None, None] & (rows >= 0) & (rows < MAP_SIZE)
             & (cols >= 0) & (cols < MAP_SIZE))
-  plane = jnp.arange(NUM_VIEWS, dtype=jnp.int32)[None, :, None] * slices + cells.slice - 1
-  flat = ((plane[..., None, None] * side + rows + BLUR_PADDING) * side + cols + BLUR_PADDING)
-  total = NUM_VIEWS * slices * side * side
-  flat = jnp.where(inside, flat, total)
-  values = jnp.broadcast_to(cells.value[..., None, None], flat.shape)
-  grid = _scatter_max_per_cloud(flat.reshape(b, -1), values.reshape(b, -1), total)
-  return grid.reshape(b, NUM_VIEWS, slices, side, side)
+  in_plane = (rows + BLUR_PADDING) * POOLED_SIDE + cols + BLUR_PADDING
+  return _scatter_planes(cells, in_plane, inside, (POOLED_SIDE, POOLED_SIDE))
 
 
 def _maps_from_pooled(grid: jax.Array) -> jax.Array:
@@ -349,27 +363,18 @@ def _row_pooled_grid(cells: _Cells) -> jax.Array:
   float32[B, V, 7, 112, 118], pooled row r at row r + 1, grid column c at column c + 3,
   zeros elsewhere.
 
-  The pool's output row r is the maximum of grid rows r - 2 .. r + 4, so a
-  point in row x reaches output rows x - 4 .. x + 2: the scatter-max writes
-  each point into those 7 rows of its column (into zeros, as the official
-  grid starts), which is the grid pooled over rows, exactly (a maximum does
-  not round), without the 4 GiB grid at batch 1,024 or a pass over it. The
-  zero rows 0 and 111 are the blur's padding; the 3 zero columns each side
-  let the column pool (`_column_pooled`) run without padding: zeros
-  stand for its -inf padding since every cell is 0 or at least 1.
+  The scatter-max writes each point into the 7 pooled rows its window
+  reaches (`_pool_reach`) in its column, which is the grid pooled over rows,
+  exactly (a maximum does not round), without the 4 GiB grid at batch 1,024
+  or a pass over it. The zero rows 0 and 111 are the blur's padding; the 3
+  zero columns each side let the column pool (`_column_pooled`) run without
+  padding: zeros stand for its -inf padding since every cell is 0 or at
+  least 1.
   """
-  b = cells.value.shape[0]
-  slices = DEPTH_SLICES - 1
-  rows = cells.row[..., None] + (jnp.arange(POOL_SIZE, dtype=jnp.int32) - (POOL_SIZE - 1 - POOL_PADDING))
+  rows = cells.row[..., None] + _pool_reach()
   inside = cells.valid[..., None] & (rows >= 0) & (rows < MAP_SIZE)
-  plane = jnp.arange(NUM_VIEWS, dtype=jnp.int32)[None, :, None] * slices + cells.slice - 1
-  flat = ((plane[..., None] * POOLED_SIDE + rows + BLUR_PADDING) * GRID_COLUMNS
-          + cells.col[..., None] + COLUMN_BORDER)
-  total = NUM_VIEWS * slices * POOLED_SIDE * GRID_COLUMNS
-  flat = jnp.where(inside, flat, total)
-  values = jnp.broadcast_to(cells.value[..., None], flat.shape)
-  grid = _scatter_max_per_cloud(flat.reshape(b, -1), values.reshape(b, -1), total)
-  return grid.reshape(b, NUM_VIEWS, slices, POOLED_SIDE, GRID_COLUMNS)
+  in_plane = (rows + BLUR_PADDING) * GRID_COLUMNS + cells.col[..., None] + COLUMN_BORDER
+  return _scatter_planes(cells, in_plane, inside, (POOLED_SIDE, GRID_COLUMNS))
 
 
 def _column_pooled(grid: jax.Array) -> jax.Array:
