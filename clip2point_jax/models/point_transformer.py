@@ -107,7 +107,7 @@ def _dense(features: int, fan_in: int, dtype, name: str, use_bias: bool = True) 
 
 
 def _batch_norm(dtype, axis_name, name: str) -> BatchNorm:
-  return BatchNorm(dtype=_stat_dtype(dtype), axis_name=axis_name, name=name)
+  return BatchNorm(dtype=dtype, axis_name=axis_name, name=name)  # statistics at least float32
 
 
 def _bn_mask(mask, ndim: int):
