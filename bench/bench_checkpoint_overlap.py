@@ -33,6 +33,7 @@ dispatch steps). Ways of saving:
 """
 
 import argparse
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -130,16 +131,14 @@ def run_mode(mode, compiled, box, frozen, inputs, cache, args, root):
     sys.setswitchinterval(1e-4)
   try:
     for interval in range(args.intervals):
-      sampler = LockSampler() if interval == args.save_after + 1 else None
-      if sampler:
-        sampler.__enter__()
-      start = time.perf_counter()
-      for i in range(args.interval):
-        box[0], metrics = compiled(box[0], frozen, inputs[i % len(inputs)], cache)
-      jax.device_get(metrics)
-      interval_ms.append(1e3 * (time.perf_counter() - start) / args.interval)
-      if sampler:
-        sampler.__exit__()
+      sampled = interval == args.save_after + 1
+      with LockSampler() if sampled else contextlib.nullcontext() as sampler:
+        start = time.perf_counter()
+        for i in range(args.interval):
+          box[0], metrics = compiled(box[0], frozen, inputs[i % len(inputs)], cache)
+        jax.device_get(metrics)
+        interval_ms.append(1e3 * (time.perf_counter() - start) / args.interval)
+      if sampled:
         late_s = sampler.late
       if interval == args.save_after and mode != "none":
         started = time.perf_counter()

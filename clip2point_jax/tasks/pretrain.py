@@ -126,7 +126,7 @@ def run(config, workdir: str) -> dict:
     result = evals(encoder_now())
     evaluated = time.perf_counter()
     save(done, result)
-    # How long training paused for each (a save only queues a copy of the state on the devices).
+    # How long training paused for each (in one process a save only queues a device copy of the state).
     log.write({"step": done, **result, "eval_seconds": evaluated - started,
                "checkpoint_seconds": time.perf_counter() - evaluated})
     if done < num_steps:  # The last one is drawn after the loop; this one while training goes on.
