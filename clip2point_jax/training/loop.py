@@ -62,9 +62,9 @@ def frozen_heap():
 
   Enter it once setup is done: a full collection walks every tracked object,
   and setup leaves hundreds of thousands (modules, traced and compiled
-  functions, dataset metadata: 0.1 s a collection after the imports alone,
-  on a CPU), a pause between two steps whenever one runs. On exit they are
-  collected as before, so a process that runs many tasks leaks no cycles.
+  functions, dataset metadata), a pause between two steps whenever one runs.
+  On exit they are collected as before, so a process that runs many tasks
+  leaks no cycles.
   """
   gc.freeze()
   try:
